@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "vmlet",
+      "sources": [
+        "native/addon.c",
+        "native/napi_util.c",
+        "native/kvm_system.c",
+        "native/kvm_vm.c",
+        "native/kvm_vcpu.c",
+        "native/memory.c"
+      ],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "defines": ["_GNU_SOURCE"],
+      "libraries": ["-lpthread", "-lrt"]
+    }
+  ]
+}

@@ -1,0 +1,34 @@
+# vmlet guest SDK build rules. Include from a guest's Makefile:
+#   VMLET_SDK := path/to/vmlet/guest
+#   include $(VMLET_SDK)/sdk.mk
+#   build/hello.elf: hello.c $(VMLET_LIB) ; $(VMLET_LINK)
+VMLET_SDK ?= $(dir $(lastword $(MAKEFILE_LIST)))
+VMLET_SDK := $(patsubst %/,%,$(VMLET_SDK))
+VMLET_BUILD := $(VMLET_SDK)/build
+VMLET_LIB := $(VMLET_BUILD)/libvmlet.a
+
+GUEST_CC ?= gcc
+GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-stack-protector -fno-pic -fno-pie -mno-red-zone \
+  -fno-asynchronous-unwind-tables -fno-builtin -nostdlib -nostdinc -isystem $(shell $(GUEST_CC) -print-file-name=include) \
+  -I$(VMLET_SDK)/include -Wall -Wextra -Werror
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-T,$(VMLET_SDK)/link.ld -Wl,-z,noexecstack \
+  -Wl,-z,max-page-size=4096
+
+VMLET_SDK_SOURCES := $(wildcard $(VMLET_SDK)/src/*.c) $(VMLET_SDK)/src/start.S
+VMLET_SDK_OBJECTS := $(patsubst $(VMLET_SDK)/src/%,$(VMLET_BUILD)/%.o,$(VMLET_SDK_SOURCES))
+
+$(VMLET_BUILD)/%.c.o: $(VMLET_SDK)/src/%.c $(wildcard $(VMLET_SDK)/include/*.h $(VMLET_SDK)/src/*.h)
+	@mkdir -p $(VMLET_BUILD)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(VMLET_BUILD)/%.S.o: $(VMLET_SDK)/src/%.S
+	@mkdir -p $(VMLET_BUILD)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(VMLET_LIB): $(VMLET_SDK_OBJECTS)
+	rm -f $@
+	ar rcs $@ $^
+
+# Links one guest from its C sources: $(VMLET_LINK) in a rule whose prerequisites are .c files.
+VMLET_LINK = @mkdir -p $(dir $@) && $(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(filter %.c,$^) \
+  $(VMLET_BUILD)/start.S.o $(VMLET_LIB) -lgcc

@@ -1,0 +1,30 @@
+/* vmlet native addon: thin KVM and memory calls. All policy lives in src/ (TypeScript). */
+#include <linux/kvm.h>
+
+#include "napi_util.h"
+
+/* Kernel struct sizes, so TypeScript can check its layouts against this build. */
+static void export_sizes(napi_env env, napi_value exports) {
+  napi_value sizes;
+  napi_create_object(env, &sizes);
+#define SIZE(name, type) napi_set_named_property(env, sizes, name, make_i32(env, (int32_t)sizeof(type)))
+  SIZE("regs", struct kvm_regs);
+  SIZE("sregs", struct kvm_sregs);
+  SIZE("fpu", struct kvm_fpu);
+  SIZE("xsave", struct kvm_xsave);
+  SIZE("events", struct kvm_vcpu_events);
+  SIZE("cpuidEntry", struct kvm_cpuid_entry2);
+#undef SIZE
+  napi_set_named_property(env, exports, "structSizes", sizes);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  register_kvm_system(env, exports);
+  register_kvm_vm(env, exports);
+  register_kvm_vcpu(env, exports);
+  register_memory(env, exports);
+  export_sizes(env, exports);
+  return exports;
+}
+
+NAPI_MODULE(vmlet, init)

@@ -1,0 +1,51 @@
+/* Guest memory: anonymous host mappings handed to JavaScript as ArrayBuffers, no copy. */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "napi_util.h"
+
+static void unmap_buffer(napi_env env, void *data, void *hint) {
+  (void)env;
+  /* SAFETY: data/hint are the address and length returned by mmap in alloc_memory. */
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/* mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) [+ madvise(MADV_HUGEPAGE)] -> ArrayBuffer */
+static napi_value alloc_memory(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  uint64_t size;
+  bool huge;
+  if (!get_args(env, info, 2, argv, NULL, "mmap") || !arg_u64(env, argv[0], &size) ||
+      napi_get_value_bool(env, argv[1], &huge) != napi_ok)
+    return throw_message(env, "mmap", "bad arguments");
+  if (size == 0 || size % 4096 != 0) return throw_message(env, "mmap", "size must be a positive multiple of 4096");
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
+  /* Advisory: fewer shadow-page faults with 2 MiB host pages; failure is harmless. */
+  if (huge) madvise(p, size, MADV_HUGEPAGE);
+  if (napi_create_external_arraybuffer(env, p, size, unmap_buffer, (void *)(uintptr_t)size, &result) != napi_ok) {
+    munmap(p, size);
+    return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap guest memory");
+  }
+  return result;
+}
+
+/* madvise(MADV_DONTNEED) over [offset, offset+len) of a buffer: drops the pages (they read as zero) */
+static napi_value discard_memory(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  void *data;
+  size_t len;
+  uint64_t offset, size;
+  if (!get_args(env, info, 3, argv, NULL, "madvise") || !arg_bytes(env, argv[0], &data, &len) ||
+      !arg_u64(env, argv[1], &offset) || !arg_u64(env, argv[2], &size))
+    return throw_message(env, "madvise", "bad arguments");
+  if (offset > len || size > len - offset || offset % 4096 || size % 4096)
+    return throw_message(env, "madvise", "range outside buffer or not page aligned");
+  if (madvise((uint8_t *)data + offset, size, MADV_DONTNEED) < 0) return throw_errno(env, "madvise", errno);
+  return make_undefined(env);
+}
+
+void register_memory(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "allocMemory", alloc_memory);
+  NAPI_EXPORT_FN(env, exports, "discardMemory", discard_memory);
+}

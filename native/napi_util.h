@@ -1,0 +1,39 @@
+/* Small helpers shared by the addon's files: argument reading and error throwing. */
+#ifndef VMLET_NAPI_UTIL_H
+#define VMLET_NAPI_UTIL_H
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Throws an Error whose `code` is the errno name and `operation` the failed call. */
+napi_value throw_errno(napi_env env, const char *operation, int err);
+napi_value throw_message(napi_env env, const char *operation, const char *message);
+
+bool arg_i32(napi_env env, napi_value v, int32_t *out);
+bool arg_u32(napi_env env, napi_value v, uint32_t *out);
+bool arg_u64(napi_env env, napi_value v, uint64_t *out); /* Number or BigInt */
+/* Data pointer and length of a TypedArray, DataView or ArrayBuffer. */
+bool arg_bytes(napi_env env, napi_value v, void **data, size_t *len);
+
+napi_value make_i32(napi_env env, int32_t v);
+napi_value make_undefined(napi_env env);
+
+/* Reads argc arguments into argv; throws and returns false if fewer were given. */
+bool get_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, napi_value *self,
+              const char *operation);
+
+#define NAPI_EXPORT_FN(env, exports, name, fn)                                  \
+  do {                                                                          \
+    napi_value f_;                                                              \
+    napi_create_function((env), (name), NAPI_AUTO_LENGTH, (fn), NULL, &f_);     \
+    napi_set_named_property((env), (exports), (name), f_);                      \
+  } while (0)
+
+void register_kvm_system(napi_env env, napi_value exports);
+void register_kvm_vm(napi_env env, napi_value exports);
+void register_kvm_vcpu(napi_env env, napi_value exports);
+void register_memory(napi_env env, napi_value exports);
+
+#endif

@@ -1,0 +1,151 @@
+/** The KVM implementation of VirtualMachine: one VM, one vCPU, one memory slot. */
+import { OutOfMemoryError } from "../../errors/errors.js";
+import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine, VmExit } from "../virtual-machine.js";
+import { REGS_RFLAGS, REGS_RIP, SREGS, writeSegment, writeTable, type Segment } from "./structs.js";
+import { KvmSystem } from "./system.js";
+import { KvmVcpu } from "./vcpu.js";
+import { KvmVm } from "./vm.js";
+
+/** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
+const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
+const CR4 = 0x620n; // OSXMMEXCPT | OSFXSR | PAE
+const EFER = 0xd01n; // NXE | LMA | LME | SCE
+const RFLAGS_IF = 0x202n;
+
+export class KvmMachine implements VirtualMachine {
+  readonly backend: BackendInfo;
+  readonly memory: Uint8Array;
+  private readonly vm: KvmVm;
+  private readonly vcpu: KvmVcpu;
+  private lastExitWasIo = false;
+  private destroyed = false;
+
+  constructor(memorySize: number) {
+    const system = KvmSystem.open();
+    this.backend = system.backend;
+    const buffer = allocate(system, memorySize);
+    this.memory = new Uint8Array(buffer);
+    this.vm = new KvmVm(system, system.createVm());
+    try {
+      this.vm.setMemoryRegion(0, 0, buffer);
+      this.vcpu = new KvmVcpu(this.vm, 0);
+      this.vcpu.setCpuid(system.supportedCpuid, system.supportedCpuidCount);
+    } catch (error) {
+      this.vm.close();
+      throw error;
+    }
+  }
+
+  configure(setup: SystemSetup): void {
+    const sregs = this.vcpu.getSregs();
+    const code: Segment = { base: 0n, limit: 0xffffffff, selector: setup.userCodeSelector, type: 0xb, present: true, dpl: 3, db: false, s: true, l: true, g: true, unusable: false };
+    const data: Segment = { ...code, selector: setup.userDataSelector, type: 3, db: true, l: false };
+    writeSegment(sregs, SREGS.cs, code);
+    for (const seg of [SREGS.ds, SREGS.es, SREGS.fs, SREGS.gs, SREGS.ss]) writeSegment(sregs, seg, data);
+    writeSegment(sregs, SREGS.tr, {
+      base: BigInt(setup.tss.base), limit: setup.tss.limit, selector: setup.tss.selector,
+      type: 11, present: true, dpl: 0, db: false, s: false, l: false, g: false, unusable: false,
+    });
+    writeSegment(sregs, SREGS.ldt, { ...data, selector: 0, type: 2, present: false, dpl: 0, s: false, unusable: true });
+    writeTable(sregs, SREGS.gdt, setup.gdt.base, setup.gdt.limit);
+    writeTable(sregs, SREGS.idt, setup.idt.base, setup.idt.limit);
+    sregs.setBigUint64(SREGS.cr0, CR0, true);
+    sregs.setBigUint64(SREGS.cr3, BigInt(setup.pml4Address), true);
+    sregs.setBigUint64(SREGS.cr4, CR4, true);
+    sregs.setBigUint64(SREGS.efer, EFER, true);
+    this.vcpu.setSregs(sregs);
+  }
+
+  start(rip: number, rsp: number): void {
+    const regs = new BigUint64Array(18);
+    regs[6] = BigInt(rsp);
+    regs[REGS_RIP] = BigInt(rip);
+    regs[REGS_RFLAGS] = RFLAGS_IF;
+    this.vcpu.setRegs(regs);
+    this.lastExitWasIo = false;
+  }
+
+  setCpuState(state: CpuState): void {
+    const regs = new BigUint64Array(18);
+    regs.set(state.gprs);
+    regs[REGS_RIP] = state.rip;
+    regs[REGS_RFLAGS] = state.rflags | RFLAGS_IF;
+    this.vcpu.setRegs(regs);
+    const sregs = this.vcpu.getSregs();
+    sregs.setBigUint64(SREGS.fs, state.fsBase, true);
+    sregs.setBigUint64(SREGS.gs, state.gsBase, true);
+    this.vcpu.setSregs(sregs);
+    this.vcpu.setXsave(state.xsave);
+    this.vcpu.clearEvents();
+    this.lastExitWasIo = false;
+  }
+
+  getCpuState(): CpuState {
+    this.completePendingIo();
+    const regs = this.vcpu.getRegs();
+    const sregs = this.vcpu.getSregs();
+    return {
+      gprs: regs.slice(0, 16),
+      rip: regs[REGS_RIP]!,
+      rflags: regs[REGS_RFLAGS]!,
+      fsBase: sregs.getBigUint64(SREGS.fs, true),
+      gsBase: sregs.getBigUint64(SREGS.gs, true),
+      xsave: this.vcpu.getXsave(),
+    };
+  }
+
+  faultRegisters(): FaultRegisters {
+    const regs = this.vcpu.getRegs();
+    const sregs = this.vcpu.getSregs();
+    return { rip: regs[REGS_RIP]!, rsp: regs[6]!, cr2: sregs.getBigUint64(SREGS.cr2, true) };
+  }
+
+  run(timeoutNs: number): VmExit {
+    return this.noteExit(this.vcpu.run(timeoutNs));
+  }
+
+  async runAsync(timeoutNs: number): Promise<VmExit> {
+    return this.noteExit(await this.vcpu.runAsync(timeoutNs));
+  }
+
+  interrupt(): void {
+    if (!this.destroyed) this.vcpu.interrupt();
+  }
+
+  clearInterrupt(): void {
+    this.vcpu.clearInterrupt();
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.vcpu.close();
+    this.vm.close();
+  }
+
+  private noteExit(exit: VmExit): VmExit {
+    this.lastExitWasIo = exit.kind === "io-out" || exit.kind === "io-in";
+    return exit;
+  }
+
+  /**
+   * After an `out` exit PVM has advanced RIP already, hardware KVM does so on the
+   * next KVM_RUN. One run with immediate_exit set makes both agree before state is read.
+   */
+  private completePendingIo(): void {
+    if (!this.lastExitWasIo) return;
+    this.vcpu.interrupt();
+    this.vcpu.run(0);
+    this.vcpu.clearInterrupt();
+    this.lastExitWasIo = false;
+  }
+}
+
+function allocate(system: KvmSystem, size: number): ArrayBuffer {
+  try {
+    return system.addon.allocMemory(size, true);
+  } catch (error) {
+    throw new OutOfMemoryError(`cannot map ${size} bytes of guest memory`, { cause: error });
+  }
+}
+

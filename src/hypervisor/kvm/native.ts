@@ -1,0 +1,76 @@
+/**
+ * Loads the native addon and types its shape once. The addon is a thin layer of
+ * KVM and mmap calls; see native/*.c.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { BackendUnavailableError } from "../../errors/errors.js";
+
+/** The Vcpu class of native/kvm_vcpu.c. Buffers receive raw kernel structs. */
+export interface NativeVcpu {
+  run(timeoutNs: number): number;
+  startThread(onExit: (code: number) => void): void;
+  runAsync(timeoutNs: number): void;
+  interrupt(): void;
+  clearInterrupt(): void;
+  close(): void;
+  getRegs(buf: Uint8Array): void;
+  setRegs(buf: Uint8Array): void;
+  getSregs(buf: Uint8Array): void;
+  setSregs(buf: Uint8Array): void;
+  getFpu(buf: Uint8Array): void;
+  setFpu(buf: Uint8Array): void;
+  getXsave(buf: Uint8Array): void;
+  setXsave(buf: Uint8Array): void;
+  getEvents(buf: Uint8Array): void;
+  setEvents(buf: Uint8Array): void;
+  getMsrs(indices: Uint32Array, values: BigUint64Array): number;
+  setMsrs(indices: Uint32Array, values: BigUint64Array): number;
+  setCpuid(entries: Uint8Array, count: number): void;
+}
+
+export interface NativeAddon {
+  openKvm(): number;
+  closeFd(fd: number): void;
+  getApiVersion(fd: number): number;
+  checkExtension(fd: number, capability: number): number;
+  getVcpuMmapSize(fd: number): number;
+  getSupportedCpuid(fd: number, out: Uint8Array): number;
+  createVm(fd: number): number;
+  setUserMemoryRegion(vm: number, slot: number, flags: number, guestAddress: number, memory: ArrayBuffer, offset: number, size: number): void;
+  getDirtyLog(vm: number, slot: number, bitmap: BigUint64Array): void;
+  createVcpuFd(vm: number, id: number): number;
+  allocMemory(size: number, hugePages: boolean): ArrayBuffer;
+  discardMemory(memory: ArrayBuffer, offset: number, size: number): void;
+  Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;
+  structSizes: { regs: number; sregs: number; fpu: number; xsave: number; events: number; cpuidEntry: number };
+}
+
+/** An error thrown by the addon: `code` is the errno name, `operation` the failed call. */
+export interface NativeError extends Error {
+  code?: string;
+  operation?: string;
+  errno?: number;
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+  const candidates = [path.join(root, "build/Release/vmlet.node"), path.join(root, "build/Debug/vmlet.node")];
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const file of candidates) {
+    try {
+      cached = require(file) as NativeAddon;
+      return cached;
+    } catch (error) {
+      failures.push(`${file}: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+  throw new BackendUnavailableError(
+    `the vmlet native addon is not built; run \`npm run build\`. Tried:\n  ${failures.join("\n  ")}`,
+  );
+}

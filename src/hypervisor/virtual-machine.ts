@@ -1,0 +1,77 @@
+/**
+ * The backend interface. Everything above `hypervisor/` talks to a VirtualMachine
+ * and never learns which backend (KVM today, a software CPU later) runs it.
+ */
+
+/** Which backend runs the guest and, for KVM, which flavour. */
+export interface BackendInfo {
+  readonly name: "kvm";
+  /** "pvm": KVM's software-virtualisation variant for nested hosts; "hardware": VT-x/SVM. */
+  readonly flavour: "pvm" | "hardware";
+}
+
+/** Why the vCPU stopped. */
+export type VmExit =
+  | { readonly kind: "io-out"; readonly port: number; readonly size: number; readonly value: number }
+  | { readonly kind: "io-in"; readonly port: number; readonly size: number }
+  | { readonly kind: "mmio"; readonly address: bigint; readonly isWrite: boolean }
+  | { readonly kind: "halt" }
+  | { readonly kind: "shutdown" }
+  | { readonly kind: "interrupted" }
+  | { readonly kind: "internal-error"; readonly suberror: number }
+  | { readonly kind: "fail-entry"; readonly reason: bigint }
+  | { readonly kind: "unknown"; readonly reason: number };
+
+/**
+ * CPU state the guest can observe, in a backend-neutral form. Taken at call
+ * boundaries; segment and control registers are the backend's fixed setup.
+ */
+export interface CpuState {
+  /** rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8 … r15. */
+  readonly gprs: BigUint64Array;
+  readonly rip: bigint;
+  readonly rflags: bigint;
+  readonly fsBase: bigint;
+  readonly gsBase: bigint;
+  /** Standard-format (non-compacted) XSAVE area: x87, SSE, AVX. */
+  readonly xsave: Uint8Array;
+}
+
+/** The fixed long-mode environment the host prepared in guest memory. */
+export interface SystemSetup {
+  readonly pml4Address: number;
+  readonly gdt: { readonly base: number; readonly limit: number };
+  readonly idt: { readonly base: number; readonly limit: number };
+  readonly tss: { readonly base: number; readonly limit: number; readonly selector: number };
+  readonly userCodeSelector: number;
+  readonly userDataSelector: number;
+}
+
+/** Special registers read after a fault, for the error report. */
+export interface FaultRegisters {
+  readonly rip: bigint;
+  readonly rsp: bigint;
+  readonly cr2: bigint;
+}
+
+export interface VirtualMachine {
+  readonly backend: BackendInfo;
+  /** Guest memory, mapped at guest physical address 0. Writes are seen by the guest. */
+  readonly memory: Uint8Array;
+  /** Sets up long mode at CPL 3 and the CPU's feature set. Called once, before the first run. */
+  configure(setup: SystemSetup): void;
+  /** Points the vCPU at the guest's first instruction; FPU state stays at its reset values. */
+  start(rip: number, rsp: number): void;
+  setCpuState(state: CpuState): void;
+  getCpuState(): CpuState;
+  faultRegisters(): FaultRegisters;
+  /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */
+  run(timeoutNs: number): VmExit;
+  /** Runs until the next exit on the VM's own thread; the event loop stays free. */
+  runAsync(timeoutNs: number): Promise<VmExit>;
+  /** Makes a run in progress (or the next one) return `interrupted`, from any context. */
+  interrupt(): void;
+  /** Clears a pending interrupt before a new call. */
+  clearInterrupt(): void;
+  destroy(): void;
+}

@@ -1,0 +1,10 @@
+/** vmlet: hardware-isolated micro-VM sandboxes for Node.js. The public API. */
+export { SandboxBuilder } from "./sandbox/builder.js";
+export { Sandbox, type CallOptions } from "./sandbox/sandbox.js";
+export type { SandboxConfig } from "./sandbox/config.js";
+export type { HostFunctionDefinition, HostFunctionImpl } from "./sandbox/host-functions.js";
+export type { GuestLogRecord, GuestLogger, LogLevel } from "./sandbox/logging.js";
+export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js";
+export type { BackendInfo } from "./hypervisor/virtual-machine.js";
+export { backendInfo } from "./hypervisor/backend.js";
+export * from "./errors/errors.js";

@@ -1,0 +1,63 @@
+/**
+ * Builds the guest's 4-level identity-mapped page tables (4 KiB pages) from the
+ * layout's regions. Upper levels allow everything; each leaf carries its page's
+ * access, so user pages, supervisor-only pages, W^X and guards are per page.
+ */
+import { InvalidConfigError } from "../errors/errors.js";
+import { PAGE, type Access, type MemoryLayout } from "./layout.js";
+
+const PRESENT = 1;
+const WRITABLE = 2;
+const USER = 4;
+/** NX is bit 63: bit 31 of the high 32-bit half. */
+const NX_HIGH = 0x80000000;
+
+/** Low and high halves of a leaf entry's flags, per access kind. */
+const LEAF_FLAGS: Record<Access, readonly [number, number]> = {
+  "none": [0, 0],
+  "kernel-rw": [PRESENT | WRITABLE, NX_HIGH],
+  "kernel-r": [PRESENT, NX_HIGH],
+  "kernel-rx": [PRESENT, 0],
+  "user-r": [PRESENT | USER, NX_HIGH],
+  "user-rw": [PRESENT | WRITABLE | USER, NX_HIGH],
+  "user-rx": [PRESENT | USER, 0],
+};
+
+const ENTRIES = 512;
+const TABLE_FLAGS = PRESENT | WRITABLE | USER;
+
+/** Writes the page tables into guest memory; returns the PML4's guest address. */
+export function buildPageTables(memory: Uint8Array, layout: MemoryLayout): number {
+  const { address, size } = layout.pageTables;
+  const words = new Uint32Array(memory.buffer, memory.byteOffset + address, size / 4);
+  words.fill(0);
+  const pages = layout.memorySize / PAGE;
+  const pts = Math.ceil(pages / ENTRIES);
+  const pds = Math.ceil(pts / ENTRIES);
+  if (pds > ENTRIES) throw new InvalidConfigError("guest memory above 512 GiB is not supported");
+  const pml4 = address;
+  const pdpt = pml4 + PAGE;
+  const pdBase = pdpt + PAGE;
+  const ptBase = pdBase + pds * PAGE;
+  if (ptBase + pts * PAGE > address + size) throw new InvalidConfigError("page-table region too small for the layout");
+
+  const put = (tableAddress: number, index: number, low: number, high: number): void => {
+    const w = (tableAddress - address) / 4 + index * 2;
+    words[w] = low;
+    words[w + 1] = high;
+  };
+  put(pml4, 0, pdpt | TABLE_FLAGS, 0);
+  for (let d = 0; d < pds; d++) put(pdpt, d, (pdBase + d * PAGE) | TABLE_FLAGS, 0);
+  for (let t = 0; t < pts; t++) {
+    put(pdBase + Math.floor(t / ENTRIES) * PAGE, t % ENTRIES, (ptBase + t * PAGE) | TABLE_FLAGS, 0);
+  }
+  for (const region of layout.regions) {
+    const [low, high] = LEAF_FLAGS[region.access];
+    for (let page = region.start / PAGE; page < (region.start + region.size) / PAGE; page++) {
+      const physical = page * PAGE;
+      // Entries hold the frame address split across the two halves (frames stay below 2^32 × 4 KiB).
+      put(ptBase, page, ((physical >>> 0) & 0xfffff000) | low, Math.floor(physical / 0x100000000) | high);
+    }
+  }
+  return pml4;
+}

@@ -1,0 +1,76 @@
+/** SandboxBuilder: the fluent way to configure and build a sandbox from a guest ELF. */
+import type { ReturnType, ValueType } from "../abi/types.js";
+import { createSandbox } from "./create.js";
+import { resolveConfig, type SandboxConfig } from "./config.js";
+import type { HostFunctionDefinition, HostFunctionImpl } from "./host-functions.js";
+import type { GuestLogger, LogLevel } from "./logging.js";
+import type { Sandbox } from "./sandbox.js";
+
+export class SandboxBuilder {
+  private config: Partial<SandboxConfig> = {};
+  private readonly hostFunctions: HostFunctionDefinition[] = [];
+
+  /** The guest ELF: a path or its bytes. */
+  guest(guest: string | Uint8Array): this {
+    this.config.guest = guest;
+    return this;
+  }
+
+  heapSize(bytes: number): this {
+    this.config.heapSize = bytes;
+    return this;
+  }
+
+  stackSize(bytes: number): this {
+    this.config.stackSize = bytes;
+    return this;
+  }
+
+  inputSize(bytes: number): this {
+    this.config.inputSize = bytes;
+    return this;
+  }
+
+  outputSize(bytes: number): this {
+    this.config.outputSize = bytes;
+    return this;
+  }
+
+  maxGuestLogLevel(level: LogLevel): this {
+    this.config.maxGuestLogLevel = level;
+    return this;
+  }
+
+  guestLogger(logger: GuestLogger): this {
+    this.config.guestLogger = logger;
+    return this;
+  }
+
+  /** Default timeout for every call, in ms. */
+  timeoutMs(ms: number): this {
+    this.config.timeoutMs = ms;
+    return this;
+  }
+
+  initTimeoutMs(ms: number): this {
+    this.config.initTimeoutMs = ms;
+    return this;
+  }
+
+  /** Registers a host function the guest can call by name. */
+  hostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
+    name: string,
+    params: P,
+    returns: R,
+    impl: HostFunctionImpl<P, R>,
+  ): this {
+    this.hostFunctions.push({ name, params, returns, impl } as unknown as HostFunctionDefinition);
+    return this;
+  }
+
+  /** Builds the sandbox and runs the guest's initialisation. */
+  async build(): Promise<Sandbox> {
+    const resolved = resolveConfig({ ...this.config, hostFunctions: this.hostFunctions } as SandboxConfig);
+    return createSandbox(resolved);
+  }
+}

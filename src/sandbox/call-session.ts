@@ -1,0 +1,207 @@
+/**
+ * One guest call from CALL to RETURN, as a state machine over VM exits. The sync
+ * and async drivers in sandbox.ts run the vCPU and host functions; this file
+ * decides what each exit means. Nothing here knows which backend runs the guest.
+ */
+import { AbortCode, HostStatus, MessageKind, PORT_ABORT, PORT_FAULT_BASE, PORT_HOST_CALL, PORT_LOG, PORT_READY, ReturnStatus, FAULT_VECTORS } from "../abi/constants.js";
+import type { GuestFunction } from "../abi/function-table.js";
+import { readValues, receiveMessage, startMessage, finishMessage, writeMessage, type Buffer } from "../abi/messages.js";
+import { formatSignature, tagOf, type GuestValue, type ReturnType } from "../abi/types.js";
+import { writeValue } from "../abi/values.js";
+import {
+  BufferTooSmallError, CancelledError, GuestAbortedError, GuestProtocolError, HostFunctionError, HostFunctionMissingError,
+  HostFunctionSignatureError, HypervisorError, OutOfMemoryError, TimeoutError, VmletError,
+} from "../errors/errors.js";
+import type { VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
+import { faultError, tripleFaultError } from "./faults.js";
+import type { HostFunction, HostFunctionRegistry } from "./host-functions.js";
+import { levelName, type GuestLogger } from "./logging.js";
+
+/** What the sandbox lends a call. */
+export interface CallContext {
+  readonly vm: VirtualMachine;
+  readonly input: Buffer;
+  readonly output: Buffer;
+  readonly hostFunctions: HostFunctionRegistry;
+  readonly logger: GuestLogger;
+  /** Set by kill() or an AbortSignal while the call runs. */
+  readonly cancelled: () => boolean;
+}
+
+export type Step =
+  | { readonly kind: "resume" }
+  | { readonly kind: "done"; readonly value: GuestValue | undefined }
+  | { readonly kind: "host-call"; readonly fn: HostFunction; readonly args: GuestValue[] };
+
+/** Interrupts land within a timer tick of the deadline; this much early still counts as expired. */
+const DEADLINE_SLACK_MS = 1;
+
+export class CallSession {
+  private pendingError: VmletError | undefined;
+  private readonly deadline: number | undefined;
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly name: string,
+    private readonly returns: ReturnType,
+    private readonly timeoutMs: number | undefined,
+  ) {
+    this.deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+  }
+
+  /** Writes the CALL message for `fn` into the input buffer. */
+  static writeCall(ctx: CallContext, fn: GuestFunction, args: readonly unknown[]): void {
+    writeMessage(ctx.input, MessageKind.Call, fn.index, 0, fn.params, args, (i) => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`);
+  }
+
+  /** Nanoseconds left for the next run (0 = no limit); throws once the call is cancelled or late. */
+  nextRunTimeoutNs(): number {
+    if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
+    if (this.deadline === undefined) return 0;
+    const left = this.deadline - performance.now();
+    if (left <= 0) throw new TimeoutError(this.timeoutMs!);
+    return Math.max(1, Math.round(left * 1e6));
+  }
+
+  onExit(exit: VmExit): Step {
+    switch (exit.kind) {
+      case "io-out":
+        return this.onPort(exit.port);
+      case "interrupted":
+        return this.onInterrupted();
+      case "shutdown":
+        throw tripleFaultError(this.ctx.vm.faultRegisters());
+      case "internal-error":
+        throw new HypervisorError("KVM_RUN", undefined, `internal error (suberror ${exit.suberror}) while running "${this.name}"`);
+      case "fail-entry":
+        throw new HypervisorError("KVM_RUN", undefined, `vCPU entry failed (reason 0x${exit.reason.toString(16)})`);
+      default:
+        throw new GuestProtocolError(`guest caused an unexpected ${exit.kind} exit during "${this.name}"`);
+    }
+  }
+
+  hostReturned(fn: HostFunction, result: unknown): void {
+    try {
+      const c = startMessage(this.ctx.output, MessageKind.HostReturn, HostStatus.Ok, 0);
+      if (fn.returns !== "void") writeValue(c, fn.returns, result, () => `result of host function "${fn.name}"`);
+      finishMessage(this.ctx.output, c, fn.returns === "void" ? 0 : 1);
+    } catch (error) {
+      this.hostThrew(fn, error);
+    }
+  }
+
+  hostThrew(fn: HostFunction, error: unknown): void {
+    this.failHostCall(HostStatus.Threw, new HostFunctionError(fn.name, error));
+  }
+
+  private onPort(port: number): Step {
+    switch (port) {
+      case PORT_READY:
+        return { kind: "done", value: this.readReturn() };
+      case PORT_HOST_CALL:
+        return this.readHostCall();
+      case PORT_LOG:
+        this.readLog();
+        return { kind: "resume" };
+      case PORT_ABORT:
+        throw this.readAbort();
+    }
+    if (port >= PORT_FAULT_BASE && port < PORT_FAULT_BASE + FAULT_VECTORS) {
+      throw faultError(port - PORT_FAULT_BASE, this.ctx.vm.memory, this.ctx.vm.faultRegisters());
+    }
+    throw new GuestProtocolError(`guest wrote to unknown port 0x${port.toString(16)}`);
+  }
+
+  private onInterrupted(): Step {
+    if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
+    if (this.deadline !== undefined && performance.now() >= this.deadline - DEADLINE_SLACK_MS) throw new TimeoutError(this.timeoutMs!);
+    return { kind: "resume" }; // a stray signal: carry on
+  }
+
+  private readReturn(): GuestValue | undefined {
+    const msg = receiveMessage(this.ctx.output, MessageKind.Return, `result of "${this.name}"`);
+    const values = readValues(msg, `result of "${this.name}"`);
+    if (msg.a !== ReturnStatus.Ok) {
+      const text = values[0]?.type === "string" ? String(values[0].value) : "no detail";
+      if (msg.a === ReturnStatus.ResultTooLarge) throw new BufferTooSmallError(`result of "${this.name}" does not fit the output buffer (raise outputSize)`);
+      throw new GuestProtocolError(`guest rejected the call to "${this.name}" (status ${msg.a}: ${text})`);
+    }
+    if (this.pendingError) throw this.pendingError;
+    if (this.returns === "void") {
+      if (values.length !== 0) throw new GuestProtocolError(`"${this.name}" returns void but the guest sent ${values.length} values`);
+      return undefined;
+    }
+    const result = values[0];
+    if (values.length !== 1 || result?.type !== this.returns) {
+      throw new GuestProtocolError(`"${this.name}" should return ${this.returns}, the guest sent ${values.map((v) => v.type).join(", ") || "nothing"}`);
+    }
+    return result.value;
+  }
+
+  private readHostCall(): Step {
+    const msg = receiveMessage(this.ctx.output, MessageKind.HostCall, "host call");
+    const values = readValues(msg, "host call");
+    const head = values.shift();
+    if (head?.type !== "string") throw new GuestProtocolError("host call without a function name");
+    const name = head.value as string;
+    const fn = this.ctx.hostFunctions.get(name);
+    if (!fn) {
+      this.failHostCall(HostStatus.Missing, new HostFunctionMissingError(name));
+      return { kind: "resume" };
+    }
+    const sent = values.map((v) => v.type);
+    const expected = msg.b;
+    const wantReturn = fn.returns;
+    if (sent.length !== fn.params.length || sent.some((t, i) => t !== fn.params[i]) || expected !== tagOf(wantReturn)) {
+      this.failHostCall(
+        HostStatus.Signature,
+        new HostFunctionSignatureError(`guest called ${name}(${sent.join(", ")}) but the host registered ${formatSignature(name, fn)}`),
+      );
+      return { kind: "resume" };
+    }
+    return { kind: "host-call", fn, args: values.map((v) => v.value) };
+  }
+
+  /** Tells the guest the host call failed; the caller gets `error` once the guest returns. */
+  private failHostCall(status: HostStatus, error: VmletError): void {
+    this.pendingError ??= error;
+    writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [truncate(error.message)], () => "host error text");
+  }
+
+  private readLog(): void {
+    const msg = receiveMessage(this.ctx.output, MessageKind.Log, "log record");
+    const [message, file, line] = readValues(msg, "log record");
+    const level = levelName(msg.b);
+    if (!level || message?.type !== "string") throw new GuestProtocolError(`malformed log record (level ${msg.b})`);
+    this.ctx.logger({
+      level,
+      message: message.value as string,
+      file: file?.type === "string" ? (file.value as string) : "",
+      line: line?.type === "u32" ? (line.value as number) : 0,
+    });
+  }
+
+  private readAbort(): VmletError {
+    let message = "(malformed abort record)";
+    let file = "";
+    let line = 0;
+    let code: number = AbortCode.Panic;
+    try {
+      const msg = receiveMessage(this.ctx.output, MessageKind.Abort, "abort record");
+      const [m, f, l] = readValues(msg, "abort record");
+      code = msg.b;
+      if (m?.type === "string") message = m.value as string;
+      if (f?.type === "string") file = f.value as string;
+      if (l?.type === "u32") line = l.value as number;
+    } catch {
+      // A garbled record still means the guest aborted; report what is known.
+    }
+    if (code === AbortCode.OutOfMemory) return new OutOfMemoryError(`guest ran out of memory: ${message} (${file}:${line})`);
+    if (code === AbortCode.Protocol) return new GuestProtocolError(`guest SDK rejected a message: ${message}`);
+    return new GuestAbortedError(message, file, line);
+  }
+}
+
+function truncate(text: string): string {
+  return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
+}

@@ -1,0 +1,95 @@
+/**
+ * The config of a sandbox built from a guest binary. Only fields that apply to it
+ * exist; unknown fields are rejected, never ignored (the snapshot config will be
+ * a separate type with its own fields).
+ */
+import { InvalidConfigError } from "../errors/errors.js";
+import type { HostFunctionDefinition } from "./host-functions.js";
+import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
+
+export interface SandboxConfig {
+  /** Path to a guest ELF, or its bytes. Required. */
+  guest: string | Uint8Array;
+  /** Guest heap for malloc, bytes. Default 1 MiB. */
+  heapSize?: number;
+  /** Guest stack, bytes. Default 256 KiB. */
+  stackSize?: number;
+  /** Host → guest message buffer (arguments), bytes. Default 64 KiB. */
+  inputSize?: number;
+  /** Guest → host message buffer (results, host calls, logs), bytes. Default 64 KiB. */
+  outputSize?: number;
+  /** Most verbose guest log level delivered. Default "info". */
+  maxGuestLogLevel?: LogLevel;
+  /** Receives guest log records. Default: stderr. */
+  guestLogger?: GuestLogger;
+  /** Default per-call timeout in ms; undefined = none. */
+  timeoutMs?: number;
+  /** Limit for the guest's start-up (its constructors and vmlet_init), ms. Default 5000. */
+  initTimeoutMs?: number;
+  hostFunctions?: readonly HostFunctionDefinition[];
+}
+
+export interface ResolvedConfig {
+  readonly guest: string | Uint8Array;
+  readonly heapSize: number;
+  readonly stackSize: number;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly maxGuestLogLevel: LogLevel;
+  readonly guestLogger: GuestLogger | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly initTimeoutMs: number;
+  readonly hostFunctions: readonly HostFunctionDefinition[];
+}
+
+export const DEFAULTS = {
+  heapSize: 1 << 20,
+  stackSize: 256 << 10,
+  inputSize: 64 << 10,
+  outputSize: 64 << 10,
+  maxGuestLogLevel: "info",
+  initTimeoutMs: 5000,
+} as const;
+
+const KNOWN = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions"]);
+const GIB = 1 << 30;
+
+export function resolveConfig(config: SandboxConfig): ResolvedConfig {
+  if (typeof config !== "object" || config === null) throw new InvalidConfigError("sandbox config must be an object");
+  for (const key of Object.keys(config)) {
+    if (!KNOWN.has(key)) throw new InvalidConfigError(`unknown sandbox config field "${key}" (known: ${[...KNOWN].join(", ")})`);
+  }
+  const guest = config.guest;
+  if (typeof guest !== "string" && !(guest instanceof Uint8Array)) throw new InvalidConfigError("guest must be a path or a Uint8Array of an ELF file");
+  return {
+    guest,
+    heapSize: size("heapSize", config.heapSize ?? DEFAULTS.heapSize, 4096, 16 * GIB),
+    stackSize: size("stackSize", config.stackSize ?? DEFAULTS.stackSize, 16 << 10, GIB),
+    inputSize: size("inputSize", config.inputSize ?? DEFAULTS.inputSize, 4096, 256 << 20),
+    outputSize: size("outputSize", config.outputSize ?? DEFAULTS.outputSize, 4096, 256 << 20),
+    maxGuestLogLevel: parseLogLevel(config.maxGuestLogLevel ?? DEFAULTS.maxGuestLogLevel, "maxGuestLogLevel"),
+    guestLogger: optionalFunction("guestLogger", config.guestLogger),
+    timeoutMs: config.timeoutMs === undefined ? undefined : timeout("timeoutMs", config.timeoutMs),
+    initTimeoutMs: timeout("initTimeoutMs", config.initTimeoutMs ?? DEFAULTS.initTimeoutMs),
+    hostFunctions: config.hostFunctions ?? [],
+  };
+}
+
+function size(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidConfigError(`${name} must be an integer number of bytes between ${min} and ${max} (got ${String(value)})`);
+  }
+  return value;
+}
+
+export function timeout(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > 2 ** 31) {
+    throw new InvalidConfigError(`${name} must be a positive number of milliseconds (got ${String(value)})`);
+  }
+  return value;
+}
+
+function optionalFunction<T>(name: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== "function") throw new InvalidConfigError(`${name} must be a function`);
+  return value;
+}

@@ -1,0 +1,127 @@
+/**
+ * Building a sandbox from a guest ELF: lay out memory, load the image, write the
+ * system tables and page tables, start the guest and run its initialisation.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
+import { readFunctionTable } from "../abi/function-table.js";
+import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
+import { KvmMachine } from "../hypervisor/kvm/kvm-machine.js";
+import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
+import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
+import { computeLayout, PAGE, type Access, type MemoryLayout } from "../mem/layout.js";
+import { buildPageTables } from "../mem/page-tables.js";
+import { writeSystemTables } from "../mem/system-tables.js";
+import { CallSession } from "./call-session.js";
+import type { ResolvedConfig } from "./config.js";
+import { HostFunctionRegistry } from "./host-functions.js";
+import { defaultGuestLogger, levelNumber } from "./logging.js";
+import { Sandbox } from "./sandbox.js";
+
+/** Guest images must fit in [IMAGE_BASE, IMAGE_BASE + 256 MiB). */
+const MAX_IMAGE_SIZE = 256 << 20;
+
+export async function createSandbox(config: ResolvedConfig): Promise<Sandbox> {
+  const bytes = await readGuest(config.guest);
+  const image = parseElf(bytes, { minAddress: IMAGE_BASE, maxAddress: IMAGE_BASE + MAX_IMAGE_SIZE });
+  const layout = computeLayout({
+    image: image.segments.map(pageSpan),
+    imageEnd: image.end,
+    inputSize: config.inputSize,
+    outputSize: config.outputSize,
+    heapSize: config.heapSize,
+    stackSize: config.stackSize,
+  });
+  const hostFunctions = new HostFunctionRegistry();
+  for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
+  const vm = new KvmMachine(layout.memorySize);
+  try {
+    prepareMemory(vm, image, bytes, layout, config);
+    vm.start(image.entry, layout.stack.top);
+    runInit(vm, layout, hostFunctions, config);
+    const functions = readFunctionTable(vm.memory, layout.controlBlock);
+    return new Sandbox({
+      vm, layout, functions, hostFunctions,
+      logger: config.guestLogger ?? defaultGuestLogger,
+      maxGuestLogLevel: config.maxGuestLogLevel,
+      timeoutMs: config.timeoutMs,
+    });
+  } catch (error) {
+    vm.destroy();
+    throw error;
+  }
+}
+
+async function readGuest(guest: string | Uint8Array): Promise<Uint8Array> {
+  if (guest instanceof Uint8Array) return guest;
+  try {
+    return await readFile(guest);
+  } catch (error) {
+    throw new BadGuestBinaryError(`cannot read guest binary ${guest}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function pageSpan(s: ElfSegment): { start: number; size: number; access: Access } {
+  const start = Math.floor(s.vaddr / PAGE) * PAGE;
+  const end = Math.ceil((s.vaddr + s.memSize) / PAGE) * PAGE;
+  const access: Access = s.executable ? "user-rx" : s.writable ? "user-rw" : "user-r";
+  return { start, size: end - start, access };
+}
+
+function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, layout: MemoryLayout, config: ResolvedConfig): void {
+  loadElf(image, bytes, vm.memory);
+  const setup = writeSystemTables(vm.memory);
+  const pml4Address = buildPageTables(vm.memory, layout);
+  vm.configure({ ...setup, pml4Address });
+  writeControlBlock(vm.memory, layout, levelNumber(config.maxGuestLogLevel));
+}
+
+function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: number): void {
+  const view = new DataView(memory.buffer, memory.byteOffset + layout.controlBlock, CB.size);
+  view.setUint32(CB.magic, CONTROL_MAGIC, true);
+  view.setUint32(CB.abiVersion, ABI_VERSION, true);
+  view.setBigUint64(CB.inputAddress, BigInt(layout.input.address), true);
+  view.setUint32(CB.inputSize, layout.input.size, true);
+  view.setBigUint64(CB.outputAddress, BigInt(layout.output.address), true);
+  view.setUint32(CB.outputSize, layout.output.size, true);
+  view.setBigUint64(CB.heapAddress, BigInt(layout.heap.address), true);
+  view.setBigUint64(CB.heapSize, BigInt(layout.heap.size), true);
+  view.setUint32(CB.maxLogLevel, logLevel, true);
+  view.setBigUint64(CB.rngSeed, randomBytes(8).readBigUInt64LE(), true);
+  view.setBigUint64(CB.rngGeneration, 1n, true);
+}
+
+/**
+ * Runs the guest from _start to its first READY: constructors, heap set-up, vmlet_init.
+ * On the calling thread: start-up is short, and a first async call would otherwise
+ * pay a vCPU migration. Host functions used during init must be synchronous.
+ */
+function runInit(vm: VirtualMachine, layout: MemoryLayout, hostFunctions: HostFunctionRegistry, config: ResolvedConfig): void {
+  const view = new DataView(vm.memory.buffer, vm.memory.byteOffset, vm.memory.byteLength);
+  const ctx = {
+    vm,
+    input: { bytes: vm.memory, view, ...layout.input },
+    output: { bytes: vm.memory, view, ...layout.output },
+    hostFunctions,
+    logger: config.guestLogger ?? defaultGuestLogger,
+    cancelled: () => false,
+  };
+  const session = new CallSession(ctx, "guest initialisation", "void", config.initTimeoutMs);
+  try {
+    for (;;) {
+      const step = session.onExit(vm.run(session.nextRunTimeoutNs()));
+      if (step.kind === "done") return;
+      if (step.kind === "host-call") {
+        try {
+          session.hostReturned(step.fn, (step.fn.impl as (...a: unknown[]) => unknown)(...step.args));
+        } catch (error) {
+          session.hostThrew(step.fn, error);
+        }
+      }
+    }
+  } catch (error) {
+    if (error instanceof VmletError) error.message = `guest initialisation failed: ${error.message}`;
+    throw error;
+  }
+}

@@ -1,0 +1,51 @@
+/** Turns a fault-stub exit into a GuestFaultError: reads the exception frame the CPU pushed. */
+import { GuestFaultError } from "../errors/errors.js";
+import type { FaultRegisters } from "../hypervisor/virtual-machine.js";
+import { SYSTEM } from "../mem/layout.js";
+
+const MNEMONICS = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#MF", "#TS", "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"];
+const DESCRIPTIONS: Record<number, string> = {
+  0: "divide error",
+  3: "breakpoint",
+  6: "invalid opcode",
+  8: "double fault",
+  13: "general protection fault",
+  14: "page fault",
+  19: "SIMD floating-point exception",
+};
+/** Vectors for which the CPU pushes an error code. */
+const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+
+export function mnemonic(vector: number): string {
+  return MNEMONICS[vector] ?? `#${vector}`;
+}
+
+/** Builds the error from the frame at RSP on the ring-0 (or IST) stack. */
+export function faultError(vector: number, memory: Uint8Array, regs: FaultRegisters): GuestFaultError {
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  const rsp = Number(regs.rsp);
+  const onSystemStack =
+    (rsp >= SYSTEM.ring0Stack.start && rsp + 48 <= SYSTEM.ring0Stack.top) || (rsp >= SYSTEM.istStack.start && rsp + 48 <= SYSTEM.istStack.top);
+  const hasCode = HAS_ERROR_CODE.has(vector);
+  let rip = regs.rip;
+  let errorCode: number | undefined;
+  if (onSystemStack) {
+    errorCode = hasCode ? view.getUint32(rsp, true) : undefined;
+    rip = view.getBigUint64(rsp + (hasCode ? 8 : 0), true);
+  }
+  const address = vector === 14 ? regs.cr2 : undefined;
+  return new GuestFaultError(vector, mnemonic(vector), rip, address, errorCode, describe(vector, address, errorCode));
+}
+
+/** A triple fault (shutdown exit): no frame, report what the vCPU shows. */
+export function tripleFaultError(regs: FaultRegisters): GuestFaultError {
+  return new GuestFaultError(8, "#DF", regs.rip, regs.cr2 === 0n ? undefined : regs.cr2, undefined, ": triple fault, the vCPU shut down");
+}
+
+function describe(vector: number, address: bigint | undefined, errorCode: number | undefined): string {
+  const what = DESCRIPTIONS[vector] ? ` (${DESCRIPTIONS[vector]})` : "";
+  if (vector !== 14 || address === undefined || errorCode === undefined) return what;
+  const access = errorCode & 0x10 ? "execute" : errorCode & 2 ? "write" : "read";
+  const cause = errorCode & 1 ? "protection violation" : "page not present";
+  return `${what}: ${access} of 0x${address.toString(16)}, ${cause}${address < 0x1000n ? " (null pointer?)" : ""}`;
+}

@@ -1,0 +1,52 @@
+/**
+ * Host functions the guest may call. The set is mutable: functions can be added
+ * after the sandbox exists (docs/host-functions.md).
+ */
+import { InvalidConfigError } from "../errors/errors.js";
+import { MAX_PARAMS } from "../abi/constants.js";
+import { formatSignature, isReturnType, isValueType, type JsTuple, type JsTypes, type ReturnType, type Signature, type ValueType } from "../abi/types.js";
+
+/** A host function's implementation; async ones are allowed for `call()`, not `callSync()`. */
+export type HostFunctionImpl<P extends readonly ValueType[], R extends ReturnType> = (
+  ...args: JsTuple<P>
+) => JsTypes[R] | Promise<JsTypes[R]>;
+
+export interface HostFunction extends Signature {
+  readonly name: string;
+  readonly impl: (...args: never[]) => unknown;
+}
+
+/** A host function definition as passed in configs. */
+export interface HostFunctionDefinition<P extends readonly ValueType[] = readonly ValueType[], R extends ReturnType = ReturnType> {
+  readonly name: string;
+  readonly params: P;
+  readonly returns: R;
+  readonly impl: HostFunctionImpl<P, R>;
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class HostFunctionRegistry {
+  private readonly functions = new Map<string, HostFunction>();
+
+  register(name: string, params: readonly ValueType[], returns: ReturnType, impl: unknown): void {
+    if (typeof name !== "string" || !NAME.test(name) || name.length > 128) {
+      throw new InvalidConfigError(`host function name must be a C identifier of at most 128 characters (got ${JSON.stringify(name)})`);
+    }
+    if (!Array.isArray(params) || params.length > MAX_PARAMS || !params.every(isValueType)) {
+      throw new InvalidConfigError(`host function "${name}": params must be an array of at most ${MAX_PARAMS} of i32, u32, i64, u64, f32, f64, bool, string, bytes`);
+    }
+    if (!isReturnType(returns)) throw new InvalidConfigError(`host function "${name}": invalid return type ${String(returns)}`);
+    if (typeof impl !== "function") throw new InvalidConfigError(`host function "${name}": implementation must be a function`);
+    this.functions.set(name, { name, params: [...params], returns, impl: impl as HostFunction["impl"] });
+  }
+
+  get(name: string): HostFunction | undefined {
+    return this.functions.get(name);
+  }
+
+  /** Names and signatures, e.g. for snapshots and error messages. */
+  signatures(): string[] {
+    return [...this.functions.values()].map((f) => formatSignature(f.name, f));
+  }
+}

@@ -1,0 +1,34 @@
+/** Guest log records, levels and the default logger. */
+import { InvalidConfigError } from "../errors/errors.js";
+import { LOG_LEVELS } from "../abi/constants.js";
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface GuestLogRecord {
+  readonly level: Exclude<LogLevel, "off">;
+  readonly message: string;
+  readonly file: string;
+  readonly line: number;
+}
+
+export type GuestLogger = (record: GuestLogRecord) => void;
+
+/** Numeric level as the guest compares it: records with level ≤ max are sent. */
+export function levelNumber(level: LogLevel): number {
+  return LOG_LEVELS.indexOf(level);
+}
+
+export function parseLogLevel(value: unknown, option: string): LogLevel {
+  if (typeof value === "string" && (LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
+  throw new InvalidConfigError(`${option} must be one of ${LOG_LEVELS.join(", ")} (got ${String(value)})`);
+}
+
+export function levelName(n: number): Exclude<LogLevel, "off"> | undefined {
+  const level = LOG_LEVELS[n];
+  return level === undefined || level === "off" ? undefined : level;
+}
+
+/** Writes `[guest warn] message (file:line)` to stderr. */
+export const defaultGuestLogger: GuestLogger = (r) => {
+  process.stderr.write(`[guest ${r.level}] ${r.message}${r.file ? ` (${r.file}:${r.line})` : ""}\n`);
+};

@@ -1,0 +1,260 @@
+/**
+ * A running guest. Lifecycle: built (guest initialised, idle) → calls → closed.
+ * A call that faults, aborts, times out or is cancelled poisons the sandbox:
+ * later calls reject with PoisonedError.
+ */
+import { CB } from "../abi/constants.js";
+import type { GuestFunction } from "../abi/function-table.js";
+import type { Buffer } from "../abi/messages.js";
+import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
+import { ArgumentMismatchError, CancelledError, PoisonedError, SandboxBusyError, SandboxClosedError, UnknownFunctionError, VmletError } from "../errors/errors.js";
+import { poisons } from "../errors/poisons.js";
+import type { BackendInfo, VirtualMachine } from "../hypervisor/virtual-machine.js";
+import type { MemoryLayout } from "../mem/layout.js";
+import { CallSession, type CallContext, type Step } from "./call-session.js";
+import { timeout } from "./config.js";
+import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
+import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
+
+/** Per-call options, passed as the last argument of call()/callSync(). */
+export interface CallOptions {
+  /** Overrides the sandbox's default timeout for this call. */
+  timeoutMs?: number;
+  /** Cancels the call when aborted (async calls only). */
+  signal?: AbortSignal;
+}
+
+/** @internal What the creation code hands a new Sandbox. */
+export interface SandboxParts {
+  readonly vm: VirtualMachine;
+  readonly layout: MemoryLayout;
+  readonly functions: ReadonlyMap<string, GuestFunction>;
+  readonly hostFunctions: HostFunctionRegistry;
+  readonly logger: GuestLogger;
+  readonly maxGuestLogLevel: LogLevel;
+  readonly timeoutMs: number | undefined;
+}
+
+type State = "idle" | "busy" | "closed";
+
+/** Frees the VM of a sandbox that was garbage-collected without close(). */
+const leaked = new FinalizationRegistry<VirtualMachine>((vm) => vm.destroy());
+
+export class Sandbox {
+  private state: State = "idle";
+  private poisonedBy: VmletError | undefined;
+  private cancelRequested = false;
+  private maxLogLevel: LogLevel;
+  private readonly ctx: CallContext;
+  private readonly vm: VirtualMachine;
+  private readonly controlBlock: DataView;
+
+  /** @internal Use SandboxBuilder. */
+  constructor(private readonly parts: SandboxParts) {
+    this.vm = parts.vm;
+    const memory = parts.vm.memory;
+    const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+    const buffer = (b: { address: number; size: number }): Buffer => ({ bytes: memory, view, address: b.address, size: b.size });
+    this.controlBlock = view;
+    this.ctx = {
+      vm: parts.vm,
+      input: buffer(parts.layout.input),
+      output: buffer(parts.layout.output),
+      hostFunctions: parts.hostFunctions,
+      logger: parts.logger,
+      cancelled: () => this.cancelRequested,
+    };
+    this.maxLogLevel = parts.maxGuestLogLevel;
+    leaked.register(this, parts.vm, this);
+  }
+
+  /** The backend running this sandbox (e.g. KVM, flavour "pvm" or "hardware"). */
+  get backend(): BackendInfo {
+    return this.vm.backend;
+  }
+
+  /** Functions the guest exports, with their signatures. */
+  get functions(): string[] {
+    return [...this.parts.functions.values()].map((f) => formatSignature(f.name, f));
+  }
+
+  /** The error that poisoned the sandbox, if any. */
+  get poisoned(): VmletError | undefined {
+    return this.poisonedBy;
+  }
+
+  get closed(): boolean {
+    return this.state === "closed";
+  }
+
+  /** Guest memory size in bytes. */
+  get memorySize(): number {
+    return this.parts.layout.memorySize;
+  }
+
+  /**
+   * Calls a guest function on the calling thread: the lowest latency, but the event
+   * loop waits. Host functions must be synchronous here.
+   */
+  callSync(name: string, ...args: Array<GuestValue | CallOptions>): GuestValue | undefined {
+    const { fn, values, options } = this.prepare(name, args);
+    const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
+    this.enter();
+    try {
+      CallSession.writeCall(this.ctx, fn, values);
+      for (;;) {
+        const step = session.onExit(this.vm.run(session.nextRunTimeoutNs()));
+        if (step.kind === "done") return step.value;
+        if (step.kind === "host-call") this.invokeHostSync(session, step);
+      }
+    } catch (error) {
+      throw this.fail(error);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Calls a guest function on the sandbox's own vCPU thread; the event loop stays
+   * free and host functions may be async.
+   */
+  async call(name: string, ...args: Array<GuestValue | CallOptions>): Promise<GuestValue | undefined> {
+    const { fn, values, options } = this.prepare(name, args);
+    const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
+    const signal = options?.signal;
+    if (signal?.aborted) throw new CancelledError(`call to "${name}" was cancelled before it started`, { cause: signal.reason });
+    this.enter();
+    const onAbort = (): void => void this.kill();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      CallSession.writeCall(this.ctx, fn, values);
+      for (;;) {
+        const step: Step = session.onExit(await this.vm.runAsync(session.nextRunTimeoutNs()));
+        if (step.kind === "done") return step.value;
+        if (step.kind === "host-call") {
+          try {
+            session.hostReturned(step.fn, await (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args));
+          } catch (error) {
+            session.hostThrew(step.fn, error);
+          }
+        }
+      }
+    } catch (error) {
+      throw this.fail(error);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.leave();
+    }
+  }
+
+  /** Adds or replaces a host function; the guest can call it from the next call on. */
+  registerHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
+    name: string,
+    params: P,
+    returns: R,
+    impl: HostFunctionImpl<P, R>,
+  ): this {
+    this.parts.hostFunctions.register(name, params, returns, impl);
+    return this;
+  }
+
+  /** Host functions registered now, as signatures. */
+  get hostFunctions(): string[] {
+    return this.parts.hostFunctions.signatures();
+  }
+
+  /** Changes which guest log records are sent; the guest checks before every record. */
+  setMaxGuestLogLevel(level: LogLevel): void {
+    this.maxLogLevel = parseLogLevel(level, "level");
+    this.writeLogLevel();
+  }
+
+  get maxGuestLogLevel(): LogLevel {
+    return this.maxLogLevel;
+  }
+
+  /**
+   * Stops the call in progress (from a host function, a timer, or an AbortSignal);
+   * it rejects with CancelledError and the sandbox is poisoned. Returns false if no
+   * call was running.
+   */
+  kill(): boolean {
+    if (this.state !== "busy") return false;
+    this.cancelRequested = true;
+    this.vm.interrupt();
+    return true;
+  }
+
+  /** Frees the VM. Idempotent; a call in progress is killed first. */
+  close(): void {
+    if (this.state === "closed") return;
+    if (this.state === "busy") throw new SandboxBusyError("cannot close a sandbox while a call is running; kill() it first");
+    this.state = "closed";
+    leaked.unregister(this);
+    this.vm.destroy();
+  }
+
+  private prepare(name: string, args: Array<GuestValue | CallOptions>): { fn: GuestFunction; values: GuestValue[]; options: CallOptions | undefined } {
+    if (this.state === "closed") throw new SandboxClosedError("sandbox is closed");
+    if (this.poisonedBy) throw new PoisonedError(`sandbox is poisoned by an earlier ${this.poisonedBy.code}: ${this.poisonedBy.message}`, { cause: this.poisonedBy });
+    if (this.state === "busy") throw new SandboxBusyError(`sandbox is already running a call; "${name}" must wait`);
+    const fn = this.parts.functions.get(name);
+    if (!fn) throw new UnknownFunctionError(name, [...this.parts.functions.keys()]);
+    const last = args[args.length - 1];
+    const options = isOptions(last) ? (args.pop() as CallOptions) : undefined;
+    if (args.length !== fn.params.length) {
+      throw new ArgumentMismatchError(`${formatSignature(name, fn)} takes ${fn.params.length} arguments, got ${args.length}`);
+    }
+    return { fn, values: args as GuestValue[], options };
+  }
+
+  private timeoutFor(options: CallOptions | undefined): number | undefined {
+    if (options?.timeoutMs !== undefined) return timeout("timeoutMs", options.timeoutMs);
+    return this.parts.timeoutMs;
+  }
+
+  private enter(): void {
+    this.state = "busy";
+    this.cancelRequested = false;
+    this.vm.clearInterrupt();
+  }
+
+  private leave(): void {
+    if (this.state === "busy") this.state = "idle";
+  }
+
+  private invokeHostSync(session: CallSession, step: Extract<Step, { kind: "host-call" }>): void {
+    try {
+      const result = (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args);
+      if (isPromiseLike(result)) {
+        void Promise.resolve(result).catch(() => undefined);
+        throw new TypeError(`host function "${step.fn.name}" returned a Promise; use call() for async host functions`);
+      }
+      session.hostReturned(step.fn, result);
+    } catch (error) {
+      session.hostThrew(step.fn, error);
+    }
+  }
+
+  /** Classifies an error: poisoning ones mark the sandbox; unknown errors poison too. */
+  private fail(error: unknown): unknown {
+    if (error instanceof VmletError) {
+      if (poisons(error.code)) this.poisonedBy = error;
+    } else {
+      this.poisonedBy = new PoisonedError(`internal error during a call: ${String(error)}`, { cause: error });
+    }
+    return error;
+  }
+
+  private writeLogLevel(): void {
+    this.controlBlock.setUint32(this.parts.layout.controlBlock + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
+  }
+}
+
+function isOptions(value: unknown): value is CallOptions {
+  return typeof value === "object" && value !== null && !(value instanceof Uint8Array) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
+}
