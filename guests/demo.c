@@ -58,3 +58,7 @@ VMLET_EXPORT(spin_forever, VOID);
 
 static int32_t noop(void) { return 0; }
 VMLET_EXPORT(noop, I32);
+
+/* One guest→host call to `ping` (void → void): measures the host-call round trip. */
+static int32_t call_ping(void) { return vmlet_host_call("ping", VMLET_T_VOID, NULL, 0, NULL); }
+VMLET_EXPORT(call_ping, I32);

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * Builds everything vmlet needs, in order: the native addon (node-gyp), the guest
+ * SDK and guests (make + gcc), the C benchmark reference, and the TypeScript.
+ * Runs from `npm ci`/`npm install` (the package's install script) and `npm run build`.
+ * Each step is skipped when its outputs are newer than its inputs.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const quiet = process.argv.includes("--quiet");
+const log = (msg) => quiet || console.log(`[vmlet build] ${msg}`);
+
+function fail(message) {
+  console.error(`\n[vmlet build] ${message}\n`);
+  process.exit(1);
+}
+
+function requireTool(tool, why) {
+  const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" });
+  if (found.status !== 0) {
+    fail(`${tool} is not installed, and vmlet needs it to ${why}.\nOn Debian/Ubuntu: apt-get install -y build-essential python3`);
+  }
+}
+
+function newest(paths) {
+  let t = 0;
+  for (const p of paths) {
+    if (!existsSync(p)) continue;
+    const s = statSync(p);
+    if (s.isDirectory()) t = Math.max(t, newest(readdirSync(p).map((f) => path.join(p, f))));
+    else t = Math.max(t, s.mtimeMs);
+  }
+  return t;
+}
+
+function upToDate(output, inputs) {
+  return existsSync(output) && statSync(output).mtimeMs >= newest(inputs);
+}
+
+function run(cmd, args, what) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit" });
+  if (r.status !== 0) fail(`${what} failed (${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal})`);
+}
+
+/** npm sets npm_config_node_gyp for lifecycle scripts; otherwise use the node-gyp bundled with npm. */
+function nodeGyp() {
+  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  try {
+    const npmCli = realpathSync(execFileSync("sh", ["-c", "command -v npm"], { encoding: "utf8" }).trim());
+    const bundled = path.join(path.dirname(npmCli), "..", "node_modules", "node-gyp", "bin", "node-gyp.js");
+    if (existsSync(bundled)) return bundled;
+  } catch {
+    // fall through to the local dependency, if any
+  }
+  try {
+    return createRequire(import.meta.url).resolve("node-gyp/bin/node-gyp.js");
+  } catch {
+    fail("node-gyp was not found (it ships with npm). Reinstall npm, or `npm install -g node-gyp`.");
+  }
+}
+
+function buildAddon() {
+  const output = path.join(root, "build/Release/vmlet.node");
+  if (upToDate(output, [path.join(root, "native"), path.join(root, "binding.gyp")])) return log("native addon up to date");
+  log("building the native addon (node-gyp)");
+  const nodedir = existsSync("/usr/include/node/node_api.h") ? ["--nodedir=/usr"] : [];
+  run(process.execPath, [nodeGyp(), "rebuild", ...nodedir, ...(quiet ? ["--silent"] : [])], "building the native addon");
+}
+
+function buildGuests() {
+  log("building the guest SDK and guests (make)");
+  run("make", ["-s", "-C", "guests"], "building the guests");
+}
+
+function buildBenchReference() {
+  log("building the C benchmark reference");
+  run("make", ["-s", "-C", "bench/c"], "building bench/c");
+}
+
+function buildTypeScript() {
+  log("compiling TypeScript");
+  const tsc = path.join(root, "node_modules/typescript/bin/tsc");
+  if (!existsSync(tsc)) fail("TypeScript is missing: run `npm ci` first.");
+  run(process.execPath, [tsc, "-p", "tsconfig.json"], "compiling TypeScript");
+}
+
+requireTool("gcc", "compile the native addon and the guests");
+requireTool("make", "build the guests");
+requireTool("python3", "run node-gyp");
+buildAddon();
+buildGuests();
+buildBenchReference();
+buildTypeScript();
+if (!existsSync("/dev/kvm")) {
+  console.warn("[vmlet build] note: /dev/kvm does not exist on this machine; sandboxes need KVM to run (`npx vmlet doctor`).");
+}
+log("done");
