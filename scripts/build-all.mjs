@@ -20,10 +20,17 @@ function fail(message) {
   process.exit(1);
 }
 
-function requireTool(tool, why) {
-  const found = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" });
-  if (found.status !== 0) {
-    fail(`${tool} is not installed, and vmlet needs it to ${why}.\nOn Debian/Ubuntu: apt-get install -y build-essential python3`);
+const hasTool = (tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
+
+/** Installs missing system packages with scripts/install-system-deps.sh (apt), then checks each tool. */
+function requireTools(tools) {
+  const missing = tools.filter(([tool]) => !hasTool(tool));
+  if (missing.length > 0 && hasTool("apt-get")) {
+    log(`installing missing system packages for: ${missing.map(([t]) => t).join(", ")}`);
+    spawnSync("bash", [path.join(root, "scripts/install-system-deps.sh")], { stdio: "inherit" });
+  }
+  for (const [tool, why] of tools) {
+    if (!hasTool(tool)) fail(`${tool} is not installed, and vmlet needs it to ${why}.\nRun: sudo bash scripts/install-system-deps.sh`);
   }
 }
 
@@ -89,9 +96,11 @@ function buildTypeScript() {
   run(process.execPath, [tsc, "-p", "tsconfig.json"], "compiling TypeScript");
 }
 
-requireTool("gcc", "compile the native addon and the guests");
-requireTool("make", "build the guests");
-requireTool("python3", "run node-gyp");
+requireTools([
+  ["gcc", "compile the native addon and the guests"],
+  ["make", "build the guests"],
+  ["python3", "run node-gyp"],
+]);
 buildAddon();
 buildGuests();
 buildBenchReference();
