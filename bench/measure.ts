@@ -1,0 +1,141 @@
+/** The vmlet side of the benchmark: call round trips, host calls, build/close and cancel latency. */
+import { CancelledError, SandboxBuilder, type Sandbox } from "../src/index.js";
+import { guestPath } from "../src/cli/paths.js";
+import { median, timeAsync, timeSync } from "../src/cli/stats.js";
+
+export const demoElf = guestPath("demo");
+
+/** The builder every benchmark sandbox uses: the demo guest, host "ping", guest logs at warn. */
+export function demoBuilder(): SandboxBuilder {
+  return new SandboxBuilder()
+    .guest(demoElf)
+    .hostFunction("ping", [], "void", () => undefined)
+    .maxGuestLogLevel("warn");
+}
+
+/** Summary of per-call samples, µs. */
+export interface Summary {
+  median: number;
+  p10: number;
+  p90: number;
+  n: number;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export function summarize(samples: readonly number[]): Summary {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { median: median(sorted), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9), n: sorted.length };
+}
+
+const nowNs = (): bigint => process.hrtime.bigint();
+const usSince = (t0: bigint, t1 = nowNs()): number => Number(t1 - t0) / 1000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface CallOptions {
+  sync: boolean;
+  async: boolean;
+  hostCall: boolean;
+  rounds: number;
+  batch: number;
+}
+
+export interface CallResults {
+  /** Per-call µs of each batch of callSync("noop"). */
+  sync?: Summary;
+  /** Per-call µs of each batch of await call("noop"). */
+  async?: Summary;
+  /** Per-call µs of each batch of callSync("call_ping"). */
+  ping?: Summary;
+}
+
+/**
+ * Call latencies on one warm sandbox. The kinds are interleaved: every round runs one
+ * batch of each (in a rotating order), so drift in the machine hits them alike; each
+ * figure is the median over the rounds of the batch's per-call mean.
+ */
+export async function measureCalls(sb: Sandbox, o: CallOptions): Promise<CallResults> {
+  if (sb.callSync("noop") !== 0) throw new Error('callSync("noop") did not return 0');
+  if (o.hostCall && sb.callSync("call_ping") !== 0) throw new Error('callSync("call_ping") did not return 0');
+  const kinds: Array<{ key: "sync" | "async" | "ping"; run: () => Promise<number> }> = [];
+  if (o.sync || o.hostCall) kinds.push({ key: "sync", run: async () => timeSync(() => sb.callSync("noop"), o.batch, 1) });
+  if (o.hostCall) kinds.push({ key: "ping", run: async () => timeSync(() => sb.callSync("call_ping"), o.batch, 1) });
+  if (o.async) kinds.push({ key: "async", run: () => timeAsync(() => sb.call("noop"), o.batch, 1) });
+  for (const k of kinds) await k.run(); // warm-up: JIT, caches, the vCPU thread
+  for (const k of kinds) await k.run();
+  const samples: Record<string, number[]> = { sync: [], async: [], ping: [] };
+  for (let r = 0; r < o.rounds; r++) {
+    for (let i = 0; i < kinds.length; i++) {
+      const k = kinds[(r + i) % kinds.length]!;
+      samples[k.key]!.push(await k.run());
+    }
+  }
+  const out: CallResults = {};
+  for (const k of kinds) out[k.key] = summarize(samples[k.key]!);
+  return out;
+}
+
+export interface BuildResults {
+  /** build() + first callSync("noop"), µs. */
+  build: Summary;
+  /** close(), µs. */
+  close: Summary;
+}
+
+/** Builds, calls once and closes `iterations` sandboxes, timing build+first call and close. */
+export async function measureBuild(iterations: number, warmup = 3): Promise<BuildResults> {
+  const build: number[] = [];
+  const close: number[] = [];
+  for (let i = -warmup; i < iterations; i++) {
+    const t0 = nowNs();
+    const sb = await demoBuilder().build();
+    sb.callSync("noop");
+    const t1 = nowNs();
+    sb.close();
+    const t2 = nowNs();
+    if (i >= 0) {
+      build.push(usSince(t0, t1));
+      close.push(usSince(t1, t2));
+    }
+  }
+  return { build: summarize(build), close: summarize(close) };
+}
+
+/**
+ * Time from kill() until the pending `await call("spin_forever")` rejects, seen by a
+ * rejection handler attached when the call started. A killed sandbox is poisoned, so
+ * every iteration builds a fresh one (not timed).
+ */
+export async function measureCancel(iterations: number, warmup = 2, spinMs = 2): Promise<Summary> {
+  const samples: number[] = [];
+  for (let i = -warmup; i < iterations; i++) {
+    const sb = await demoBuilder().build();
+    sb.callSync("noop");
+    let rejectedAt = 0n;
+    const settled = sb.call("spin_forever").then(
+      () => {
+        throw new Error("spin_forever returned");
+      },
+      (error: unknown) => {
+        rejectedAt = nowNs();
+        return error;
+      },
+    );
+    await sleep(spinMs); // let the vCPU thread get into the guest's loop
+    const t0 = nowNs();
+    if (!sb.kill()) throw new Error("kill() found no call running");
+    let watchdog: NodeJS.Timeout | undefined;
+    const error = await Promise.race([
+      settled,
+      new Promise<never>((_, reject) => {
+        watchdog = setTimeout(() => reject(new Error("kill() did not stop spin_forever within 10 s")), 10_000);
+      }),
+    ]).finally(() => clearTimeout(watchdog));
+    if (!(error instanceof CancelledError)) throw new Error(`expected CancelledError after kill(), got ${String(error)}`);
+    sb.close();
+    if (i >= 0) samples.push(usSince(t0, rejectedAt));
+  }
+  return summarize(samples);
+}
