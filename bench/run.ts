@@ -26,10 +26,10 @@ const ROW_IDS = Object.keys(ROWS) as RowId[];
 
 /** How much work each measurement does; sized to keep the whole run well under 2 minutes. */
 const PLAN = {
-  callRounds: 120, // interleaved rounds of call batches
-  callBatch: 250, // calls per batch
-  buildIterations: 60,
-  cancelIterations: 60,
+  callRounds: 200, // interleaved rounds of call batches
+  callBatch: 300, // calls per batch
+  buildIterations: 200,
+  cancelIterations: 150,
 };
 
 interface Row {
@@ -109,7 +109,9 @@ async function main(): Promise<void> {
   const sb = await demoBuilder().build();
   const backend = sb.backend;
   const memMib = Math.max(2, Math.ceil(sb.memorySize / 2 ** 20));
-  const cMetrics = [...new Set([...only].map((id) => ROWS[id].c))];
+  const cMetrics: CMetric[] = [...new Set([...only].map((id) => ROWS[id].c))];
+  // Context for the call rows: the C round trip when the host resets RIP (KVM_SET_REGS) before each call.
+  if (only.has("sync") || only.has("async")) cMetrics.push("roundtrip_setregs_us");
 
   progress(`C reference (start): ${cMetrics.join(", ")}`);
   const cStart = runCReference(cMetrics, memMib);
@@ -193,6 +195,10 @@ async function main(): Promise<void> {
   );
   out.push("C ref: mean of the medians of two kvm_ref runs, at the start and at the end of this run:");
   for (const r of rows) out.push(`  ${r.cMetric.padEnd(13)} ${r.cRuns.map(fmt).join(" / ")}  (${r.id})`);
+  const setregs = [cStart, cEnd].map((r) => r.metrics.roundtrip_setregs_us?.median);
+  if (setregs[0] !== undefined && setregs[1] !== undefined) {
+    out.push(`  (context: C round trip with KVM_SET_REGS before every call, roundtrip_setregs_us ${setregs.map((v) => fmt(v!)).join(" / ")})`);
+  }
   const hc = rows.find((r) => r.id === "host-call");
   if (hc && "ping" in hc.vmletDetail) {
     out.push(`guest→host call = median callSync("call_ping") ${fmt(hc.vmletDetail.ping.median)} − median callSync("noop") ${fmt(hc.vmletDetail.noop.median)}`);

@@ -19,6 +19,8 @@ export class KvmMachine implements VirtualMachine {
   private readonly vm: KvmVm;
   private readonly vcpu: KvmVcpu;
   private lastExitWasIo = false;
+  /** Whether kvm_run.immediate_exit may be set (by interrupt() or a deadline timer's signal). */
+  private interruptMayBePending = false;
   private destroyed = false;
 
   constructor(memorySize: number) {
@@ -103,18 +105,25 @@ export class KvmMachine implements VirtualMachine {
   }
 
   run(timeoutNs: number): VmExit {
+    if (timeoutNs > 0) this.interruptMayBePending = true;
     return this.noteExit(this.vcpu.run(timeoutNs));
   }
 
   async runAsync(timeoutNs: number): Promise<VmExit> {
+    if (timeoutNs > 0) this.interruptMayBePending = true;
     return this.noteExit(await this.vcpu.runAsync(timeoutNs));
   }
 
   interrupt(): void {
-    if (!this.destroyed) this.vcpu.interrupt();
+    if (this.destroyed) return;
+    this.interruptMayBePending = true;
+    this.vcpu.interrupt();
   }
 
+  /** Skipped unless an interrupt or a deadline timer could have set immediate_exit: it is a kernel-adjacent call on the hot path. */
   clearInterrupt(): void {
+    if (!this.interruptMayBePending) return;
+    this.interruptMayBePending = false;
     this.vcpu.clearInterrupt();
   }
 
@@ -142,6 +151,7 @@ export class KvmMachine implements VirtualMachine {
     this.vcpu.interrupt();
     this.vcpu.run(0);
     this.vcpu.clearInterrupt();
+    this.interruptMayBePending = false;
     this.lastExitWasIo = false;
   }
 }
