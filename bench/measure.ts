@@ -42,52 +42,42 @@ export interface CallOptions {
   batch: number;
 }
 
-export interface CallResults {
-  /** Per-call µs of each batch of callSync("noop"). */
-  sync?: Summary;
-  /** Per-call µs of each batch of await call("noop"). */
-  async?: Summary;
-  /** Per-call µs of each batch of callSync("call_ping"). */
-  ping?: Summary;
+/** Per-call µs of each batch: sync = callSync("noop"), ping = callSync("call_ping"), async = await call("noop"). */
+export interface CallSamples {
+  sync: number[];
+  ping: number[];
+  async: number[];
 }
 
 /**
- * Call latencies on one warm sandbox. The kinds are interleaved: every round runs one
- * batch of each (in a rotating order), so drift in the machine hits them alike; each
- * figure is the median over the rounds of the batch's per-call mean.
+ * Call latencies on one warm sandbox, appended to `into`. The kinds are interleaved:
+ * every round runs one batch of each (in a rotating order), so drift in the machine
+ * hits them alike. The figure for a kind is later the median of its batches.
  */
-export async function measureCalls(sb: Sandbox, o: CallOptions): Promise<CallResults> {
+export async function measureCalls(sb: Sandbox, o: CallOptions, into: CallSamples): Promise<void> {
   if (sb.callSync("noop") !== 0) throw new Error('callSync("noop") did not return 0');
   if (o.hostCall && sb.callSync("call_ping") !== 0) throw new Error('callSync("call_ping") did not return 0');
-  const kinds: Array<{ key: "sync" | "async" | "ping"; run: () => Promise<number> }> = [];
+  const kinds: Array<{ key: keyof CallSamples; run: () => Promise<number> }> = [];
   if (o.sync || o.hostCall) kinds.push({ key: "sync", run: async () => timeSync(() => sb.callSync("noop"), o.batch, 1) });
   if (o.hostCall) kinds.push({ key: "ping", run: async () => timeSync(() => sb.callSync("call_ping"), o.batch, 1) });
   if (o.async) kinds.push({ key: "async", run: () => timeAsync(() => sb.call("noop"), o.batch, 1) });
-  for (const k of kinds) await k.run(); // warm-up: JIT, caches, the vCPU thread
-  for (const k of kinds) await k.run();
-  const samples: Record<string, number[]> = { sync: [], async: [], ping: [] };
+  for (let w = 0; w < 4; w++) for (const k of kinds) await k.run(); // warm-up: JIT, caches, the vCPU thread
   for (let r = 0; r < o.rounds; r++) {
     for (let i = 0; i < kinds.length; i++) {
       const k = kinds[(r + i) % kinds.length]!;
-      samples[k.key]!.push(await k.run());
+      into[k.key].push(await k.run());
     }
   }
-  const out: CallResults = {};
-  for (const k of kinds) out[k.key] = summarize(samples[k.key]!);
-  return out;
 }
 
-export interface BuildResults {
-  /** build() + first callSync("noop"), µs. */
-  build: Summary;
-  /** close(), µs. */
-  close: Summary;
+/** build() + first callSync("noop"), and close(), µs per sandbox. */
+export interface BuildSamples {
+  build: number[];
+  close: number[];
 }
 
 /** Builds, calls once and closes `iterations` sandboxes, timing build+first call and close. */
-export async function measureBuild(iterations: number, warmup = 3): Promise<BuildResults> {
-  const build: number[] = [];
-  const close: number[] = [];
+export async function measureBuild(iterations: number, into: BuildSamples, warmup = 2): Promise<void> {
   for (let i = -warmup; i < iterations; i++) {
     const t0 = nowNs();
     const sb = await demoBuilder().build();
@@ -96,20 +86,18 @@ export async function measureBuild(iterations: number, warmup = 3): Promise<Buil
     sb.close();
     const t2 = nowNs();
     if (i >= 0) {
-      build.push(usSince(t0, t1));
-      close.push(usSince(t1, t2));
+      into.build.push(usSince(t0, t1));
+      into.close.push(usSince(t1, t2));
     }
   }
-  return { build: summarize(build), close: summarize(close) };
 }
 
 /**
  * Time from kill() until the pending `await call("spin_forever")` rejects, seen by a
- * rejection handler attached when the call started. A killed sandbox is poisoned, so
- * every iteration builds a fresh one (not timed).
+ * rejection handler attached when the call started; appended to `into`. A killed
+ * sandbox is poisoned, so every iteration builds a fresh one (not timed).
  */
-export async function measureCancel(iterations: number, warmup = 2, spinMs = 2): Promise<Summary> {
-  const samples: number[] = [];
+export async function measureCancel(iterations: number, into: number[], warmup = 1, spinMs = 2): Promise<void> {
   for (let i = -warmup; i < iterations; i++) {
     const sb = await demoBuilder().build();
     sb.callSync("noop");
@@ -135,7 +123,6 @@ export async function measureCancel(iterations: number, warmup = 2, spinMs = 2):
     ]).finally(() => clearTimeout(watchdog));
     if (!(error instanceof CancelledError)) throw new Error(`expected CancelledError after kill(), got ${String(error)}`);
     sb.close();
-    if (i >= 0) samples.push(usSince(t0, rejectedAt));
+    if (i >= 0) into.push(usSince(t0, rejectedAt));
   }
-  return summarize(samples);
 }

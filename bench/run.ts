@@ -10,8 +10,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../src/cli/paths.js";
+import { median } from "../src/cli/stats.js";
 import { runCReference, type CMetric, type CRun } from "./cref.js";
-import { demoBuilder, demoElf, measureBuild, measureCalls, measureCancel, type Summary } from "./measure.js";
+import { demoBuilder, demoElf, measureBuild, measureCalls, measureCancel, summarize, type BuildSamples, type CallSamples, type Summary } from "./measure.js";
 
 const ROWS = {
   sync: { label: 'sync call  callSync("noop")', c: "roundtrip_us", target: 1.15 },
@@ -26,8 +27,9 @@ const ROW_IDS = Object.keys(ROWS) as RowId[];
 
 /** How much work each measurement does; sized to keep the whole run well under 2 minutes. */
 const PLAN = {
-  callRounds: 200, // interleaved rounds of call batches
-  callBatch: 300, // calls per batch
+  segments: 4, // vmlet measurements are split into this many segments, with a kvm_ref run before each and one at the end
+  callRounds: 2000, // interleaved rounds of call batches
+  callBatch: 25, // calls per batch: small, so that a batch the OS preempts is an outlier, not a shift
   buildIterations: 200,
   cancelIterations: 150,
 };
@@ -37,9 +39,12 @@ interface Row {
   label: string;
   unit: "µs";
   vmlet: number;
-  vmletDetail: Summary | { ping: Summary; noop: Summary };
+  /** Spread of vmlet's samples (batches): 10th and 90th percentile. */
+  vmletP10: number;
+  vmletP90: number;
+  vmletDetail: Summary | { ping: Summary; noop: Summary; pingMinusNoop: Summary };
   cMetric: CMetric;
-  /** Mean of the C medians of the runs at the start and at the end. */
+  /** Median of the C medians of all kvm_ref runs (one before each segment, one at the end). */
   c: number;
   cRuns: number[];
   ratio: number;
@@ -84,10 +89,11 @@ function parseArgs(argv: string[]): { json: boolean; only: Set<RowId> } {
 const fmt = (us: number): string => (us >= 1000 ? us.toFixed(0) : us >= 100 ? us.toFixed(1) : us.toFixed(2));
 
 function table(rows: readonly Row[]): string[] {
-  const head = ["", "vmlet µs", "C ref µs", "C metric", "ratio", "target", ""];
+  const head = ["", "vmlet µs", "(p10–p90)", "C ref µs", "C metric", "ratio", "target", ""];
   const body = rows.map((r) => [
     r.label,
     fmt(r.vmlet),
+    `(${fmt(r.vmletP10)}–${fmt(r.vmletP90)})`,
     fmt(r.c),
     r.cMetric,
     r.ratio.toFixed(2),
@@ -96,13 +102,14 @@ function table(rows: readonly Row[]): string[] {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 || i === 3 || i === 6 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+    cells.map((c, i) => (i === 0 || i === 4 || i === 7 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
   return [line(head), widths.map((w) => "─".repeat(w)).join("  "), ...body.map(line)];
 }
 
 async function main(): Promise<void> {
   const { json, only } = parseArgs(process.argv.slice(2));
   const started = performance.now();
+  const loadAtStart = os.loadavg()[0]!;
   const progress = (msg: string): void => void (json || process.stderr.write(`[bench] ${msg}\n`));
 
   // The warm sandbox for the call rows; it also tells us the backend and the guest memory size.
@@ -113,57 +120,72 @@ async function main(): Promise<void> {
   // Context for the call rows: the C round trip when the host resets RIP (KVM_SET_REGS) before each call.
   if (only.has("sync") || only.has("async")) cMetrics.push("roundtrip_setregs_us");
 
-  progress(`C reference (start): ${cMetrics.join(", ")}`);
-  const cStart = runCReference(cMetrics, memMib);
-
+  // kvm_ref runs before every segment and once more at the end, so each vmlet segment is
+  // bracketed by C runs and slow phases of the machine hit both sides alike.
   const wantCalls = { sync: only.has("sync"), async: only.has("async"), hostCall: only.has("host-call") };
-  let calls: Awaited<ReturnType<typeof measureCalls>> = {};
-  if (wantCalls.sync || wantCalls.async || wantCalls.hostCall) {
-    progress(`calls: ${PLAN.callRounds} interleaved rounds × ${PLAN.callBatch} calls`);
-    calls = await measureCalls(sb, { ...wantCalls, rounds: PLAN.callRounds, batch: PLAN.callBatch });
+  const anyCalls = wantCalls.sync || wantCalls.async || wantCalls.hostCall;
+  const wantBuild = only.has("build") || only.has("close");
+  const calls: CallSamples = { sync: [], ping: [], async: [] };
+  const builds: BuildSamples = { build: [], close: [] };
+  const cancels: number[] = [];
+  const cAll: CRun[] = [];
+  const share = (total: number, seg: number): number => Math.floor((total * (seg + 1)) / PLAN.segments) - Math.floor((total * seg) / PLAN.segments);
+  for (let seg = 0; seg < PLAN.segments; seg++) {
+    progress(`segment ${seg + 1}/${PLAN.segments}: C reference`);
+    cAll.push(runCReference(cMetrics, memMib));
+    if (anyCalls) {
+      progress(`segment ${seg + 1}/${PLAN.segments}: calls`);
+      await measureCalls(sb, { ...wantCalls, rounds: share(PLAN.callRounds, seg), batch: PLAN.callBatch }, calls);
+    }
+    if (wantBuild) {
+      progress(`segment ${seg + 1}/${PLAN.segments}: build/close`);
+      await measureBuild(share(PLAN.buildIterations, seg), builds);
+    }
+    if (only.has("cancel")) {
+      progress(`segment ${seg + 1}/${PLAN.segments}: cancel`);
+      await measureCancel(share(PLAN.cancelIterations, seg), cancels);
+    }
   }
   sb.close();
-  let build: Awaited<ReturnType<typeof measureBuild>> | undefined;
-  if (only.has("build") || only.has("close")) {
-    progress(`build/close: ${PLAN.buildIterations} sandboxes`);
-    build = await measureBuild(PLAN.buildIterations);
-  }
-  let cancel: Summary | undefined;
-  if (only.has("cancel")) {
-    progress(`cancel: ${PLAN.cancelIterations} kills`);
-    cancel = await measureCancel(PLAN.cancelIterations);
-  }
-
-  progress(`C reference (end): ${cMetrics.join(", ")}`);
-  const cEnd = runCReference(cMetrics, memMib);
+  progress("C reference (end)");
+  cAll.push(runCReference(cMetrics, memMib));
+  const cStart = cAll[0]!;
 
   const rows: Row[] = [];
   const add = (id: RowId, vmlet: number, vmletDetail: Row["vmletDetail"]): void => {
     const def = ROWS[id];
-    const cRuns = [cStart, cEnd].map((r) => r.metrics[def.c]!.median);
-    const c = cRuns.reduce((a, b) => a + b, 0) / cRuns.length;
+    const spread = "pingMinusNoop" in vmletDetail ? vmletDetail.pingMinusNoop : vmletDetail;
+    const cRuns = cAll.map((r) => r.metrics[def.c]!.median);
+    // The median of the runs' medians: one slow kvm_ref run (it happens, for create/destroy
+    // especially) would drag a mean, as it does not drag vmlet's median over all its samples.
+    const c = median(cRuns);
     const ratio = vmlet / c;
     const target = def.target ?? null;
-    rows.push({ id, label: def.label, unit: "µs", vmlet, vmletDetail, cMetric: def.c, c, cRuns, ratio, target, meetsTarget: target === null ? null : ratio <= target });
+    rows.push({ id, label: def.label, unit: "µs", vmlet, vmletP10: spread.p10, vmletP90: spread.p90, vmletDetail, cMetric: def.c, c, cRuns, ratio, target, meetsTarget: target === null ? null : ratio <= target });
   };
-  if (only.has("sync") && calls.sync) add("sync", calls.sync.median, calls.sync);
-  if (only.has("async") && calls.async) add("async", calls.async.median, calls.async);
-  if (only.has("host-call") && calls.ping && calls.sync) add("host-call", calls.ping.median - calls.sync.median, { ping: calls.ping, noop: calls.sync });
-  if (only.has("build") && build) add("build", build.build.median, build.build);
-  if (only.has("close") && build) add("close", build.close.median, build.close);
-  if (only.has("cancel") && cancel) add("cancel", cancel.median, cancel);
+  const noop = summarize(calls.sync);
+  if (only.has("sync")) add("sync", noop.median, noop);
+  if (only.has("async")) add("async", summarize(calls.async).median, summarize(calls.async));
+  if (only.has("host-call")) {
+    const ping = summarize(calls.ping);
+    const pingMinusNoop = summarize(calls.ping.map((p, i) => p - calls.sync[i]!)); // same round, same index
+    add("host-call", ping.median - noop.median, { ping, noop, pingMinusNoop });
+  }
+  if (only.has("build")) add("build", summarize(builds.build).median, summarize(builds.build));
+  if (only.has("close")) add("close", summarize(builds.close).median, summarize(builds.close));
+  if (only.has("cancel")) add("cancel", summarize(cancels).median, summarize(cancels));
 
   const cpus = os.cpus();
   const result = {
     date: new Date().toISOString(),
-    machine: { cpu: cpus[0]?.model.trim() ?? "unknown", cores: cpus.length, kernel: os.release(), node: process.version },
+    machine: { cpu: cpus[0]?.model.trim() ?? "unknown", cores: cpus.length, kernel: os.release(), node: process.version, loadAvg1mAtStart: loadAtStart },
     backend: { name: backend.name, flavour: backend.flavour },
     cReferenceFlavour: cStart.flavour,
     guest: path.relative(packageRoot, demoElf),
     guestMemoryMiB: memMib,
     plan: PLAN,
     rows,
-    cRuns: [cStart, cEnd],
+    cRuns: cAll,
     durationS: 0,
   };
   result.durationS = Math.round((performance.now() - started) / 100) / 10;
@@ -186,23 +208,28 @@ async function main(): Promise<void> {
     `backend: ${backend.name}, flavour "${backend.flavour}" (${flavourText})`,
     `ALL FIGURES BELOW ARE FROM THE "${backend.flavour}" FLAVOUR — vmlet and the C reference alike; compare ratios, not absolute times, across machines.`,
   ];
+  if (loadAtStart > 0.5) out.push(`NOTE: 1-minute load average was ${loadAtStart.toFixed(2)} at the start: other processes were busy, expect noisier figures.`);
   if (cStart.flavour !== backend.flavour) out.push(`WARNING: the C reference detected flavour "${cStart.flavour}", vmlet "${backend.flavour}"`);
   out.push(`guest: ${result.guest}, ${memMib} MiB guest memory (C reference run with --mem-mib ${memMib})`, "");
   out.push(...table(rows), "");
   out.push(
-    "ratio = vmlet / C. vmlet: median of per-batch means (calls: " +
-      `${PLAN.callRounds} interleaved rounds × ${PLAN.callBatch} calls; build/close: ${PLAN.buildIterations}; cancel: ${PLAN.cancelIterations}).`,
+    `ratio = vmlet / C. vmlet calls: median of per-batch means, ${PLAN.callRounds} interleaved rounds × ${PLAN.callBatch} calls of each kind;` +
+      ` build/close: median of ${PLAN.buildIterations} sandboxes; cancel: median of ${PLAN.cancelIterations} kills.`,
   );
-  out.push("C ref: mean of the medians of two kvm_ref runs, at the start and at the end of this run:");
+  out.push("p10–p90: spread of vmlet's samples (guest→host call: of the per-round call_ping − noop differences).");
+  out.push(`C ref: median of the medians of ${cAll.length} kvm_ref runs, one before each of the ${PLAN.segments} segments of vmlet measurements and one at the end:`);
   for (const r of rows) out.push(`  ${r.cMetric.padEnd(13)} ${r.cRuns.map(fmt).join(" / ")}  (${r.id})`);
-  const setregs = [cStart, cEnd].map((r) => r.metrics.roundtrip_setregs_us?.median);
-  if (setregs[0] !== undefined && setregs[1] !== undefined) {
+  const setregs = cAll.map((r) => r.metrics.roundtrip_setregs_us?.median);
+  if (setregs.every((v) => v !== undefined)) {
     out.push(`  (context: C round trip with KVM_SET_REGS before every call, roundtrip_setregs_us ${setregs.map((v) => fmt(v!)).join(" / ")})`);
   }
   const hc = rows.find((r) => r.id === "host-call");
   if (hc && "ping" in hc.vmletDetail) {
     out.push(`guest→host call = median callSync("call_ping") ${fmt(hc.vmletDetail.ping.median)} − median callSync("noop") ${fmt(hc.vmletDetail.noop.median)}`);
   }
+  // The call rows are batch means, which should agree closely. A wide spread there means the run was unsteady.
+  const wide = rows.filter((r) => (r.id === "sync" || r.id === "async") && r.vmletP90 / r.vmletP10 > 1.5).map((r) => r.id);
+  if (wide.length) out.push(`wide spread (p90/p10 > 1.5) in: ${wide.join(", ")} — these figures move between runs; see bench/README.md`);
   const missed = rows.filter((r) => r.meetsTarget === false).map((r) => r.id);
   out.push(missed.length ? `targets missed: ${missed.join(", ")}` : rows.some((r) => r.target !== null) ? "all targets met" : "");
   out.push(`took ${result.durationS} s; results written to bench/results/latest.json`);

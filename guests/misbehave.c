@@ -1,7 +1,8 @@
 /*
- * The misbehaving guest: every export (except ok, stack_address and the host
- * call helper) breaks the sandbox in one specific way — CPU faults, aborts, out
- * of memory, and messages that violate the wire format. Used by
+ * The misbehaving guest: apart from a few well-behaved helpers (ok,
+ * stack_address, data_code_address, host_then_spin), every export breaks the
+ * sandbox in one specific way — never returning, CPU faults, aborts, out of
+ * memory, and messages that violate the wire format. Used by
  * test/misbehaving-guests.test.ts and test/cancellation.test.ts.
  */
 #include <vmlet.h>

@@ -167,6 +167,16 @@ static int32_t log_each_level(const char *tag) {
 }
 VMLET_EXPORT(log_each_level, I32, STRING);
 
+/* Logs one info record of n 'y' characters: longer than the output buffer for big n. */
+static void log_long(uint32_t n) {
+  char *s = vmlet_scratch((size_t)n + 1);
+  if (!s) vmlet_out_of_memory();
+  memset(s, 'y', n);
+  s[n] = 0;
+  VMLET_INFO("%s", s);
+}
+VMLET_EXPORT(log_long, VOID, U32);
+
 /* Whether the guest would send a record at `level` (1 = error … 5 = trace). */
 static bool log_enabled(int32_t level) { return vmlet_log_enabled(level); }
 VMLET_EXPORT(log_enabled, BOOL, I32);

@@ -149,6 +149,20 @@ function decodePayload(c: Cursor, type: ValueType, p: number, len: number, what:
     case "bytes": return c.bytes.slice(p, p + len);
     case "string":
       if (len === 0 || c.bytes[p + len - 1] !== 0) throw new GuestProtocolError(`${what}: string is not NUL-terminated`);
-      return decoder.decode(c.bytes.subarray(p, p + len - 1));
+      return decodeString(c.bytes, p, p + len - 1);
   }
+}
+
+/** Short ASCII strings (function names, small results) skip TextDecoder, which costs microseconds per call. */
+function decodeString(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 32) {
+    let text = "";
+    for (let i = start; i < end; i++) {
+      const b = bytes[i]!;
+      if (b >= 0x80) return decoder.decode(bytes.subarray(start, end));
+      text += String.fromCharCode(b);
+    }
+    return text;
+  }
+  return decoder.decode(bytes.subarray(start, end));
 }

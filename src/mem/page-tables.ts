@@ -9,22 +9,25 @@ import { PAGE, type Access, type MemoryLayout } from "./layout.js";
 const PRESENT = 1;
 const WRITABLE = 2;
 const USER = 4;
+/** Accessed and dirty are preset so the CPU never writes the tables: they stay out of dirty logs and clean across restores. */
+const ACCESSED = 0x20;
+const DIRTY = 0x40;
 /** NX is bit 63: bit 31 of the high 32-bit half. */
 const NX_HIGH = 0x80000000;
 
 /** Low and high halves of a leaf entry's flags, per access kind. */
 const LEAF_FLAGS: Record<Access, readonly [number, number]> = {
   "none": [0, 0],
-  "kernel-rw": [PRESENT | WRITABLE, NX_HIGH],
-  "kernel-r": [PRESENT, NX_HIGH],
-  "kernel-rx": [PRESENT, 0],
-  "user-r": [PRESENT | USER, NX_HIGH],
-  "user-rw": [PRESENT | WRITABLE | USER, NX_HIGH],
-  "user-rx": [PRESENT | USER, 0],
+  "kernel-rw": [PRESENT | WRITABLE | ACCESSED | DIRTY, NX_HIGH],
+  "kernel-r": [PRESENT | ACCESSED, NX_HIGH],
+  "kernel-rx": [PRESENT | ACCESSED, 0],
+  "user-r": [PRESENT | USER | ACCESSED, NX_HIGH],
+  "user-rw": [PRESENT | WRITABLE | USER | ACCESSED | DIRTY, NX_HIGH],
+  "user-rx": [PRESENT | USER | ACCESSED, 0],
 };
 
 const ENTRIES = 512;
-const TABLE_FLAGS = PRESENT | WRITABLE | USER;
+const TABLE_FLAGS = PRESENT | WRITABLE | USER | ACCESSED;
 
 /** Writes the page tables into guest memory; returns the PML4's guest address. */
 export function buildPageTables(memory: Uint8Array, layout: MemoryLayout): number {

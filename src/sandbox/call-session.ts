@@ -54,6 +54,15 @@ export class CallSession {
     writeMessage(ctx.input, MessageKind.Call, fn.index, 0, fn.params, args, (i) => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`);
   }
 
+  /** Milliseconds until the deadline, or undefined without one. */
+  msLeft(): number | undefined {
+    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - performance.now());
+  }
+
+  timeoutError(): TimeoutError {
+    return new TimeoutError(this.timeoutMs!);
+  }
+
   /** Nanoseconds left for the next run (0 = no limit); throws once the call is cancelled or late. */
   nextRunTimeoutNs(): number {
     if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
@@ -173,12 +182,17 @@ export class CallSession {
     const [message, file, line] = readValues(msg, "log record");
     const level = levelName(msg.b);
     if (!level || message?.type !== "string") throw new GuestProtocolError(`malformed log record (level ${msg.b})`);
-    this.ctx.logger({
-      level,
-      message: message.value as string,
-      file: file?.type === "string" ? (file.value as string) : "",
-      line: line?.type === "u32" ? (line.value as number) : 0,
-    });
+    try {
+      this.ctx.logger({
+        level,
+        message: message.value as string,
+        file: file?.type === "string" ? (file.value as string) : "",
+        line: line?.type === "u32" ? (line.value as number) : 0,
+      });
+    } catch (error) {
+      // The guest stopped cleanly at a log exit; a broken logger must not poison it.
+      process.emitWarning(`vmlet guest logger threw: ${String(error)}`, "VmletWarning");
+    }
   }
 
   private readAbort(): VmletError {

@@ -24,9 +24,10 @@ export function mnemonic(vector: number): string {
 export function faultError(vector: number, memory: Uint8Array, regs: FaultRegisters): GuestFaultError {
   const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
   const rsp = Number(regs.rsp);
-  const onSystemStack =
-    (rsp >= SYSTEM.ring0Stack.start && rsp + 48 <= SYSTEM.ring0Stack.top) || (rsp >= SYSTEM.istStack.start && rsp + 48 <= SYSTEM.istStack.top);
   const hasCode = HAS_ERROR_CODE.has(vector);
+  const frame = (hasCode ? 6 : 5) * 8; // [error code] rip cs rflags rsp ss
+  const onSystemStack =
+    (rsp >= SYSTEM.ring0Stack.start && rsp + frame <= SYSTEM.ring0Stack.top) || (rsp >= SYSTEM.istStack.start && rsp + frame <= SYSTEM.istStack.top);
   let rip = regs.rip;
   let errorCode: number | undefined;
   if (onSystemStack) {

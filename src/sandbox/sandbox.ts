@@ -44,6 +44,9 @@ export class Sandbox {
   private state: State = "idle";
   private poisonedBy: VmletError | undefined;
   private cancelRequested = false;
+  private closeWhenIdle = false;
+  /** Ends the wait for a pending async host function (set only while one is pending). */
+  private stopHostWait: (() => void) | undefined;
   private maxLogLevel: LogLevel;
   private readonly ctx: CallContext;
   private readonly vm: VirtualMachine;
@@ -131,13 +134,7 @@ export class Sandbox {
       for (;;) {
         const step: Step = session.onExit(await this.vm.runAsync(session.nextRunTimeoutNs()));
         if (step.kind === "done") return step.value;
-        if (step.kind === "host-call") {
-          try {
-            session.hostReturned(step.fn, await (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args));
-          } catch (error) {
-            session.hostThrew(step.fn, error);
-          }
-        }
+        if (step.kind === "host-call") await this.invokeHostAsync(session, step);
       }
     } catch (error) {
       throw this.fail(error);
@@ -182,20 +179,28 @@ export class Sandbox {
     if (this.state !== "busy") return false;
     this.cancelRequested = true;
     this.vm.interrupt();
+    this.stopHostWait?.();
     return true;
   }
 
-  /** Frees the VM. Idempotent; a call in progress is killed first. */
+  /**
+   * Frees the VM. Idempotent. A call in progress is killed first; the VM is freed
+   * as soon as that call has stopped (it rejects with CancelledError).
+   */
   close(): void {
     if (this.state === "closed") return;
-    if (this.state === "busy") throw new SandboxBusyError("cannot close a sandbox while a call is running; kill() it first");
+    if (this.state === "busy") {
+      this.closeWhenIdle = true;
+      this.kill();
+      return;
+    }
     this.state = "closed";
     leaked.unregister(this);
     this.vm.destroy();
   }
 
   private prepare(name: string, args: Array<GuestValue | CallOptions>): { fn: GuestFunction; values: GuestValue[]; options: CallOptions | undefined } {
-    if (this.state === "closed") throw new SandboxClosedError("sandbox is closed");
+    if (this.state === "closed" || this.closeWhenIdle) throw new SandboxClosedError("sandbox is closed");
     if (this.poisonedBy) throw new PoisonedError(`sandbox is poisoned by an earlier ${this.poisonedBy.code}: ${this.poisonedBy.message}`, { cause: this.poisonedBy });
     if (this.state === "busy") throw new SandboxBusyError(`sandbox is already running a call; "${name}" must wait`);
     const fn = this.parts.functions.get(name);
@@ -221,6 +226,43 @@ export class Sandbox {
 
   private leave(): void {
     if (this.state === "busy") this.state = "idle";
+    if (this.closeWhenIdle) this.close();
+  }
+
+  /**
+   * Runs a host function that may be async. While its promise is pending the guest is
+   * not running, so the deadline and kill() are enforced here, not by the vCPU.
+   */
+  private async invokeHostAsync(session: CallSession, step: Extract<Step, { kind: "host-call" }>): Promise<void> {
+    let result: unknown;
+    try {
+      result = (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args);
+    } catch (error) {
+      session.hostThrew(step.fn, error);
+      return;
+    }
+    if (!isPromiseLike(result)) {
+      session.hostReturned(step.fn, result);
+      return;
+    }
+    const pending = result;
+    await new Promise<void>((resolve, reject) => {
+      const msLeft = session.msLeft();
+      const timer = msLeft === undefined ? undefined : setTimeout(() => stop(session.timeoutError()), msLeft);
+      const settle = (): void => {
+        clearTimeout(timer);
+        this.stopHostWait = undefined;
+      };
+      const stop = (error: VmletError): void => {
+        settle();
+        reject(error);
+      };
+      this.stopHostWait = () => stop(new CancelledError(`call was cancelled while host function "${step.fn.name}" was pending`));
+      Promise.resolve(pending).then(
+        (value) => (settle(), session.hostReturned(step.fn, value), resolve()),
+        (error: unknown) => (settle(), session.hostThrew(step.fn, error), resolve()),
+      );
+    });
   }
 
   private invokeHostSync(session: CallSession, step: Extract<Step, { kind: "host-call" }>): void {

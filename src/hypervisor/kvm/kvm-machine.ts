@@ -1,10 +1,10 @@
 /** The KVM implementation of VirtualMachine: one VM, one vCPU, one memory slot. */
-import { OutOfMemoryError } from "../../errors/errors.js";
+import { HypervisorError, OutOfMemoryError } from "../../errors/errors.js";
 import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine, VmExit } from "../virtual-machine.js";
 import { REGS_RFLAGS, REGS_RIP, SREGS, writeSegment, writeTable, type Segment } from "./structs.js";
 import { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
-import { KvmVm } from "./vm.js";
+import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
 
 /** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
 const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
@@ -22,6 +22,8 @@ export class KvmMachine implements VirtualMachine {
   /** Whether kvm_run.immediate_exit may be set (by interrupt() or a deadline timer's signal). */
   private interruptMayBePending = false;
   private destroyed = false;
+
+  private dirtyLogging = false;
 
   constructor(memorySize: number) {
     const system = KvmSystem.open();
@@ -125,6 +127,24 @@ export class KvmMachine implements VirtualMachine {
     if (!this.interruptMayBePending) return;
     this.interruptMayBePending = false;
     this.vcpu.clearInterrupt();
+  }
+
+  /** Starts KVM dirty-page logging on guest memory (KVM_MEM_LOG_DIRTY_PAGES on its slot). */
+  enableDirtyLogging(): void {
+    this.vm.setMemoryRegion(0, 0, this.memory.buffer as ArrayBuffer, MEM_LOG_DIRTY_PAGES);
+    this.dirtyLogging = true;
+  }
+
+  /**
+   * Pages the guest wrote since the last call (bit n = page n), via KVM_GET_DIRTY_LOG,
+   * which also resets the log. Host writes into guest memory are not included.
+   */
+  takeDirtyLog(): BigUint64Array {
+    if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
+    const pages = this.memory.byteLength / 4096;
+    const bitmap = new BigUint64Array(Math.ceil(pages / 64));
+    this.vm.getDirtyLog(0, bitmap);
+    return bitmap;
   }
 
   destroy(): void {
