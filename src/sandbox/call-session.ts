@@ -7,7 +7,7 @@ import { AbortCode, HostStatus, MessageKind, PORT_ABORT, PORT_FAULT_BASE, PORT_H
 import type { GuestFunction } from "../abi/function-table.js";
 import { readValues, receiveMessage, startMessage, finishMessage, writeMessage, type Buffer } from "../abi/messages.js";
 import { formatSignature, tagOf, type GuestValue, type ReturnType } from "../abi/types.js";
-import { writeValue } from "../abi/values.js";
+import { readValue, writeValue } from "../abi/values.js";
 import {
   BufferTooSmallError, CancelledError, GuestAbortedError, GuestProtocolError, HostFunctionError, HostFunctionMissingError,
   HostFunctionSignatureError, HypervisorError, OutOfMemoryError, TimeoutError, VmletError,
@@ -128,23 +128,7 @@ export class CallSession {
   }
 
   private readReturn(): GuestValue | undefined {
-    const msg = receiveMessage(this.ctx.output, MessageKind.Return, `result of "${this.name}"`);
-    const values = readValues(msg, `result of "${this.name}"`);
-    if (msg.a !== ReturnStatus.Ok) {
-      const text = values[0]?.type === "string" ? String(values[0].value) : "no detail";
-      if (msg.a === ReturnStatus.ResultTooLarge) throw new BufferTooSmallError(`result of "${this.name}" does not fit the output buffer (raise outputSize)`);
-      throw new GuestProtocolError(`guest rejected the call to "${this.name}" (status ${msg.a}: ${text})`);
-    }
-    if (this.pendingError) throw this.pendingError;
-    if (this.returns === "void") {
-      if (values.length !== 0) throw new GuestProtocolError(`"${this.name}" returns void but the guest sent ${values.length} values`);
-      return undefined;
-    }
-    const result = values[0];
-    if (values.length !== 1 || result?.type !== this.returns) {
-      throw new GuestProtocolError(`"${this.name}" should return ${this.returns}, the guest sent ${values.map((v) => v.type).join(", ") || "nothing"}`);
-    }
-    return result.value;
+    return readReturn(this.ctx.output, this.name, this.returns, this.pendingError);
   }
 
   private readHostCall(): Step {
@@ -214,6 +198,29 @@ export class CallSession {
     if (code === AbortCode.Protocol) return new GuestProtocolError(`guest SDK rejected a message: ${message}`);
     return new GuestAbortedError(message, file, line);
   }
+}
+
+/**
+ * Reads the RETURN message of a finished call. A failed status wins; then an error
+ * recorded during the call (a host function that threw); then the result, which must
+ * have the declared type.
+ */
+export function readReturn(output: Buffer, name: string, returns: ReturnType, pendingError: VmletError | undefined): GuestValue | undefined {
+  const what = `result of "${name}"`;
+  const msg = receiveMessage(output, MessageKind.Return, what);
+  if (msg.a !== ReturnStatus.Ok) {
+    const detail = msg.count > 0 ? readValue(msg.cursor, what) : undefined;
+    const text = detail?.type === "string" ? String(detail.value) : "no detail";
+    if (msg.a === ReturnStatus.ResultTooLarge) throw new BufferTooSmallError(`${what} does not fit the output buffer (raise outputSize)`);
+    throw new GuestProtocolError(`guest rejected the call to "${name}" (status ${msg.a}: ${text})`);
+  }
+  if (pendingError) throw pendingError;
+  const expected = returns === "void" ? 0 : 1;
+  if (msg.count !== expected) throw new GuestProtocolError(`"${name}" returns ${returns} but the guest sent ${msg.count} values`);
+  if (returns === "void") return undefined;
+  const result = readValue(msg.cursor, what);
+  if (result.type !== returns) throw new GuestProtocolError(`"${name}" should return ${returns}, the guest sent ${result.type}`);
+  return result.value;
 }
 
 function truncate(text: string): string {

@@ -3,15 +3,15 @@
  * A call that faults, aborts, times out or is cancelled poisons the sandbox:
  * later calls reject with PoisonedError.
  */
-import { CB } from "../abi/constants.js";
+import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import type { Buffer } from "../abi/messages.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
 import { ArgumentMismatchError, CancelledError, PoisonedError, SandboxBusyError, SandboxClosedError, UnknownFunctionError, VmletError } from "../errors/errors.js";
 import { poisons } from "../errors/poisons.js";
-import type { BackendInfo, VirtualMachine } from "../hypervisor/virtual-machine.js";
+import type { BackendInfo, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import type { MemoryLayout } from "../mem/layout.js";
-import { CallSession, type CallContext, type Step } from "./call-session.js";
+import { CallSession, readReturn, type CallContext, type Step } from "./call-session.js";
 import { timeout } from "./config.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
@@ -100,20 +100,34 @@ export class Sandbox {
    * loop waits. Host functions must be synchronous here.
    */
   callSync(name: string, ...args: Array<GuestValue | CallOptions>): GuestValue | undefined {
-    const { fn, values, options } = this.prepare(name, args);
-    const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
+    const options = popOptions(args);
+    const fn = this.lookup(name, args);
+    const timeoutMs = this.timeoutFor(options);
     this.enter();
     try {
-      CallSession.writeCall(this.ctx, fn, values);
-      for (;;) {
-        const step = session.onExit(this.vm.run(session.nextRunTimeoutNs()));
-        if (step.kind === "done") return step.value;
-        if (step.kind === "host-call") this.invokeHostSync(session, step);
+      CallSession.writeCall(this.ctx, fn, args);
+      if (timeoutMs === undefined) {
+        // Fast path: most calls are one run ending at READY, with no session state needed.
+        const exit = this.vm.run(0);
+        if (exit.kind === "io-out" && exit.port === PORT_READY) return readReturn(this.ctx.output, name, fn.returns, undefined);
+        return this.continueSync(new CallSession(this.ctx, name, fn.returns, undefined), exit);
       }
+      const session = new CallSession(this.ctx, name, fn.returns, timeoutMs);
+      return this.continueSync(session, this.vm.run(session.nextRunTimeoutNs()));
     } catch (error) {
       throw this.fail(error);
     } finally {
       this.leave();
+    }
+  }
+
+  /** Drives a sync call from `exit` until it returns: host calls, logs, stray signals. */
+  private continueSync(session: CallSession, exit: VmExit): GuestValue | undefined {
+    for (;;) {
+      const step = session.onExit(exit);
+      if (step.kind === "done") return step.value;
+      if (step.kind === "host-call") this.invokeHostSync(session, step);
+      exit = this.vm.run(session.nextRunTimeoutNs());
     }
   }
 
@@ -122,7 +136,8 @@ export class Sandbox {
    * free and host functions may be async.
    */
   async call(name: string, ...args: Array<GuestValue | CallOptions>): Promise<GuestValue | undefined> {
-    const { fn, values, options } = this.prepare(name, args);
+    const options = popOptions(args);
+    const fn = this.lookup(name, args);
     const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
     const signal = options?.signal;
     if (signal?.aborted) throw new CancelledError(`call to "${name}" was cancelled before it started`, { cause: signal.reason });
@@ -130,7 +145,7 @@ export class Sandbox {
     const onAbort = (): void => void this.kill();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      CallSession.writeCall(this.ctx, fn, values);
+      CallSession.writeCall(this.ctx, fn, args);
       for (;;) {
         const step: Step = session.onExit(await this.vm.runAsync(session.nextRunTimeoutNs()));
         if (step.kind === "done") return step.value;
@@ -199,18 +214,17 @@ export class Sandbox {
     this.vm.destroy();
   }
 
-  private prepare(name: string, args: Array<GuestValue | CallOptions>): { fn: GuestFunction; values: GuestValue[]; options: CallOptions | undefined } {
+  /** Checks the sandbox can take a call and finds the function; `args` has no options. */
+  private lookup(name: string, args: readonly unknown[]): GuestFunction {
     if (this.state === "closed" || this.closeWhenIdle) throw new SandboxClosedError("sandbox is closed");
     if (this.poisonedBy) throw new PoisonedError(`sandbox is poisoned by an earlier ${this.poisonedBy.code}: ${this.poisonedBy.message}`, { cause: this.poisonedBy });
     if (this.state === "busy") throw new SandboxBusyError(`sandbox is already running a call; "${name}" must wait`);
     const fn = this.parts.functions.get(name);
     if (!fn) throw new UnknownFunctionError(name, [...this.parts.functions.keys()]);
-    const last = args[args.length - 1];
-    const options = isOptions(last) ? (args.pop() as CallOptions) : undefined;
     if (args.length !== fn.params.length) {
       throw new ArgumentMismatchError(`${formatSignature(name, fn)} takes ${fn.params.length} arguments, got ${args.length}`);
     }
-    return { fn, values: args as GuestValue[], options };
+    return fn;
   }
 
   private timeoutFor(options: CallOptions | undefined): number | undefined {
@@ -291,6 +305,11 @@ export class Sandbox {
   private writeLogLevel(): void {
     this.controlBlock.setUint32(this.parts.layout.controlBlock + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
   }
+}
+
+/** Removes and returns a trailing CallOptions object, if the last argument is one. */
+function popOptions(args: Array<GuestValue | CallOptions>): CallOptions | undefined {
+  return args.length > 0 && isOptions(args[args.length - 1]) ? (args.pop() as CallOptions) : undefined;
 }
 
 function isOptions(value: unknown): value is CallOptions {
