@@ -199,6 +199,7 @@ static void *vcpu_thread_main(void *arg) {
     int result = run_once(v, v->job_timeout_ns);
     napi_call_threadsafe_function(v->tsfn, (void *)(intptr_t)result, napi_tsfn_blocking);
   }
+  if (tls_timer_ready) timer_delete(tls_timer); /* the timer belongs to this thread, which ends here */
   return NULL;
 }
 

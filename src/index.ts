@@ -1,5 +1,5 @@
 /** vmlet: hardware-isolated micro-VM sandboxes for Node.js. The public API. */
-export { SandboxBuilder } from "./sandbox/builder.js";
+export { SandboxBuilder, createSandbox } from "./sandbox/builder.js";
 export { Sandbox, type CallOptions } from "./sandbox/sandbox.js";
 export type { SandboxConfig } from "./sandbox/config.js";
 export type { HostFunctionDefinition, HostFunctionImpl } from "./sandbox/host-functions.js";

@@ -67,6 +67,7 @@ test("guest header and host agree on messages, kinds, statuses and type tags", (
     ["VMLET_STATUS_RESULT_TOO_LARGE", abi.ReturnStatus.ResultTooLarge],
     ["VMLET_HOST_OK", abi.HostStatus.Ok], ["VMLET_HOST_THREW", abi.HostStatus.Threw], ["VMLET_HOST_MISSING", abi.HostStatus.Missing],
     ["VMLET_HOST_SIGNATURE", abi.HostStatus.Signature], ["VMLET_HOST_CANCELLED", abi.HostStatus.Cancelled],
+    ["VMLET_HOST_TOO_LARGE", abi.HostStatus.TooLarge],
     ["VMLET_ABORT_PANIC", abi.AbortCode.Panic], ["VMLET_ABORT_OUT_OF_MEMORY", abi.AbortCode.OutOfMemory],
     ["VMLET_ABORT_PROTOCOL", abi.AbortCode.Protocol], ["VMLET_VALUE_HEADER_SIZE", abi.VALUE_HEADER_SIZE],
     ["VMLET_MAX_PARAMS", abi.MAX_PARAMS], ["VMLET_MAX_NAME", abi.MAX_NAME],

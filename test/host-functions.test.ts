@@ -260,7 +260,7 @@ for (const [mode, invoke] of MODES) {
       const { sb, reports } = await reportingSandbox((b) => b.hostFunction("takes_i32", ["i32"], "void", () => void (ran = true)));
       try {
         const err = await rejection(invoke(sb, "host_call_status", "takes_i32"), HostFunctionSignatureError, "HOST_FUNCTION_SIGNATURE");
-        assert.match(err.message, /takes_i32\(\) but the host registered takes_i32\(i32\) -> void/);
+        assert.match(err.message, /takes_i32\(\) -> void but the host registered takes_i32\(i32\) -> void/);
         assert.equal(ran, false, "the host function did not run");
         assert.deepEqual(reports.map((r) => r.status), [HOST_SIGNATURE]);
         assert.equal(sb.poisoned, undefined);
@@ -379,7 +379,7 @@ describe("async host functions", () => {
       assert.ok(caught instanceof HostFunctionError, String(caught));
       assert.equal(caught.code, "HOST_FUNCTION_THREW");
       assert.ok(caught.cause instanceof TypeError);
-      assert.match((caught.cause as Error).message, /returned a Promise; use call\(\)/);
+      assert.match((caught.cause as Error).message, /returned a Promise; async host functions need call\(\)/);
       assert.equal(started, 1);
       assert.deepEqual(reports.map((r) => r.status), [HOST_THREW]);
       assert.equal(sb.poisoned, undefined);

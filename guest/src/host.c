@@ -9,7 +9,11 @@ int vmlet_host_call(const char *name, uint32_t ret_type, vmlet_value *result, ui
   vmlet__w_begin(&w, vmlet__out, vmlet__out_size, VMLET_MSG_HOST_CALL, 0, ret_type);
   vmlet__w_string(&w, name);
   for (uint32_t i = 0; i < argc; i++) vmlet__w_value(&w, &argv[i]);
-  if (argc > VMLET_MAX_PARAMS || !vmlet__w_finish(&w)) {
+  if (argc > VMLET_MAX_PARAMS) {
+    strcpy(host_error, "host calls take at most 16 arguments");
+    return VMLET_HOST_SIGNATURE;
+  }
+  if (!vmlet__w_finish(&w)) {
     strcpy(host_error, "host call does not fit the output buffer");
     return VMLET_HOST_TOO_LARGE;
   }
@@ -37,6 +41,7 @@ bool vmlet_log_enabled(int level) { return level <= (int)VMLET_CB(uint32_t, VMLE
 
 /* Formats straight into the output buffer: no copy, and filtered records cost no exit. */
 void vmlet_log(int level, const char *file, int line, const char *fmt, ...) {
+  level = level < VMLET_LOG_ERROR ? VMLET_LOG_ERROR : level > VMLET_LOG_TRACE ? VMLET_LOG_TRACE : level;
   if (!vmlet_log_enabled(level)) return;
   uint32_t header = VMLET_MSG_HEADER_SIZE + VMLET_VALUE_HEADER_SIZE;
   uint32_t room = vmlet__out_size > header + 512 ? vmlet__out_size - header - 512 : 0; /* leave room for file, line */

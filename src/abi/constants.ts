@@ -73,6 +73,8 @@ export const enum HostStatus {
   Missing = 2,
   Signature = 3,
   Cancelled = 4,
+  /** Guest-side only: the request did not fit the output buffer. */
+  TooLarge = 5,
 }
 
 export const enum AbortCode {

@@ -20,7 +20,9 @@ export type VmExit =
   | { readonly kind: "interrupted" }
   | { readonly kind: "internal-error"; readonly suberror: number }
   | { readonly kind: "fail-entry"; readonly reason: bigint }
-  | { readonly kind: "unknown"; readonly reason: number };
+  | { readonly kind: "unknown"; readonly reason: number }
+  /** The run itself failed (not an exit of the guest): errno from the kernel. */
+  | { readonly kind: "error"; readonly errno: number };
 
 /**
  * CPU state the guest can observe, in a backend-neutral form. Taken at call

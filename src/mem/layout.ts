@@ -138,7 +138,7 @@ function pageTableBytes(end: number): number {
   }
 }
 
-/** Renders the layout as the ASCII map used in `vmlet doctor` and docs. */
+/** Renders the layout as a table of regions (`vmlet layout` prints it for a guest). */
 export function describeLayout(layout: MemoryLayout): string {
   const hex = (n: number): string => `0x${n.toString(16).padStart(8, "0")}`;
   const lines = [...layout.regions]

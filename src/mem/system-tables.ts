@@ -1,7 +1,8 @@
 /**
  * GDT, TSS (with the I/O permission bitmap), IDT and the CPL-0 fault stubs, written
  * into the supervisor-only system pages. Setup follows shared/notes: a CPL-3 `out`
- * needs its port cleared in the TSS I/O bitmap, otherwise it raises #GP.
+ * needs its port cleared in the TSS I/O bitmap, otherwise it raises #GP
+ * (measured on PVM: ../shared/notes/kvm-on-these-machines.md in the project's shared notes).
  */
 import { FAULT_VECTORS, PORT_ABORT, PORT_FAULT_BASE, PORT_HOST_CALL, PORT_LOG, PORT_READY } from "../abi/constants.js";
 import type { SystemSetup } from "../hypervisor/virtual-machine.js";

@@ -1,6 +1,6 @@
 /** SandboxBuilder: the fluent way to configure and build a sandbox from a guest ELF. */
 import type { ReturnType, ValueType } from "../abi/types.js";
-import { createSandbox } from "./create.js";
+import { buildSandbox } from "./create.js";
 import { resolveConfig, type SandboxConfig } from "./config.js";
 import type { HostFunctionDefinition, HostFunctionImpl } from "./host-functions.js";
 import type { GuestLogger, LogLevel } from "./logging.js";
@@ -71,6 +71,14 @@ export class SandboxBuilder {
   /** Builds the sandbox and runs the guest's initialisation. */
   async build(): Promise<Sandbox> {
     const resolved = resolveConfig({ ...this.config, hostFunctions: this.hostFunctions } as SandboxConfig);
-    return createSandbox(resolved);
+    return buildSandbox(resolved);
   }
+}
+
+/**
+ * Builds a sandbox from a plain config object — what SandboxBuilder does. Every field
+ * is checked; an unknown or misplaced field is an InvalidConfigError, never ignored.
+ */
+export async function createSandbox(config: SandboxConfig): Promise<Sandbox> {
+  return buildSandbox(resolveConfig(config));
 }

@@ -6,7 +6,7 @@
 import { AbortCode, HostStatus, MessageKind, PORT_ABORT, PORT_FAULT_BASE, PORT_HOST_CALL, PORT_LOG, PORT_READY, ReturnStatus, FAULT_VECTORS } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import { readValues, receiveMessage, startMessage, finishMessage, writeMessage, type Buffer } from "../abi/messages.js";
-import { formatSignature, tagOf, type GuestValue, type ReturnType } from "../abi/types.js";
+import { formatSignature, tagOf, typeOfTag, type GuestValue, type ReturnType } from "../abi/types.js";
 import { readValue, writeValue } from "../abi/values.js";
 import {
   BufferTooSmallError, CancelledError, GuestAbortedError, GuestProtocolError, HostFunctionError, HostFunctionMissingError,
@@ -82,6 +82,8 @@ export class CallSession {
         throw tripleFaultError(this.ctx.vm.faultRegisters());
       case "internal-error":
         throw new HypervisorError("KVM_RUN", undefined, `internal error (suberror ${exit.suberror}) while running "${this.name}"`);
+      case "error":
+        throw new HypervisorError("KVM_RUN", `errno ${exit.errno}`, `the vCPU could not run (errno ${exit.errno}) during "${this.name}"`);
       case "fail-entry":
         throw new HypervisorError("KVM_RUN", undefined, `vCPU entry failed (reason 0x${exit.reason.toString(16)})`);
       default:
@@ -148,7 +150,9 @@ export class CallSession {
     if (sent.length !== fn.params.length || sent.some((t, i) => t !== fn.params[i]) || expected !== tagOf(wantReturn)) {
       this.failHostCall(
         HostStatus.Signature,
-        new HostFunctionSignatureError(`guest called ${name}(${sent.join(", ")}) but the host registered ${formatSignature(name, fn)}`),
+        new HostFunctionSignatureError(
+          `guest called ${formatSignature(name, { params: sent, returns: typeOfTag(expected) ?? "void" })} but the host registered ${formatSignature(name, fn)}`,
+        ),
       );
       return { kind: "resume" };
     }
@@ -221,6 +225,24 @@ export function readReturn(output: Buffer, name: string, returns: ReturnType, pe
   const result = readValue(msg.cursor, what);
   if (result.type !== returns) throw new GuestProtocolError(`"${name}" should return ${returns}, the guest sent ${result.type}`);
   return result.value;
+}
+
+/** Runs a host function for a synchronous call: a returned Promise is an error there. */
+export function invokeHostSync(session: CallSession, step: Extract<Step, { kind: "host-call" }>): void {
+  try {
+    const result = (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args);
+    if (isPromiseLike(result)) {
+      void Promise.resolve(result).catch(() => undefined); // nobody will await it
+      throw new TypeError(`host function "${step.fn.name}" returned a Promise; async host functions need call(), not callSync() or guest start-up`);
+    }
+    session.hostReturned(step.fn, result);
+  } catch (error) {
+    session.hostThrew(step.fn, error);
+  }
+}
+
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
 function truncate(text: string): string {

@@ -13,7 +13,7 @@ import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js
 import { computeLayout, PAGE, type Access, type MemoryLayout } from "../mem/layout.js";
 import { buildPageTables } from "../mem/page-tables.js";
 import { writeSystemTables } from "../mem/system-tables.js";
-import { CallSession } from "./call-session.js";
+import { CallSession, invokeHostSync } from "./call-session.js";
 import type { ResolvedConfig } from "./config.js";
 import { HostFunctionRegistry } from "./host-functions.js";
 import { defaultGuestLogger, levelNumber } from "./logging.js";
@@ -22,7 +22,7 @@ import { Sandbox } from "./sandbox.js";
 /** Guest images must fit in [IMAGE_BASE, IMAGE_BASE + 256 MiB). */
 const MAX_IMAGE_SIZE = 256 << 20;
 
-export async function createSandbox(config: ResolvedConfig): Promise<Sandbox> {
+export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   const bytes = await readGuest(config.guest);
   const image = parseElf(bytes, { minAddress: IMAGE_BASE, maxAddress: IMAGE_BASE + MAX_IMAGE_SIZE });
   const layout = computeLayout({
@@ -40,6 +40,7 @@ export async function createSandbox(config: ResolvedConfig): Promise<Sandbox> {
     prepareMemory(vm, image, bytes, layout, config);
     vm.start(image.entry, layout.stack.top);
     runInit(vm, layout, hostFunctions, config);
+    checkGuestAbi(vm.memory, layout);
     const functions = readFunctionTable(vm.memory, layout.controlBlock);
     return new Sandbox({
       vm, layout, functions, hostFunctions,
@@ -50,6 +51,15 @@ export async function createSandbox(config: ResolvedConfig): Promise<Sandbox> {
   } catch (error) {
     vm.destroy();
     throw error;
+  }
+}
+
+/** The SDK writes its ABI version into the control block at start-up. */
+function checkGuestAbi(memory: Uint8Array, layout: MemoryLayout): void {
+  const view = new DataView(memory.buffer, memory.byteOffset + layout.controlBlock, CB.size);
+  const guestAbi = view.getUint32(CB.guestAbi, true);
+  if (guestAbi !== ABI_VERSION) {
+    throw new BadGuestBinaryError(`guest was built with vmlet ABI version ${guestAbi}, this host speaks ${ABI_VERSION}: rebuild it with this SDK`);
   }
 }
 
@@ -112,16 +122,12 @@ function runInit(vm: VirtualMachine, layout: MemoryLayout, hostFunctions: HostFu
     for (;;) {
       const step = session.onExit(vm.run(session.nextRunTimeoutNs()));
       if (step.kind === "done") return;
-      if (step.kind === "host-call") {
-        try {
-          session.hostReturned(step.fn, (step.fn.impl as (...a: unknown[]) => unknown)(...step.args));
-        } catch (error) {
-          session.hostThrew(step.fn, error);
-        }
-      }
+      if (step.kind === "host-call") invokeHostSync(session, step);
     }
   } catch (error) {
-    if (error instanceof VmletError) error.message = `guest initialisation failed: ${error.message}`;
+    if (error instanceof VmletError) {
+      error.message = `guest initialisation failed: ${error.message} (a guest must be built with the vmlet SDK, see docs/guest-sdk.md)`;
+    }
     throw error;
   }
 }

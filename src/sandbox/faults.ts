@@ -3,7 +3,7 @@ import { GuestFaultError } from "../errors/errors.js";
 import type { FaultRegisters } from "../hypervisor/virtual-machine.js";
 import { SYSTEM } from "../mem/layout.js";
 
-const MNEMONICS = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#MF", "#TS", "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"];
+const MNEMONICS = ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"];
 const DESCRIPTIONS: Record<number, string> = {
   0: "divide error",
   3: "breakpoint",

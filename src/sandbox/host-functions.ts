@@ -1,6 +1,6 @@
 /**
  * Host functions the guest may call. The set is mutable: functions can be added
- * after the sandbox exists (docs/host-functions.md).
+ * after the sandbox exists (docs/api.md, "Host functions").
  */
 import { InvalidConfigError } from "../errors/errors.js";
 import { MAX_PARAMS } from "../abi/constants.js";

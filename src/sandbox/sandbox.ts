@@ -7,11 +7,11 @@ import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import type { Buffer } from "../abi/messages.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
-import { ArgumentMismatchError, CancelledError, PoisonedError, SandboxBusyError, SandboxClosedError, UnknownFunctionError, VmletError } from "../errors/errors.js";
+import { ArgumentMismatchError, CancelledError, InvalidConfigError, PoisonedError, SandboxBusyError, SandboxClosedError, UnknownFunctionError, VmletError } from "../errors/errors.js";
 import { poisons } from "../errors/poisons.js";
 import type { BackendInfo, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import type { MemoryLayout } from "../mem/layout.js";
-import { CallSession, readReturn, type CallContext, type Step } from "./call-session.js";
+import { CallSession, invokeHostSync, isPromiseLike, readReturn, type CallContext, type Step } from "./call-session.js";
 import { timeout } from "./config.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
@@ -20,7 +20,7 @@ import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./l
 export interface CallOptions {
   /** Overrides the sandbox's default timeout for this call. */
   timeoutMs?: number;
-  /** Cancels the call when aborted (async calls only). */
+  /** Cancels the call when aborted; for callSync() only an abort from a host function can land. */
   signal?: AbortSignal;
 }
 
@@ -103,6 +103,7 @@ export class Sandbox {
     const options = popOptions(args);
     const fn = this.lookup(name, args);
     const timeoutMs = this.timeoutFor(options);
+    const unwatch = this.watchSignal(name, options?.signal);
     this.enter();
     try {
       CallSession.writeCall(this.ctx, fn, args);
@@ -117,6 +118,7 @@ export class Sandbox {
     } catch (error) {
       throw this.fail(error);
     } finally {
+      unwatch?.();
       this.leave();
     }
   }
@@ -126,7 +128,7 @@ export class Sandbox {
     for (;;) {
       const step = session.onExit(exit);
       if (step.kind === "done") return step.value;
-      if (step.kind === "host-call") this.invokeHostSync(session, step);
+      if (step.kind === "host-call") invokeHostSync(session, step);
       exit = this.vm.run(session.nextRunTimeoutNs());
     }
   }
@@ -139,11 +141,8 @@ export class Sandbox {
     const options = popOptions(args);
     const fn = this.lookup(name, args);
     const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
-    const signal = options?.signal;
-    if (signal?.aborted) throw new CancelledError(`call to "${name}" was cancelled before it started`, { cause: signal.reason });
+    const unwatch = this.watchSignal(name, options?.signal);
     this.enter();
-    const onAbort = (): void => void this.kill();
-    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       CallSession.writeCall(this.ctx, fn, args);
       for (;;) {
@@ -154,12 +153,12 @@ export class Sandbox {
     } catch (error) {
       throw this.fail(error);
     } finally {
-      signal?.removeEventListener("abort", onAbort);
+      unwatch?.();
       this.leave();
     }
   }
 
-  /** Adds or replaces a host function; the guest can call it from the next call on. */
+  /** Adds or replaces a host function; it applies from the guest's next host call, even during a call. */
   registerHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
     name: string,
     params: P,
@@ -214,6 +213,18 @@ export class Sandbox {
     this.vm.destroy();
   }
 
+  /**
+   * An already-aborted signal cancels the call before it runs (not poisoning); a later
+   * abort kills it. For callSync an abort can only come from a host function.
+   */
+  private watchSignal(name: string, signal: AbortSignal | undefined): (() => void) | undefined {
+    if (!signal) return undefined;
+    if (signal.aborted) throw new CancelledError(`call to "${name}" was cancelled before it started`, { cause: signal.reason });
+    const onAbort = (): void => void this.kill();
+    signal.addEventListener("abort", onAbort, { once: true });
+    return () => signal.removeEventListener("abort", onAbort);
+  }
+
   /** Checks the sandbox can take a call and finds the function; `args` has no options. */
   private lookup(name: string, args: readonly unknown[]): GuestFunction {
     if (this.state === "closed" || this.closeWhenIdle) throw new SandboxClosedError("sandbox is closed");
@@ -263,34 +274,26 @@ export class Sandbox {
     await new Promise<void>((resolve, reject) => {
       const msLeft = session.msLeft();
       const timer = msLeft === undefined ? undefined : setTimeout(() => stop(session.timeoutError()), msLeft);
-      const settle = (): void => {
+      let finished = false;
+      const settle = (): boolean => {
+        if (finished) return false; // a late settle after a timeout or kill must not touch guest memory
+        finished = true;
         clearTimeout(timer);
         this.stopHostWait = undefined;
+        return true;
       };
       const stop = (error: VmletError): void => {
-        settle();
-        reject(error);
+        if (settle()) reject(error);
       };
       this.stopHostWait = () => stop(new CancelledError(`call was cancelled while host function "${step.fn.name}" was pending`));
       Promise.resolve(pending).then(
-        (value) => (settle(), session.hostReturned(step.fn, value), resolve()),
-        (error: unknown) => (settle(), session.hostThrew(step.fn, error), resolve()),
+        (value) => settle() && (session.hostReturned(step.fn, value), resolve()),
+        (error: unknown) => settle() && (session.hostThrew(step.fn, error), resolve()),
       );
     });
   }
 
-  private invokeHostSync(session: CallSession, step: Extract<Step, { kind: "host-call" }>): void {
-    try {
-      const result = (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args);
-      if (isPromiseLike(result)) {
-        void Promise.resolve(result).catch(() => undefined);
-        throw new TypeError(`host function "${step.fn.name}" returned a Promise; use call() for async host functions`);
-      }
-      session.hostReturned(step.fn, result);
-    } catch (error) {
-      session.hostThrew(step.fn, error);
-    }
-  }
+
 
   /** Classifies an error: poisoning ones mark the sandbox; unknown errors poison too. */
   private fail(error: unknown): unknown {
@@ -307,15 +310,20 @@ export class Sandbox {
   }
 }
 
+const OPTION_KEYS = new Set(["timeoutMs", "signal"]);
+
 /** Removes and returns a trailing CallOptions object, if the last argument is one. */
 function popOptions(args: Array<GuestValue | CallOptions>): CallOptions | undefined {
-  return args.length > 0 && isOptions(args[args.length - 1]) ? (args.pop() as CallOptions) : undefined;
+  if (args.length === 0 || !isOptions(args[args.length - 1])) return undefined;
+  const options = args.pop() as CallOptions;
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new InvalidConfigError(`unknown call option "${key}" (known: timeoutMs, signal)`);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidConfigError("signal must be an AbortSignal");
+  return options;
 }
 
 function isOptions(value: unknown): value is CallOptions {
   return typeof value === "object" && value !== null && !(value instanceof Uint8Array) && Object.getPrototypeOf(value) === Object.prototype;
 }
 
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
-}

@@ -9,7 +9,7 @@ import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
 /** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
 const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
 const CR4 = 0x620n; // OSXMMEXCPT | OSFXSR | PAE
-const EFER = 0xd01n; // NXE | LMA | LME | SCE
+const EFER = 0xd00n; // NXE | LMA | LME; no SCE: `syscall` is #UD, never a way into CPL 0
 const RFLAGS_IF = 0x202n;
 
 export class KvmMachine implements VirtualMachine {

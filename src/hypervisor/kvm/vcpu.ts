@@ -130,7 +130,7 @@ export class KvmVcpu {
     const r = this.exitRecord;
     if (code < 0) {
       if (-code === EINTR) return { kind: "interrupted" };
-      return { kind: "unknown", reason: code };
+      return { kind: "error", errno: -code };
     }
     switch (code) {
       case EXIT_IO:
