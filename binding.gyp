@@ -8,7 +8,8 @@
         "native/kvm_system.c",
         "native/kvm_vm.c",
         "native/kvm_vcpu.c",
-        "native/memory.c"
+        "native/memory.c",
+        "native/reaper.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE"],

@@ -23,6 +23,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_kvm_vm(env, exports);
   register_kvm_vcpu(env, exports);
   register_memory(env, exports);
+  register_reaper(env, exports);
   export_sizes(env, exports);
   return exports;
 }

@@ -223,7 +223,7 @@ static void stop_thread(vcpu_t *v) {
 static void release_vcpu(napi_env env, vcpu_t *v) {
   stop_thread(v);
   if (v->run) munmap(v->run, v->run_size);
-  if (v->fd >= 0) close(v->fd);
+  if (v->fd >= 0) reaper_close(v->fd); /* before the VM fd, which is queued after it */
   if (v->exit_ref) napi_delete_reference(env, v->exit_ref);
   v->run = NULL;
   v->fd = -1;

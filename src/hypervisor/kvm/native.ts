@@ -33,6 +33,8 @@ export interface NativeVcpu {
 export interface NativeAddon {
   openKvm(): number;
   closeFd(fd: number): void;
+  /** close(fd) on a background thread, in queue order (a VM's teardown is slow). */
+  closeFdLater(fd: number): void;
   getApiVersion(fd: number): number;
   checkExtension(fd: number, capability: number): number;
   getVcpuMmapSize(fd: number): number;
