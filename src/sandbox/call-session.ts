@@ -134,6 +134,8 @@ export class CallSession {
   }
 
   private readHostCall(): Step {
+    // A kill() that landed while this exit was on its way must not start a host function.
+    if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
     const msg = receiveMessage(this.ctx.output, MessageKind.HostCall, "host call");
     const values = readValues(msg, "host call");
     const head = values.shift();
