@@ -12,7 +12,7 @@ import { writeSystemTables } from "../src/mem/system-tables.js";
 import { requireKvm } from "./helpers.js";
 
 /** A VM whose guest runs `code` at IMAGE_BASE (user RX page), with a user RW data page after it. */
-function machineWith(code: number[]): { vm: KvmMachine; data: number; stackTop: number } {
+function machineWith(code: number[], options: { noIdt?: boolean } = {}): { vm: KvmMachine; data: number; stackTop: number } {
   requireKvm();
   const layout = computeLayout({
     image: [{ start: IMAGE_BASE, size: 0x1000, access: "user-rx" }, { start: IMAGE_BASE + 0x1000, size: 0x1000, access: "user-rw" }],
@@ -20,7 +20,8 @@ function machineWith(code: number[]): { vm: KvmMachine; data: number; stackTop: 
   });
   const vm = new KvmMachine(layout.memorySize);
   const setup = writeSystemTables(vm.memory);
-  vm.configure({ ...setup, pml4Address: buildPageTables(vm.memory, layout) });
+  const idt = options.noIdt ? { base: setup.idt.base, limit: 0 } : setup.idt;
+  vm.configure({ ...setup, idt, pml4Address: buildPageTables(vm.memory, layout) });
   vm.memory.set(code, IMAGE_BASE);
   vm.start(IMAGE_BASE, layout.stack.top);
   return { vm, data: IMAGE_BASE + 0x1000, stackTop: layout.stack.top };
@@ -83,6 +84,18 @@ test("a signal-driven timeout interrupts a spinning guest", () => {
     const start = performance.now();
     assert.deepEqual(vm.run(20e6), { kind: "interrupted" });
     assert.ok(performance.now() - start >= 15, "not before the deadline");
+  } finally {
+    vm.destroy();
+  }
+});
+
+test("without an IDT a guest fault is a triple fault: a shutdown exit whose registers still show where", () => {
+  const { vm } = machineWith([0x90, 0x0f, 0x0b], { noIdt: true }); // nop; ud2
+  try {
+    const exit = vm.run(1e9);
+    assert.equal(exit.kind, "shutdown");
+    const regs = vm.faultRegisters();
+    assert.ok(regs.rip >= BigInt(IMAGE_BASE) && regs.rip < BigInt(IMAGE_BASE + 4096), `rip 0x${regs.rip.toString(16)} is in the guest's code`);
   } finally {
     vm.destroy();
   }

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
 import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
-import { KvmMachine } from "../hypervisor/kvm/kvm-machine.js";
+import { createVirtualMachine } from "../hypervisor/backend.js";
 import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
 import { computeLayout, PAGE, type Access, type MemoryLayout } from "../mem/layout.js";
@@ -35,7 +35,7 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   });
   const hostFunctions = new HostFunctionRegistry();
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
-  const vm = new KvmMachine(layout.memorySize);
+  const vm = createVirtualMachine(layout.memorySize);
   try {
     prepareMemory(vm, image, bytes, layout, config);
     vm.start(image.entry, layout.stack.top);
