@@ -9,7 +9,8 @@
         "native/kvm_vm.c",
         "native/kvm_vcpu.c",
         "native/memory.c",
-        "native/reaper.c"
+        "native/reaper.c",
+        "native/memory_file.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE"],

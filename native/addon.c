@@ -24,6 +24,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_kvm_vcpu(env, exports);
   register_memory(env, exports);
   register_reaper(env, exports);
+  register_memory_file(env, exports);
   export_sizes(env, exports);
   return exports;
 }

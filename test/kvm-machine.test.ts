@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { KvmMachine } from "../src/hypervisor/kvm/kvm-machine.js";
 import { IMAGE_BASE } from "../src/abi/constants.js";
 import { computeLayout } from "../src/mem/layout.js";
+import { GuestMemory } from "../src/mem/guest-memory.js";
 import { buildPageTables } from "../src/mem/page-tables.js";
 import { writeSystemTables } from "../src/mem/system-tables.js";
 import { requireKvm } from "./helpers.js";
@@ -18,7 +19,7 @@ function machineWith(code: number[], options: { noIdt?: boolean } = {}): { vm: K
     image: [{ start: IMAGE_BASE, size: 0x1000, access: "user-rx" }, { start: IMAGE_BASE + 0x1000, size: 0x1000, access: "user-rw" }],
     imageEnd: IMAGE_BASE + 0x2000, inputSize: 4096, outputSize: 4096, heapSize: 4096, stackSize: 16384,
   });
-  const vm = new KvmMachine(layout.memorySize);
+  const vm = new KvmMachine(GuestMemory.allocate(layout.memorySize));
   const setup = writeSystemTables(vm.memory);
   const idt = options.noIdt ? { base: setup.idt.base, limit: 0 } : setup.idt;
   vm.configure({ ...setup, idt, pml4Address: buildPageTables(vm.memory, layout) });
@@ -66,13 +67,13 @@ test("dirty logging reports exactly the pages the guest wrote (page tables are n
     0xeb, 0xfe, // jmp .
   ]);
   try {
-    vm.enableDirtyLogging();
-    vm.takeDirtyLog(); // reset
+    vm.trackDirtyPages();
+    vm.takeDirtyPages(); // reset
     vm.memory[data + 100] = 1; // host writes are not in KVM's log
     vm.run(0);
-    const dirty = pagesOf(vm.takeDirtyLog());
+    const dirty = pagesOf(vm.takeDirtyPages());
     assert.deepEqual(dirty, [data / 4096]);
-    assert.deepEqual(pagesOf(vm.takeDirtyLog()), [], "the log resets after each read");
+    assert.deepEqual(pagesOf(vm.takeDirtyPages()), [], "the log resets after each read");
   } finally {
     vm.destroy();
   }

@@ -27,9 +27,12 @@ export function startMessage(buf: Buffer, kind: MessageKind, a: number, b: numbe
   return { bytes: buf.bytes, view: v, offset: at + MSG.headerSize, end: at + buf.size };
 }
 
-export function finishMessage(buf: Buffer, c: Cursor, count: number): void {
-  buf.view.setUint32(buf.address + MSG.length, c.offset - buf.address, true);
+/** Completes the header; returns the message's length in bytes. */
+export function finishMessage(buf: Buffer, c: Cursor, count: number): number {
+  const length = c.offset - buf.address;
+  buf.view.setUint32(buf.address + MSG.length, length, true);
   buf.view.setUint32(buf.address + MSG.count, count, true);
+  return length;
 }
 
 /** Writes a whole message of typed values. */
@@ -41,10 +44,10 @@ export function writeMessage(
   types: readonly ValueType[],
   values: readonly unknown[],
   describe: (i: number) => string,
-): void {
+): number {
   const c = startMessage(buf, kind, a, b);
   for (let i = 0; i < types.length; i++) writeValue(c, types[i]!, values[i], () => describe(i));
-  finishMessage(buf, c, types.length);
+  return finishMessage(buf, c, types.length);
 }
 
 export interface ReceivedMessage {

@@ -24,6 +24,8 @@ export type ErrorCode =
   | "BAD_GUEST_BINARY"
   | "INVALID_CONFIG"
   | "BACKEND_UNAVAILABLE"
+  | "SNAPSHOT_MISMATCH"
+  | "HOST_FUNCTIONS_INCOMPATIBLE"
   | "HYPERVISOR";
 
 export interface VmletErrorOptions {
@@ -161,6 +163,29 @@ export class InvalidConfigError extends VmletError {
 /** The virtualisation backend cannot be used (no /dev/kvm, no permission, addon missing). */
 export class BackendUnavailableError extends VmletError {
   readonly code = "BACKEND_UNAVAILABLE";
+}
+
+/** The snapshot cannot be restored into this sandbox (another lineage or layout). */
+export class SnapshotMismatchError extends VmletError {
+  readonly code = "SNAPSHOT_MISMATCH";
+}
+
+/** The host functions offered do not cover the snapshot's set (missing or different signatures). */
+export class HostFunctionsIncompatibleError extends VmletError {
+  readonly code = "HOST_FUNCTIONS_INCOMPATIBLE";
+  constructor(
+    action: string,
+    /** Signatures the snapshot needs that are not registered. */
+    readonly missing: readonly string[],
+    /** Snapshot signatures registered with a different signature. */
+    readonly mismatched: readonly string[],
+  ) {
+    const parts = [
+      missing.length ? `missing: ${missing.join(", ")}` : "",
+      mismatched.length ? `different signature: ${mismatched.join(", ")}` : "",
+    ].filter(Boolean);
+    super(`${action} needs every host function the snapshot was taken with; ${parts.join("; ")}`);
+  }
 }
 
 /** A hypervisor operation failed; `operation` names the step, `errno` the reason. */

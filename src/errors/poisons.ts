@@ -28,6 +28,8 @@ export function poisons(code: ErrorCode): boolean {
     case "BAD_GUEST_BINARY":
     case "INVALID_CONFIG":
     case "BACKEND_UNAVAILABLE":
+    case "SNAPSHOT_MISMATCH":
+    case "HOST_FUNCTIONS_INCOMPATIBLE":
       return false;
   }
 }

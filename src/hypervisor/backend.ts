@@ -2,10 +2,11 @@
 import { KvmMachine } from "./kvm/kvm-machine.js";
 import { KvmSystem } from "./kvm/system.js";
 import type { BackendInfo, VirtualMachine } from "./virtual-machine.js";
+import type { GuestMemory } from "../mem/guest-memory.js";
 
-/** A new VM with `memorySize` bytes of guest memory at guest physical address 0. */
-export function createVirtualMachine(memorySize: number): VirtualMachine {
-  return new KvmMachine(memorySize);
+/** A new VM whose guest physical memory (from address 0) is `memory`. */
+export function createVirtualMachine(memory: GuestMemory): VirtualMachine {
+  return new KvmMachine(memory);
 }
 
 /** Opens the backend (checking it is usable) and says which one and which flavour it is. */

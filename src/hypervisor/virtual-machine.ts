@@ -67,6 +67,13 @@ export interface VirtualMachine {
   setCpuState(state: CpuState): void;
   getCpuState(): CpuState;
   faultRegisters(): FaultRegisters;
+  /** Starts recording which pages the guest writes. */
+  trackDirtyPages(): void;
+  /**
+   * Pages the guest wrote since the previous call (bit n of the bitmap = page n), and
+   * starts a new record. Writes by the host into guest memory are not included.
+   */
+  takeDirtyPages(): BigUint64Array;
   /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */
   run(timeoutNs: number): VmExit;
   /** Runs until the next exit on the VM's own thread; the event loop stays free. */

@@ -13,6 +13,7 @@ import {
   HostFunctionSignatureError, HypervisorError, OutOfMemoryError, TimeoutError, VmletError,
 } from "../errors/errors.js";
 import type { VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
+import type { HostWrites } from "../mem/host-writes.js";
 import { faultError, tripleFaultError } from "./faults.js";
 import type { HostFunction, HostFunctionRegistry } from "./host-functions.js";
 import { levelName, type GuestLogger } from "./logging.js";
@@ -24,6 +25,8 @@ export interface CallContext {
   readonly output: Buffer;
   readonly hostFunctions: HostFunctionRegistry;
   readonly logger: GuestLogger;
+  /** Records guest pages the host writes, which the backend's dirty log does not see. */
+  readonly hostWrites: HostWrites;
   /** Set by kill() or an AbortSignal while the call runs. */
   readonly cancelled: () => boolean;
 }
@@ -51,7 +54,8 @@ export class CallSession {
 
   /** Writes the CALL message for `fn` into the input buffer. */
   static writeCall(ctx: CallContext, fn: GuestFunction, args: readonly unknown[]): void {
-    writeMessage(ctx.input, MessageKind.Call, fn.index, 0, fn.params, args, (i) => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`);
+    const length = writeMessage(ctx.input, MessageKind.Call, fn.index, 0, fn.params, args, (i) => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`);
+    ctx.hostWrites.mark(ctx.input.address, length);
   }
 
   /** Milliseconds until the deadline, or undefined without one. */
@@ -95,7 +99,7 @@ export class CallSession {
     try {
       const c = startMessage(this.ctx.output, MessageKind.HostReturn, HostStatus.Ok, 0);
       if (fn.returns !== "void") writeValue(c, fn.returns, result, () => `result of host function "${fn.name}"`);
-      finishMessage(this.ctx.output, c, fn.returns === "void" ? 0 : 1);
+      this.ctx.hostWrites.mark(this.ctx.output.address, finishMessage(this.ctx.output, c, fn.returns === "void" ? 0 : 1));
     } catch (error) {
       this.hostThrew(fn, error);
     }
@@ -164,7 +168,8 @@ export class CallSession {
   /** Tells the guest the host call failed; the caller gets `error` once the guest returns. */
   private failHostCall(status: HostStatus, error: VmletError): void {
     this.pendingError ??= error;
-    writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [truncate(error.message)], () => "host error text");
+    const length = writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [truncate(error.message)], () => "host error text");
+    this.ctx.hostWrites.mark(this.ctx.output.address, length);
   }
 
   private readLog(): void {

@@ -2,13 +2,15 @@
  * Building a sandbox from a guest ELF: lay out memory, load the image, write the
  * system tables and page tables, start the guest and run its initialisation.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
 import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
 import { createVirtualMachine } from "../hypervisor/backend.js";
-import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
+import { GuestMemory } from "../mem/guest-memory.js";
+import { HostWrites } from "../mem/host-writes.js";
+import type { SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
 import { computeLayout, PAGE, type Access, type MemoryLayout } from "../mem/layout.js";
 import { buildPageTables } from "../mem/page-tables.js";
@@ -35,15 +37,18 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   });
   const hostFunctions = new HostFunctionRegistry();
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
-  const vm = createVirtualMachine(layout.memorySize);
+  const memory = GuestMemory.allocate(layout.memorySize);
+  const vm = createVirtualMachine(memory);
   try {
-    prepareMemory(vm, image, bytes, layout, config);
+    const system = prepareMemory(vm, image, bytes, layout, config);
     vm.start(image.entry, layout.stack.top);
     runInit(vm, layout, hostFunctions, config);
     checkGuestAbi(vm.memory, layout);
     const functions = readFunctionTable(vm.memory, layout.controlBlock);
     return new Sandbox({
-      vm, layout, functions, hostFunctions,
+      vm, memory, layout, system, functions, hostFunctions,
+      lineage: { id: randomUUID(), guestElf: bytes, generation: 0 },
+      base: undefined,
       logger: config.guestLogger ?? defaultGuestLogger,
       maxGuestLogLevel: config.maxGuestLogLevel,
       timeoutMs: config.timeoutMs,
@@ -79,12 +84,13 @@ function pageSpan(s: ElfSegment): { start: number; size: number; access: Access 
   return { start, size: end - start, access };
 }
 
-function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, layout: MemoryLayout, config: ResolvedConfig): void {
+/** Loads the image, writes the system and page tables and the control block; returns the CPU setup. */
+function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, layout: MemoryLayout, config: ResolvedConfig): SystemSetup {
   loadElf(image, bytes, vm.memory);
-  const setup = writeSystemTables(vm.memory);
-  const pml4Address = buildPageTables(vm.memory, layout);
-  vm.configure({ ...setup, pml4Address });
+  const system = { ...writeSystemTables(vm.memory), pml4Address: buildPageTables(vm.memory, layout) };
+  vm.configure(system);
   writeControlBlock(vm.memory, layout, levelNumber(config.maxGuestLogLevel));
+  return system;
 }
 
 function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: number): void {
@@ -114,6 +120,7 @@ function runInit(vm: VirtualMachine, layout: MemoryLayout, hostFunctions: HostFu
     input: { bytes: vm.memory, view, ...layout.input },
     output: { bytes: vm.memory, view, ...layout.output },
     hostFunctions,
+    hostWrites: new HostWrites(vm.memory.byteLength),
     logger: config.guestLogger ?? defaultGuestLogger,
     cancelled: () => false,
   };

@@ -4,6 +4,7 @@
  */
 import { InvalidConfigError } from "../errors/errors.js";
 import { MAX_PARAMS } from "../abi/constants.js";
+import type { HostFunctionSignature } from "../snapshot/host-function-rules.js";
 import { formatSignature, isReturnType, isValueType, type JsTuple, type JsTypes, type ReturnType, type Signature, type ValueType } from "../abi/types.js";
 
 /** A host function's implementation; async ones are allowed for `call()`, not `callSync()`. */
@@ -43,6 +44,11 @@ export class HostFunctionRegistry {
 
   get(name: string): HostFunction | undefined {
     return this.functions.get(name);
+  }
+
+  /** Every registered function's signature, for snapshots. */
+  list(): HostFunctionSignature[] {
+    return [...this.functions.values()].map(({ name, params, returns }) => ({ name, params: [...params], returns }));
   }
 
   /** Names and signatures, e.g. for snapshots and error messages. */

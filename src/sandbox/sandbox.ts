@@ -7,10 +7,21 @@ import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import type { Buffer } from "../abi/messages.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
-import { ArgumentMismatchError, CancelledError, InvalidConfigError, PoisonedError, SandboxBusyError, SandboxClosedError, UnknownFunctionError, VmletError } from "../errors/errors.js";
+import {
+  ArgumentMismatchError, CancelledError, InvalidConfigError, PoisonedError, SandboxBusyError, SandboxClosedError,
+  SnapshotMismatchError, UnknownFunctionError, VmletError,
+} from "../errors/errors.js";
 import { poisons } from "../errors/poisons.js";
-import type { BackendInfo, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
+import type { BackendInfo, SystemSetup, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import type { MemoryLayout } from "../mem/layout.js";
+import type { GuestMemory } from "../mem/guest-memory.js";
+import { HostWrites } from "../mem/host-writes.js";
+import { MemoryImage } from "../snapshot/memory-image.js";
+import { requireSuperset } from "../snapshot/host-function-rules.js";
+import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snapshot.js";
+import { partsFromSnapshot } from "./from-snapshot.js";
+import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "./snapshot-config.js";
+import { randomBytes } from "node:crypto";
 import { CallSession, invokeHostSync, isPromiseLike, readReturn, type CallContext, type Step } from "./call-session.js";
 import { timeout } from "./config.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
@@ -27,7 +38,12 @@ export interface CallOptions {
 /** @internal What the creation code hands a new Sandbox. */
 export interface SandboxParts {
   readonly vm: VirtualMachine;
+  readonly memory: GuestMemory;
   readonly layout: MemoryLayout;
+  readonly system: SystemSetup;
+  readonly lineage: Lineage;
+  /** The snapshot guest memory currently derives from, if any. */
+  readonly base: Snapshot | undefined;
   readonly functions: ReadonlyMap<string, GuestFunction>;
   readonly hostFunctions: HostFunctionRegistry;
   readonly logger: GuestLogger;
@@ -36,6 +52,14 @@ export interface SandboxParts {
 }
 
 type State = "idle" | "busy" | "closed";
+
+/** What restore() did: the pages it copied back, or whether it remapped all of memory. */
+export interface RestoreReport {
+  /** Pages copied from the snapshot (the guest's dirty pages plus pages the host wrote). */
+  readonly pagesCopied: number;
+  /** True when the snapshot was not this sandbox's base: memory was remapped onto it instead. */
+  readonly remapped: boolean;
+}
 
 /** Frees the VM of a sandbox that was garbage-collected without close(). */
 const leaked = new FinalizationRegistry<VirtualMachine>((vm) => vm.destroy());
@@ -51,24 +75,44 @@ export class Sandbox {
   private readonly ctx: CallContext;
   private readonly vm: VirtualMachine;
   private readonly controlBlock: DataView;
+  private readonly hostWrites: HostWrites;
+  private base: Snapshot | undefined;
+  /** Whether guest state may differ from `base` (a call ran, or the base was replaced). */
+  private modified = true;
 
-  /** @internal Use SandboxBuilder. */
+  /** @internal Use SandboxBuilder or Sandbox.fromSnapshot. */
   constructor(private readonly parts: SandboxParts) {
     this.vm = parts.vm;
     const memory = parts.vm.memory;
     const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
     const buffer = (b: { address: number; size: number }): Buffer => ({ bytes: memory, view, address: b.address, size: b.size });
     this.controlBlock = view;
+    this.hostWrites = new HostWrites(memory.byteLength);
+    this.base = parts.base;
+    this.modified = parts.base === undefined;
     this.ctx = {
       vm: parts.vm,
       input: buffer(parts.layout.input),
       output: buffer(parts.layout.output),
       hostFunctions: parts.hostFunctions,
+      hostWrites: this.hostWrites,
       logger: parts.logger,
       cancelled: () => this.cancelRequested,
     };
     this.maxLogLevel = parts.maxGuestLogLevel;
     leaked.register(this, parts.vm, this);
+  }
+
+  /**
+   * A new sandbox resumed from `snapshot`. Its memory shares the snapshot's pages
+   * copy-on-write, so the cost does not grow with memory size. Host functions must
+   * cover the snapshot's set (docs/host-functions.md).
+   */
+  static async fromSnapshot(snapshot: Snapshot, config?: SnapshotSandboxConfig): Promise<Sandbox> {
+    if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("fromSnapshot() takes a Snapshot");
+    const sandbox = new Sandbox(partsFromSnapshot(snapshot, resolveSnapshotConfig(config)));
+    sandbox.applyHostFields();
+    return sandbox;
   }
 
   /** The backend running this sandbox (e.g. KVM, flavour "pvm" or "hardware"). */
@@ -245,6 +289,7 @@ export class Sandbox {
 
   private enter(): void {
     this.state = "busy";
+    this.modified = true;
     this.cancelRequested = false;
     this.vm.clearInterrupt();
   }
@@ -306,7 +351,103 @@ export class Sandbox {
   }
 
   private writeLogLevel(): void {
-    this.controlBlock.setUint32(this.parts.layout.controlBlock + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
+    const at = this.parts.layout.controlBlock;
+    this.controlBlock.setUint32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
+    this.hostWrites.mark(at, CB.size);
+  }
+
+  /** New random seed and a new generation: the guest SDK reseeds on its next random number. */
+  private reseed(): void {
+    const at = this.parts.layout.controlBlock;
+    this.controlBlock.setBigUint64(at + CB.rngSeed, randomBytes(8).readBigUInt64LE(), true);
+    this.controlBlock.setBigUint64(at + CB.rngGeneration, this.controlBlock.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
+    this.hostWrites.mark(at, CB.size);
+  }
+
+  /** @internal Host-owned control-block fields after the guest state came from a snapshot. */
+  applyHostFields(): void {
+    this.writeLogLevel();
+    this.reseed();
+  }
+
+  /**
+   * Captures the guest at this call boundary: memory, CPU state, exports and the
+   * host-function set. Afterwards this sandbox shares its memory pages with the
+   * snapshot (copy-on-write). An unchanged sandbox returns its last snapshot.
+   */
+  snapshot(): Snapshot {
+    this.requireIdle("snapshot");
+    if (this.base && !this.modified) return this.base;
+    const { vm, memory, layout, system, lineage } = this.parts;
+    const snapshot = new Snapshot(
+      {
+        version: SNAPSHOT_STATE_VERSION,
+        lineage: lineage.id,
+        generation: ++lineage.generation,
+        layout,
+        system,
+        cpu: vm.getCpuState(),
+        functions: [...this.parts.functions.values()],
+        hostFunctions: this.parts.hostFunctions.list(),
+        maxGuestLogLevel: this.maxLogLevel,
+        createdAt: new Date(),
+      },
+      MemoryImage.capture(memory.bytes),
+      lineage,
+    );
+    this.rebase(snapshot);
+    return snapshot;
+  }
+
+  /**
+   * Returns the sandbox to the snapshot's state; clears poisoning. Cost ∝ pages written
+   * since the last snapshot/restore when `snapshot` is this sandbox's base; otherwise
+   * memory is remapped onto the snapshot (O(1), pages fault in as used).
+   */
+  restore(snapshot: Snapshot): RestoreReport {
+    this.requireIdle("restore", true);
+    if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("restore() takes a Snapshot");
+    this.requireSameLineage(snapshot);
+    requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
+    const { vm, memory } = this.parts;
+    let pagesCopied = 0;
+    const remapped = snapshot !== this.base;
+    if (remapped) this.rebase(snapshot);
+    else pagesCopied = snapshot.image.copyPagesInto(memory.bytes, this.hostWrites.drainWith(vm.takeDirtyPages()));
+    if (this.poisonedBy) vm.configure(snapshot.state.system); // a fault left the vCPU in ring 0
+    vm.setCpuState(snapshot.state.cpu);
+    this.applyHostFields();
+    this.poisonedBy = undefined;
+    this.modified = false;
+    return { pagesCopied, remapped };
+  }
+
+  /** Memory now derives from `snapshot`: share its pages and start tracking writes from here. */
+  private rebase(snapshot: Snapshot): void {
+    this.parts.memory.mapImage(snapshot.image);
+    this.vm.trackDirtyPages();
+    this.vm.takeDirtyPages();
+    this.hostWrites.clear();
+    this.base = snapshot;
+    this.modified = false;
+  }
+
+  private requireSameLineage(snapshot: Snapshot): void {
+    const mine = this.parts.layout;
+    const theirs = snapshot.state.layout;
+    if (snapshot.state.lineage !== this.parts.lineage.id) {
+      throw new SnapshotMismatchError("the snapshot comes from another guest build (lineage); restore only within one lineage, or use Sandbox.fromSnapshot");
+    }
+    if (mine.memorySize !== theirs.memorySize || mine.input.address !== theirs.input.address || mine.output.address !== theirs.output.address) {
+      throw new SnapshotMismatchError("the snapshot's memory layout differs from this sandbox's");
+    }
+  }
+
+  /** Snapshots and restores need a quiet sandbox; a poisoned one may only be restored. */
+  private requireIdle(action: string, poisonedOk = false): void {
+    if (this.state === "closed" || this.closeWhenIdle) throw new SandboxClosedError(`cannot ${action}: sandbox is closed`);
+    if (this.state === "busy") throw new SandboxBusyError(`cannot ${action} while a call is running`);
+    if (this.poisonedBy && !poisonedOk) throw new PoisonedError(`cannot ${action} a poisoned sandbox (${this.poisonedBy.code}); restore() it first`, { cause: this.poisonedBy });
   }
 }
 

@@ -1,5 +1,5 @@
 import { HypervisorError } from "../../errors/errors.js";
-import type { NativeError } from "./native.js";
+import type { NativeError } from "../../native/addon.js";
 
 /** Runs a native call and turns its error into a HypervisorError naming the step. */
 export function native<T>(operation: string, call: () => T): T {

@@ -1,5 +1,6 @@
 /** The KVM implementation of VirtualMachine: one VM, one vCPU, one memory slot. */
-import { HypervisorError, OutOfMemoryError } from "../../errors/errors.js";
+import { HypervisorError } from "../../errors/errors.js";
+import type { GuestMemory } from "../../mem/guest-memory.js";
 import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine, VmExit } from "../virtual-machine.js";
 import { REGS_RFLAGS, REGS_RIP, SREGS, writeSegment, writeTable, type Segment } from "./structs.js";
 import { KvmSystem } from "./system.js";
@@ -15,7 +16,6 @@ const RFLAGS_IF = 0x202n;
 export class KvmMachine implements VirtualMachine {
   readonly backend: BackendInfo;
   readonly memory: Uint8Array;
-  private readonly system: KvmSystem;
   private readonly vm: KvmVm;
   private readonly vcpu: KvmVcpu;
   private lastExitWasIo = false;
@@ -25,15 +25,13 @@ export class KvmMachine implements VirtualMachine {
 
   private dirtyLogging = false;
 
-  constructor(memorySize: number) {
+  constructor(private readonly guestMemory: GuestMemory) {
     const system = KvmSystem.open();
-    this.system = system;
     this.backend = system.backend;
-    const buffer = allocate(system, memorySize);
-    this.memory = new Uint8Array(buffer);
+    this.memory = guestMemory.bytes;
     this.vm = new KvmVm(system, system.createVm());
     try {
-      this.vm.setMemoryRegion(0, 0, buffer);
+      this.vm.setMemoryRegion(0, 0, guestMemory.buffer);
       this.vcpu = new KvmVcpu(this.vm, 0);
       this.vcpu.setCpuid(system.supportedCpuid, system.supportedCpuidCount);
     } catch (error) {
@@ -72,6 +70,9 @@ export class KvmMachine implements VirtualMachine {
   }
 
   setCpuState(state: CpuState): void {
+    // Hardware KVM would still finish the last `out` (advance RIP) on the next KVM_RUN,
+    // on top of the RIP set here; PVM has finished it already.
+    if (this.backend.flavour === "hardware") this.completePendingIo();
     const regs = new BigUint64Array(18);
     regs.set(state.gprs);
     regs[REGS_RIP] = state.rip;
@@ -129,17 +130,15 @@ export class KvmMachine implements VirtualMachine {
     this.vcpu.clearInterrupt();
   }
 
-  /** Starts KVM dirty-page logging on guest memory (KVM_MEM_LOG_DIRTY_PAGES on its slot). */
-  enableDirtyLogging(): void {
-    this.vm.setMemoryRegion(0, 0, this.memory.buffer as ArrayBuffer, MEM_LOG_DIRTY_PAGES);
+  /** KVM dirty-page logging on guest memory (KVM_MEM_LOG_DIRTY_PAGES on its slot). */
+  trackDirtyPages(): void {
+    if (this.dirtyLogging) return;
+    this.vm.setMemoryRegion(0, 0, this.guestMemory.buffer, MEM_LOG_DIRTY_PAGES);
     this.dirtyLogging = true;
   }
 
-  /**
-   * Pages the guest wrote since the last call (bit n = page n), via KVM_GET_DIRTY_LOG,
-   * which also resets the log. Host writes into guest memory are not included.
-   */
-  takeDirtyLog(): BigUint64Array {
+  /** KVM_GET_DIRTY_LOG, which also re-arms the log. */
+  takeDirtyPages(): BigUint64Array {
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
     const pages = this.memory.byteLength / 4096;
     const bitmap = new BigUint64Array(Math.ceil(pages / 64));
@@ -154,7 +153,7 @@ export class KvmMachine implements VirtualMachine {
     this.vm.close();
     // Give the pages back now rather than when the ArrayBuffer is collected: the next
     // VM's huge pages then come from free memory instead of compaction.
-    this.system.addon.discardMemory(this.memory.buffer as ArrayBuffer, 0, this.memory.byteLength);
+    this.guestMemory.discard();
   }
 
   private noteExit(exit: VmExit): VmExit {
@@ -175,19 +174,3 @@ export class KvmMachine implements VirtualMachine {
     this.lastExitWasIo = false;
   }
 }
-
-/**
- * Guests this large get 2 MiB host pages (THP): far fewer shadow-page faults when the
- * guest touches its memory. Small guests touch little, and a huge page costs a 2 MiB
- * zero-fill (or compaction) on first touch, so they keep 4 KiB pages.
- */
-const HUGE_PAGES_FROM = 16 << 20;
-
-function allocate(system: KvmSystem, size: number): ArrayBuffer {
-  try {
-    return system.addon.allocMemory(size, size >= HUGE_PAGES_FROM);
-  } catch (error) {
-    throw new OutOfMemoryError(`cannot map ${size} bytes of guest memory`, { cause: error });
-  }
-}
-

@@ -3,7 +3,7 @@
  * The addon reports each struct's size; `checkStructSizes` refuses a mismatch.
  */
 import { BackendUnavailableError } from "../../errors/errors.js";
-import type { NativeAddon } from "./native.js";
+import type { NativeAddon } from "../../native/addon.js";
 
 export const REGS_SIZE = 144; // struct kvm_regs: 18 × u64
 export const SREGS_SIZE = 312; // struct kvm_sregs

@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { BackendUnavailableError } from "../../errors/errors.js";
+import { BackendUnavailableError } from "../errors/errors.js";
 
 /** The Vcpu class of native/kvm_vcpu.c. Buffers receive raw kernel structs. */
 export interface NativeVcpu {
@@ -45,6 +45,13 @@ export interface NativeAddon {
   createVcpuFd(vm: number, id: number): number;
   allocMemory(size: number, hugePages: boolean): ArrayBuffer;
   discardMemory(memory: ArrayBuffer, offset: number, size: number): void;
+  memfdCreate(name: string, size: number): number;
+  /** Copies non-zero pages of [offset, offset+size) to the same offsets of the file; returns pages written. */
+  writeNonZeroPages(fd: number, memory: ArrayBuffer, offset: number, size: number): number;
+  /** Maps the file privately (copy-on-write) over [offset, offset+size) of an allocMemory buffer. */
+  mapFilePrivate(memory: ArrayBuffer, offset: number, size: number, fd: number): void;
+  /** A read-only shared view of the whole file. */
+  mapFileShared(fd: number, size: number): ArrayBuffer;
   Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;
   structSizes: { regs: number; sregs: number; fpu: number; xsave: number; events: number; cpuidEntry: number };
 }
@@ -60,7 +67,7 @@ let cached: NativeAddon | undefined;
 
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
   const candidates = [path.join(root, "build/Release/vmlet.node"), path.join(root, "build/Debug/vmlet.node")];
   const require = createRequire(import.meta.url);
   const failures: string[] = [];

@@ -1,0 +1,145 @@
+/* Test guest for snapshots: state in statics, the heap, FPU control state and
+ * registers, pages it can dirty on demand, randomness, logging and faults. */
+#include <vmlet.h>
+
+static int32_t counter;
+static double value;
+static uint8_t *heap_block;
+static uint32_t heap_len;
+/* 256 pages the guest can dirty on demand (in .bss, so they are zero in the image). */
+static uint8_t scratch_pages[256 * 4096] __attribute__((aligned(4096)));
+
+static int32_t bump(void) { return ++counter; }
+VMLET_EXPORT(bump, I32);
+
+static int32_t get_counter(void) { return counter; }
+VMLET_EXPORT(get_counter, I32);
+
+static void set_value(double v) { value = v; }
+VMLET_EXPORT(set_value, VOID, F64);
+
+static double get_value(void) { return value; }
+VMLET_EXPORT(get_value, F64);
+
+/* Allocates n bytes on the heap filled with `seed + i`. */
+static bool heap_fill(uint32_t n, uint32_t seed) {
+  free(heap_block);
+  heap_block = malloc(n);
+  if (!heap_block) return false;
+  heap_len = n;
+  for (uint32_t i = 0; i < n; i++) heap_block[i] = (uint8_t)(seed + i);
+  return true;
+}
+VMLET_EXPORT(heap_fill, BOOL, U32, U32);
+
+/* Checks the heap block still holds `seed + i`. */
+static bool heap_check(uint32_t seed) {
+  if (!heap_block) return false;
+  for (uint32_t i = 0; i < heap_len; i++)
+    if (heap_block[i] != (uint8_t)(seed + i)) return false;
+  return true;
+}
+VMLET_EXPORT(heap_check, BOOL, U32);
+
+/* Writes one byte into each of the first n scratch pages. */
+static uint32_t touch_pages(uint32_t n, uint32_t byte) {
+  if (n > 256) n = 256;
+  for (uint32_t i = 0; i < n; i++) scratch_pages[i * 4096] = (uint8_t)byte;
+  return n;
+}
+VMLET_EXPORT(touch_pages, U32, U32, U32);
+
+/* Sum of the first byte of every scratch page. */
+static uint32_t scratch_sum(void) {
+  uint32_t sum = 0;
+  for (uint32_t i = 0; i < 256; i++) sum += scratch_pages[i * 4096];
+  return sum;
+}
+VMLET_EXPORT(scratch_sum, U32);
+
+/* MXCSR: SSE control state (rounding mode) that the guest can change and a snapshot must keep. */
+static uint32_t set_rounding(uint32_t mode) {
+  uint32_t mxcsr;
+  __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+  mxcsr = (mxcsr & ~0x6000u) | ((mode & 3u) << 13);
+  __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+  return mxcsr;
+}
+VMLET_EXPORT(set_rounding, U32, U32);
+
+static uint32_t get_rounding(void) {
+  uint32_t mxcsr;
+  __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+  return (mxcsr >> 13) & 3u;
+}
+VMLET_EXPORT(get_rounding, U32);
+
+/* 1/3 under the current rounding mode: differs between round-down and round-up. */
+static double third(void) {
+  volatile double one = 1.0, three = 3.0;
+  return one / three;
+}
+VMLET_EXPORT(third, F64);
+
+static uint64_t random_u64(void) { return vmlet_random_u64(); }
+VMLET_EXPORT(random_u64, U64);
+
+static int32_t log_at(int32_t level) {
+  vmlet_log(level, __FILE__, __LINE__, "record at level %d", level);
+  return level;
+}
+VMLET_EXPORT(log_at, I32, I32);
+
+static int32_t call_host(int32_t x) {
+  vmlet_value arg = vmlet_i32(x), result;
+  if (vmlet_host_call("host_add_one", VMLET_T_I32, &result, 1, &arg) != 0) return -1;
+  return result.as.i32;
+}
+VMLET_EXPORT(call_host, I32, I32);
+
+/* Misbehaviour, each after changing state so a restore has something to undo. */
+static void null_write(void) {
+  counter += 1000;
+  *(volatile int *)0 = 1;
+}
+VMLET_EXPORT(null_write, VOID);
+
+static void divide_by_zero(void) {
+  counter += 1000;
+  volatile int zero = 0;
+  counter = counter / zero;
+}
+VMLET_EXPORT(divide_by_zero, VOID);
+
+static void undefined_instruction(void) {
+  counter += 1000;
+  __asm__ volatile("ud2");
+}
+VMLET_EXPORT(undefined_instruction, VOID);
+
+static void spin_forever(void) {
+  counter += 1000;
+  for (;;) __asm__ volatile("" ::: "memory");
+}
+VMLET_EXPORT(spin_forever, VOID);
+
+static void abort_now(void) {
+  counter += 1000;
+  vmlet_abort("aborting on purpose");
+}
+VMLET_EXPORT(abort_now, VOID);
+
+static __attribute__((noinline)) uint64_t overflow(volatile uint8_t *previous, uint64_t depth) {
+  volatile uint8_t frame[512];
+  frame[0] = (uint8_t)depth;
+  if (previous) previous[1] = frame[0];
+  if (depth == UINT64_MAX) return 0; /* never: keeps -Winfinite-recursion quiet */
+  uint64_t below = overflow(frame, depth + 1);
+  __asm__ volatile("" ::: "memory");
+  return below + frame[1];
+}
+static void stack_overflow(void) {
+  counter += 1000;
+  (void)overflow(NULL, 0);
+}
+VMLET_EXPORT(stack_overflow, VOID);

@@ -1,0 +1,125 @@
+/*
+ * Snapshot images: memfd files holding guest memory, mapped privately (copy-on-write)
+ * under guest memory, or shared read-only as the source of restores.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "napi_util.h"
+
+#define PAGE 4096u
+
+static void unmap_view(napi_env env, void *data, void *hint) {
+  (void)env;
+  /* SAFETY: data/hint are the address and length returned by mmap in map_file_shared. */
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+static bool range_in(size_t len, uint64_t offset, uint64_t size) {
+  return offset <= len && size <= len - offset && offset % PAGE == 0 && size % PAGE == 0;
+}
+
+/* memfd_create(name, MFD_CLOEXEC) + ftruncate(size) -> fd */
+static napi_value memfd_new(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char name[64];
+  size_t name_len;
+  uint64_t size;
+  if (!get_args(env, info, 2, argv, NULL, "memfd_create") ||
+      napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len) != napi_ok || !arg_u64(env, argv[1], &size))
+    return throw_message(env, "memfd_create", "bad arguments");
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
+  if (ftruncate(fd, (off_t)size) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "ftruncate", err);
+  }
+  return make_i32(env, fd);
+}
+
+static bool page_is_zero(const uint8_t *p) {
+  const uint64_t *w = (const uint64_t *)p;
+  uint64_t acc = 0;
+  for (unsigned i = 0; i < PAGE / 8; i++) acc |= w[i];
+  return acc == 0;
+}
+
+/* writeNonZeroPages(fd, buffer, offset, size): pwrite each non-zero page at its own offset, so zero pages stay holes -> pages written */
+static napi_value write_non_zero_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd;
+  void *data;
+  size_t len;
+  uint64_t offset, size;
+  if (!get_args(env, info, 4, argv, NULL, "pwrite") || !arg_i32(env, argv[0], &fd) || !arg_bytes(env, argv[1], &data, &len) ||
+      !arg_u64(env, argv[2], &offset) || !arg_u64(env, argv[3], &size))
+    return throw_message(env, "pwrite", "bad arguments");
+  if (!range_in(len, offset, size)) return throw_message(env, "pwrite", "range outside buffer or not page aligned");
+  const uint8_t *base = data;
+  uint64_t written = 0;
+  for (uint64_t at = offset; at < offset + size;) {
+    if (page_is_zero(base + at)) {
+      at += PAGE;
+      continue;
+    }
+    uint64_t end = at + PAGE; /* one pwrite per run of non-zero pages */
+    while (end < offset + size && !page_is_zero(base + end)) end += PAGE;
+    for (uint64_t done = at; done < end;) {
+      ssize_t n = pwrite(fd, base + done, end - done, (off_t)done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return throw_errno(env, "pwrite", n < 0 ? errno : EIO);
+      done += (uint64_t)n;
+    }
+    written += (end - at) / PAGE;
+    at = end;
+  }
+  napi_value r;
+  napi_create_double(env, (double)written, &r);
+  return r;
+}
+
+/* mapFilePrivate(buffer, offset, size, fd): mmap(MAP_PRIVATE|MAP_FIXED) of the file over that range of the buffer */
+static napi_value map_file_private(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  void *data;
+  size_t len;
+  uint64_t offset, size;
+  int32_t fd;
+  if (!get_args(env, info, 4, argv, NULL, "mmap") || !arg_bytes(env, argv[0], &data, &len) ||
+      !arg_u64(env, argv[1], &offset) || !arg_u64(env, argv[2], &size) || !arg_i32(env, argv[3], &fd))
+    return throw_message(env, "mmap", "bad arguments");
+  if (!range_in(len, offset, size)) return throw_message(env, "mmap", "range outside buffer or not page aligned");
+  /* SAFETY: the range lies inside a mapping this addon created (alloc_memory); MAP_FIXED
+   * replaces its pages in place, so the ArrayBuffer's pointer and length stay valid. */
+  void *p = mmap((uint8_t *)data + offset, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+                 (off_t)offset);
+  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
+  return make_undefined(env);
+}
+
+/* mapFileShared(fd, size) -> read-only ArrayBuffer over the whole file (MAP_SHARED) */
+static napi_value map_file_shared(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t fd;
+  uint64_t size;
+  if (!get_args(env, info, 2, argv, NULL, "mmap") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &size))
+    return throw_message(env, "mmap", "bad arguments");
+  if (size == 0 || size % PAGE) return throw_message(env, "mmap", "size must be a positive multiple of 4096");
+  void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
+  if (napi_create_external_arraybuffer(env, p, size, unmap_view, (void *)(uintptr_t)size, &result) != napi_ok) {
+    munmap(p, size);
+    return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap the image");
+  }
+  return result;
+}
+
+void register_memory_file(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "memfdCreate", memfd_new);
+  NAPI_EXPORT_FN(env, exports, "writeNonZeroPages", write_non_zero_pages);
+  NAPI_EXPORT_FN(env, exports, "mapFilePrivate", map_file_private);
+  NAPI_EXPORT_FN(env, exports, "mapFileShared", map_file_shared);
+}

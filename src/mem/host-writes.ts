@@ -1,0 +1,50 @@
+/**
+ * Guest pages the host wrote (call messages, host-call results, control block fields).
+ * KVM's dirty log records only the guest's own writes, so a restore needs both.
+ */
+const PAGE = 4096;
+
+export class HostWrites {
+  private readonly marked: Uint8Array;
+  private readonly pages: number[] = [];
+
+  constructor(memorySize: number) {
+    this.marked = new Uint8Array(Math.ceil(memorySize / PAGE));
+  }
+
+  mark(address: number, length: number): void {
+    const last = Math.floor((address + Math.max(length, 1) - 1) / PAGE);
+    for (let page = Math.floor(address / PAGE); page <= last; page++) {
+      if (this.marked[page] === 0) {
+        this.marked[page] = 1;
+        this.pages.push(page);
+      }
+    }
+  }
+
+  /** Pages in the guest's dirty bitmap or marked here, each once; clears the marks. O(marked + bitmap words). */
+  drainWith(guestDirty: BigUint64Array): number[] {
+    const words = new Uint32Array(guestDirty.buffer, guestDirty.byteOffset, guestDirty.length * 2);
+    const out = this.pages.splice(0); // still marked, so guest pages below skip them
+    for (let w = 0; w < words.length; w++) {
+      let bits = words[w]!;
+      while (bits !== 0) {
+        const bit = 31 - Math.clz32(bits & -bits);
+        bits &= bits - 1;
+        const page = w * 32 + bit;
+        if (this.marked[page] === 0) {
+          this.marked[page] = 2; // dedupe against the host's own pages below
+          out.push(page);
+        }
+      }
+    }
+    for (const page of out) this.marked[page] = 0;
+    return out;
+  }
+
+  /** Forgets every mark (after a snapshot or a full remap). */
+  clear(): void {
+    for (const page of this.pages) this.marked[page] = 0;
+    this.pages.length = 0;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Assembling a sandbox from a snapshot: memory mapped copy-on-write from the image
+ * (O(1) in memory size), a fresh VM, the fixed CPU setup and the snapshot's CPU state.
+ */
+import { createVirtualMachine } from "../hypervisor/backend.js";
+import { GuestMemory } from "../mem/guest-memory.js";
+import { requireSuperset } from "../snapshot/host-function-rules.js";
+import type { Snapshot } from "../snapshot/snapshot.js";
+import { HostFunctionRegistry } from "./host-functions.js";
+import { defaultGuestLogger } from "./logging.js";
+import type { SandboxParts } from "./sandbox.js";
+import type { ResolvedSnapshotConfig } from "./snapshot-config.js";
+
+export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotConfig): SandboxParts {
+  const hostFunctions = new HostFunctionRegistry();
+  for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
+  requireSuperset(snapshot.state.hostFunctions, hostFunctions, "Sandbox.fromSnapshot()");
+  const { layout, system, cpu, functions } = snapshot.state;
+  const memory = GuestMemory.allocate(layout.memorySize);
+  memory.mapImage(snapshot.image);
+  const vm = createVirtualMachine(memory);
+  try {
+    vm.configure(system);
+    vm.setCpuState(cpu);
+    vm.trackDirtyPages();
+  } catch (error) {
+    vm.destroy();
+    throw error;
+  }
+  return {
+    vm, memory, layout, system, hostFunctions,
+    lineage: snapshot.lineage,
+    base: snapshot,
+    functions: new Map(functions.map((f) => [f.name, f])),
+    logger: config.guestLogger ?? defaultGuestLogger,
+    maxGuestLogLevel: config.maxGuestLogLevel ?? snapshot.state.maxGuestLogLevel,
+    timeoutMs: config.timeoutMs,
+  };
+}

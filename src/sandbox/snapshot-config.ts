@@ -1,0 +1,49 @@
+/**
+ * The config of a sandbox made from a snapshot. Memory sizes, the guest binary, stack
+ * and heap come from the snapshot: the type has no such fields, and a plain-JS caller
+ * passing one gets an InvalidConfigError rather than a silent ignore.
+ */
+import { InvalidConfigError } from "../errors/errors.js";
+import { timeout } from "./config.js";
+import type { HostFunctionDefinition } from "./host-functions.js";
+import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
+
+export interface SnapshotSandboxConfig {
+  /** Must cover the snapshot's host functions with identical signatures; extras are fine. */
+  hostFunctions?: readonly HostFunctionDefinition[];
+  /** Default: the level the snapshot was taken with. */
+  maxGuestLogLevel?: LogLevel;
+  /** Default: stderr. */
+  guestLogger?: GuestLogger;
+  /** Default per-call timeout in ms; undefined = none. */
+  timeoutMs?: number;
+}
+
+export interface ResolvedSnapshotConfig {
+  readonly hostFunctions: readonly HostFunctionDefinition[];
+  readonly maxGuestLogLevel: LogLevel | undefined;
+  readonly guestLogger: GuestLogger | undefined;
+  readonly timeoutMs: number | undefined;
+}
+
+const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs"]);
+const FROM_SNAPSHOT = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "initTimeoutMs", "memorySize"]);
+
+export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined): ResolvedSnapshotConfig {
+  const c = config ?? {};
+  if (typeof c !== "object" || c === null) throw new InvalidConfigError("snapshot sandbox config must be an object");
+  for (const key of Object.keys(c)) {
+    if (FROM_SNAPSHOT.has(key)) {
+      throw new InvalidConfigError(`"${key}" comes from the snapshot and cannot be set for a sandbox made from one`);
+    }
+    if (!KNOWN.has(key)) throw new InvalidConfigError(`unknown snapshot sandbox config field "${key}" (known: ${[...KNOWN].join(", ")})`);
+  }
+  if (c.guestLogger !== undefined && typeof c.guestLogger !== "function") throw new InvalidConfigError("guestLogger must be a function");
+  if (c.hostFunctions !== undefined && !Array.isArray(c.hostFunctions)) throw new InvalidConfigError("hostFunctions must be an array");
+  return {
+    hostFunctions: c.hostFunctions ?? [],
+    maxGuestLogLevel: c.maxGuestLogLevel === undefined ? undefined : parseLogLevel(c.maxGuestLogLevel, "maxGuestLogLevel"),
+    guestLogger: c.guestLogger,
+    timeoutMs: c.timeoutMs === undefined ? undefined : timeout("timeoutMs", c.timeoutMs),
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * A snapshot: everything needed to resume a guest at a call boundary. The state is a
+ * plain, versioned value (CPU state in the backend-neutral form, layout, the guest's
+ * exports, the host-function set) plus the memory image. Immutable once taken.
+ */
+import type { GuestFunction } from "../abi/function-table.js";
+import type { CpuState, SystemSetup } from "../hypervisor/virtual-machine.js";
+import type { MemoryLayout } from "../mem/layout.js";
+import type { LogLevel } from "../sandbox/logging.js";
+import type { MemoryImage } from "./memory-image.js";
+import type { HostFunctionSignature } from "./host-function-rules.js";
+
+/** Version of the snapshot state type; bumped when its meaning changes. */
+export const SNAPSHOT_STATE_VERSION = 1;
+
+export interface SnapshotState {
+  readonly version: typeof SNAPSHOT_STATE_VERSION;
+  /** Shared by every sandbox and snapshot descended from one guest build; restores stay within it. */
+  readonly lineage: string;
+  /** Counts snapshots taken in the lineage's sandboxes: 1 for the first. */
+  readonly generation: number;
+  readonly layout: MemoryLayout;
+  readonly system: SystemSetup;
+  readonly cpu: CpuState;
+  readonly functions: readonly GuestFunction[];
+  readonly hostFunctions: readonly HostFunctionSignature[];
+  readonly maxGuestLogLevel: LogLevel;
+  readonly createdAt: Date;
+}
+
+/** @internal Shared by every sandbox and snapshot descended from one guest build. */
+export interface Lineage {
+  readonly id: string;
+  readonly guestElf: Uint8Array;
+  /** Generation of the last snapshot taken in the lineage. */
+  generation: number;
+}
+
+export class Snapshot {
+  /** @internal Taken by Sandbox.snapshot(). */
+  constructor(
+    readonly state: SnapshotState,
+    /** @internal */ readonly image: MemoryImage,
+    /** @internal */ readonly lineage: Lineage,
+  ) {}
+
+  /** The guest ELF the lineage was built from, kept for symbolising dumps and profiles. */
+  get guestElf(): Uint8Array {
+    return this.lineage.guestElf;
+  }
+
+  get generation(): number {
+    return this.state.generation;
+  }
+
+  /** Guest memory size in bytes. */
+  get memorySize(): number {
+    return this.state.layout.memorySize;
+  }
+
+  /** Host functions (as signatures) the sandbox had when the snapshot was taken. */
+  get hostFunctions(): string[] {
+    return this.state.hostFunctions.map((f) => `${f.name}(${f.params.join(", ")}) -> ${f.returns}`);
+  }
+
+  /** Functions the guest exports. */
+  get functions(): string[] {
+    return this.state.functions.map((f) => `${f.name}(${f.params.join(", ")}) -> ${f.returns}`);
+  }
+
+  /** Pages the image stores (the rest are zero). */
+  get pagesStored(): number {
+    return this.image.pagesStored;
+  }
+}
