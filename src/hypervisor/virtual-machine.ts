@@ -71,7 +71,8 @@ export interface VirtualMachine {
   trackDirtyPages(): void;
   /**
    * Pages the guest wrote since the previous call (bit n of the bitmap = page n), and
-   * starts a new record. Writes by the host into guest memory are not included.
+   * starts a new record. Writes by the host into guest memory are not included. The
+   * bitmap is reused: it is valid until the next call.
    */
   takeDirtyPages(): BigUint64Array;
   /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */

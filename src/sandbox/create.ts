@@ -2,7 +2,7 @@
  * Building a sandbox from a guest ELF: lay out memory, load the image, write the
  * system tables and page tables, start the guest and run its initialisation.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
@@ -19,6 +19,7 @@ import { CallSession, invokeHostSync } from "./call-session.js";
 import type { ResolvedConfig } from "./config.js";
 import { HostFunctionRegistry } from "./host-functions.js";
 import { defaultGuestLogger, levelNumber } from "./logging.js";
+import { randomSeed } from "./entropy.js";
 import { Sandbox } from "./sandbox.js";
 
 /** Guest images must fit in [IMAGE_BASE, IMAGE_BASE + 256 MiB). */
@@ -104,7 +105,7 @@ function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: n
   view.setBigUint64(CB.heapAddress, BigInt(layout.heap.address), true);
   view.setBigUint64(CB.heapSize, BigInt(layout.heap.size), true);
   view.setUint32(CB.maxLogLevel, logLevel, true);
-  view.setBigUint64(CB.rngSeed, randomBytes(8).readBigUInt64LE(), true);
+  view.setBigUint64(CB.rngSeed, randomSeed(), true);
   view.setBigUint64(CB.rngGeneration, 1n, true);
 }
 

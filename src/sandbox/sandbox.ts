@@ -21,7 +21,7 @@ import { requireSuperset } from "../snapshot/host-function-rules.js";
 import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snapshot.js";
 import { partsFromSnapshot } from "./from-snapshot.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "./snapshot-config.js";
-import { randomBytes } from "node:crypto";
+import { randomSeed } from "./entropy.js";
 import { CallSession, invokeHostSync, isPromiseLike, readReturn, type CallContext, type Step } from "./call-session.js";
 import { timeout } from "./config.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
@@ -359,7 +359,7 @@ export class Sandbox {
   /** New random seed and a new generation: the guest SDK reseeds on its next random number. */
   private reseed(): void {
     const at = this.parts.layout.controlBlock;
-    this.controlBlock.setBigUint64(at + CB.rngSeed, randomBytes(8).readBigUInt64LE(), true);
+    this.controlBlock.setBigUint64(at + CB.rngSeed, randomSeed(), true);
     this.controlBlock.setBigUint64(at + CB.rngGeneration, this.controlBlock.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
     this.hostWrites.mark(at, CB.size);
   }

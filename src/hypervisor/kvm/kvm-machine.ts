@@ -24,6 +24,10 @@ export class KvmMachine implements VirtualMachine {
   private destroyed = false;
 
   private dirtyLogging = false;
+  /** Reused by takeDirtyPages: valid until its next call. */
+  private dirtyBitmap: BigUint64Array | undefined;
+  /** FS/GS bases loaded in the vCPU (configure() zeroes them). */
+  private segmentBases = { fs: 0n, gs: 0n };
 
   constructor(private readonly guestMemory: GuestMemory) {
     const system = KvmSystem.open();
@@ -40,7 +44,10 @@ export class KvmMachine implements VirtualMachine {
     }
   }
 
+  /** Also what recovers a vCPU a fault left in ring 0: segments reset, pending events cleared. */
   configure(setup: SystemSetup): void {
+    this.vcpu.clearEvents();
+    this.segmentBases = { fs: 0n, gs: 0n };
     const sregs = this.vcpu.getSregs();
     const code: Segment = { base: 0n, limit: 0xffffffff, selector: setup.userCodeSelector, type: 0xb, present: true, dpl: 3, db: false, s: true, l: true, g: true, unusable: false };
     const data: Segment = { ...code, selector: setup.userDataSelector, type: 3, db: true, l: false };
@@ -78,12 +85,16 @@ export class KvmMachine implements VirtualMachine {
     regs[REGS_RIP] = state.rip;
     regs[REGS_RFLAGS] = state.rflags | RFLAGS_IF;
     this.vcpu.setRegs(regs);
-    const sregs = this.vcpu.getSregs();
-    sregs.setBigUint64(SREGS.fs, state.fsBase, true);
-    sregs.setBigUint64(SREGS.gs, state.gsBase, true);
-    this.vcpu.setSregs(sregs);
+    // A CPL-3 guest cannot change FS/GS base (no FSGSBASE, no MSR access): the special
+    // registers need writing only when the saved bases differ from what is loaded.
+    if (state.fsBase !== this.segmentBases.fs || state.gsBase !== this.segmentBases.gs) {
+      const sregs = this.vcpu.getSregs();
+      sregs.setBigUint64(SREGS.fs, state.fsBase, true);
+      sregs.setBigUint64(SREGS.gs, state.gsBase, true);
+      this.vcpu.setSregs(sregs);
+      this.segmentBases = { fs: state.fsBase, gs: state.gsBase };
+    }
     this.vcpu.setXsave(state.xsave);
-    this.vcpu.clearEvents();
     this.lastExitWasIo = false;
   }
 
@@ -140,10 +151,9 @@ export class KvmMachine implements VirtualMachine {
   /** KVM_GET_DIRTY_LOG, which also re-arms the log. */
   takeDirtyPages(): BigUint64Array {
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
-    const pages = this.memory.byteLength / 4096;
-    const bitmap = new BigUint64Array(Math.ceil(pages / 64));
-    this.vm.getDirtyLog(0, bitmap);
-    return bitmap;
+    this.dirtyBitmap ??= new BigUint64Array(Math.ceil(this.memory.byteLength / 4096 / 64));
+    this.vm.getDirtyLog(0, this.dirtyBitmap);
+    return this.dirtyBitmap;
   }
 
   destroy(): void {
