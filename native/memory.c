@@ -5,9 +5,11 @@
 #include "napi_util.h"
 
 static void unmap_buffer(napi_env env, void *data, void *hint) {
-  (void)env;
+  size_t size = (size_t)(uintptr_t)hint;
   /* SAFETY: data/hint are the address and length returned by mmap in alloc_memory. */
-  munmap(data, (size_t)(uintptr_t)hint);
+  munmap(data, size);
+  int64_t unused; /* undo the adjustment made in alloc_memory, as V8 drops its own count */
+  napi_adjust_external_memory(env, (int64_t)size, &unused);
 }
 
 /* mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) [+ madvise(MADV_HUGEPAGE)] -> ArrayBuffer */
@@ -27,6 +29,10 @@ static napi_value alloc_memory(napi_env env, napi_callback_info info) {
     munmap(p, size);
     return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap guest memory");
   }
+  /* V8 counts the buffer as external memory and collects garbage when that grows fast;
+   * a reservation is not memory in use (pages arrive as the guest touches them). */
+  int64_t unused;
+  napi_adjust_external_memory(env, -(int64_t)size, &unused);
   return result;
 }
 

@@ -5,8 +5,8 @@ import type { BackendInfo, VirtualMachine } from "./virtual-machine.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
 
 /** A new VM whose guest physical memory (from address 0) is `memory`. */
-export function createVirtualMachine(memory: GuestMemory): VirtualMachine {
-  return new KvmMachine(memory);
+export function createVirtualMachine(memory: GuestMemory, options: { trackDirtyPages?: boolean } = {}): VirtualMachine {
+  return new KvmMachine(memory, options);
 }
 
 /** Opens the backend (checking it is usable) and says which one and which flavour it is. */

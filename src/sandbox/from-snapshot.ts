@@ -18,11 +18,10 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
   const { layout, system, cpu, functions } = snapshot.state;
   const memory = GuestMemory.allocate(layout.memorySize);
   memory.mapImage(snapshot.image);
-  const vm = createVirtualMachine(memory);
+  const vm = createVirtualMachine(memory, { trackDirtyPages: true });
   try {
     vm.configure(system);
     vm.setCpuState(cpu);
-    vm.trackDirtyPages();
   } catch (error) {
     vm.destroy();
     throw error;

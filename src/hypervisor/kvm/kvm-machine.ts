@@ -29,13 +29,15 @@ export class KvmMachine implements VirtualMachine {
   /** FS/GS bases loaded in the vCPU (configure() zeroes them). */
   private segmentBases = { fs: 0n, gs: 0n };
 
-  constructor(private readonly guestMemory: GuestMemory) {
+  /** `trackDirtyPages` starts dirty logging with the memory slot, saving a slot update. */
+  constructor(private readonly guestMemory: GuestMemory, options: { trackDirtyPages?: boolean } = {}) {
     const system = KvmSystem.open();
     this.backend = system.backend;
     this.memory = guestMemory.bytes;
     this.vm = new KvmVm(system, system.createVm());
     try {
-      this.vm.setMemoryRegion(0, 0, guestMemory.buffer);
+      this.dirtyLogging = options.trackDirtyPages === true;
+      this.vm.setMemoryRegion(0, 0, guestMemory.buffer, this.dirtyLogging ? MEM_LOG_DIRTY_PAGES : 0);
       this.vcpu = new KvmVcpu(this.vm, 0);
       this.vcpu.setCpuid(system.supportedCpuid, system.supportedCpuidCount);
     } catch (error) {
