@@ -392,6 +392,23 @@ STRUCT_IOCTL(set_xsave, "KVM_SET_XSAVE", KVM_SET_XSAVE, struct kvm_xsave)
 STRUCT_IOCTL(get_events, "KVM_GET_VCPU_EVENTS", KVM_GET_VCPU_EVENTS, struct kvm_vcpu_events)
 STRUCT_IOCTL(set_events, "KVM_SET_VCPU_EVENTS", KVM_SET_VCPU_EVENTS, struct kvm_vcpu_events)
 
+/* KVM_SET_REGS then KVM_SET_XSAVE(regs, xsave): the restore path's pair in one crossing into C */
+static napi_value set_regs_xsave(napi_env env, napi_callback_info info) {
+  napi_value argv[2], self;
+  void *regs, *xsave;
+  size_t regs_len, xsave_len;
+  if (!get_args(env, info, 2, argv, &self, "KVM_SET_REGS") || !arg_bytes(env, argv[0], &regs, &regs_len) ||
+      !arg_bytes(env, argv[1], &xsave, &xsave_len))
+    return throw_message(env, "KVM_SET_REGS", "bad arguments");
+  if (regs_len < sizeof(struct kvm_regs) || xsave_len < sizeof(struct kvm_xsave))
+    return throw_message(env, "KVM_SET_REGS", "buffer too small for the kernel struct");
+  vcpu_t *v = unwrap(env, self, "KVM_SET_REGS");
+  if (!v) return NULL;
+  if (ioctl(v->fd, KVM_SET_REGS, regs) < 0) return throw_errno(env, "KVM_SET_REGS", errno);
+  if (ioctl(v->fd, KVM_SET_XSAVE, xsave) < 0) return throw_errno(env, "KVM_SET_XSAVE", errno);
+  return make_undefined(env);
+}
+
 /* KVM_GET_MSRS / KVM_SET_MSRS(indices: Uint32Array, values: BigUint64Array) -> count processed */
 static napi_value msrs_ioctl(napi_env env, napi_callback_info info, bool set) {
   const char *operation = set ? "KVM_SET_MSRS" : "KVM_GET_MSRS";
@@ -464,6 +481,7 @@ void register_kvm_vcpu(napi_env env, napi_value exports) {
       {"setFpu", NULL, set_fpu, NULL, NULL, NULL, napi_default, NULL},
       {"getXsave", NULL, get_xsave, NULL, NULL, NULL, napi_default, NULL},
       {"setXsave", NULL, set_xsave, NULL, NULL, NULL, napi_default, NULL},
+      {"setRegsXsave", NULL, set_regs_xsave, NULL, NULL, NULL, napi_default, NULL},
       {"getEvents", NULL, get_events, NULL, NULL, NULL, napi_default, NULL},
       {"setEvents", NULL, set_events, NULL, NULL, NULL, napi_default, NULL},
       {"getMsrs", NULL, get_msrs, NULL, NULL, NULL, napi_default, NULL},

@@ -23,6 +23,8 @@ export interface NativeVcpu {
   setFpu(buf: Uint8Array): void;
   getXsave(buf: Uint8Array): void;
   setXsave(buf: Uint8Array): void;
+  /** KVM_SET_REGS then KVM_SET_XSAVE in one call. */
+  setRegsXsave(regs: Uint8Array, xsave: Uint8Array): void;
   getEvents(buf: Uint8Array): void;
   setEvents(buf: Uint8Array): void;
   getMsrs(indices: Uint32Array, values: BigUint64Array): number;

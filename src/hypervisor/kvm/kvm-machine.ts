@@ -86,7 +86,7 @@ export class KvmMachine implements VirtualMachine {
     regs.set(state.gprs);
     regs[REGS_RIP] = state.rip;
     regs[REGS_RFLAGS] = state.rflags | RFLAGS_IF;
-    this.vcpu.setRegs(regs);
+    this.vcpu.setRegsAndXsave(regs, state.xsave);
     // A CPL-3 guest cannot change FS/GS base (no FSGSBASE, no MSR access): the special
     // registers need writing only when the saved bases differ from what is loaded.
     if (state.fsBase !== this.segmentBases.fs || state.gsBase !== this.segmentBases.gs) {
@@ -96,7 +96,6 @@ export class KvmMachine implements VirtualMachine {
       this.vcpu.setSregs(sregs);
       this.segmentBases = { fs: state.fsBase, gs: state.gsBase };
     }
-    this.vcpu.setXsave(state.xsave);
     this.lastExitWasIo = false;
   }
 

@@ -105,6 +105,11 @@ export class KvmVcpu {
     native("KVM_SET_XSAVE", () => this.handle.setXsave(xsave));
   }
 
+  /** KVM_SET_REGS + KVM_SET_XSAVE */
+  setRegsAndXsave(regs: BigUint64Array, xsave: Uint8Array): void {
+    native("KVM_SET_REGS", () => this.handle.setRegsXsave(new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
+  }
+
   /** KVM_SET_VCPU_EVENTS with every pending event cleared. */
   clearEvents(): void {
     native("KVM_SET_VCPU_EVENTS", () => this.handle.setEvents(new Uint8Array(EVENTS_SIZE)));
