@@ -44,6 +44,8 @@ export interface NativeAddon {
   createVm(fd: number): number;
   setUserMemoryRegion(vm: number, slot: number, flags: number, guestAddress: number, memory: ArrayBuffer, offset: number, size: number): void;
   getDirtyLog(vm: number, slot: number, bitmap: BigUint64Array): void;
+  clearDirtyLog(vm: number, slot: number, firstPage: number, numPages: number, bitmap: BigUint64Array): void;
+  enableCap(vm: number, capability: number, arg0: number): void;
   createVcpuFd(vm: number, id: number): number;
   allocMemory(size: number, hugePages: boolean): ArrayBuffer;
   discardMemory(memory: ArrayBuffer, offset: number, size: number): void;

@@ -6,6 +6,7 @@ import { REGS_RFLAGS, REGS_RIP, SREGS, writeSegment, writeTable, type Segment } 
 import { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
 import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
+import { DirtyTracker } from "./dirty-tracker.js";
 
 /** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
 const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
@@ -24,8 +25,7 @@ export class KvmMachine implements VirtualMachine {
   private destroyed = false;
 
   private dirtyLogging = false;
-  /** Reused by takeDirtyPages: valid until its next call. */
-  private dirtyBitmap: BigUint64Array | undefined;
+  private readonly dirtyTracker: DirtyTracker;
   /** FS/GS bases loaded in the vCPU (configure() zeroes them). */
   private segmentBases = { fs: 0n, gs: 0n };
 
@@ -36,6 +36,8 @@ export class KvmMachine implements VirtualMachine {
     this.memory = guestMemory.bytes;
     this.vm = new KvmVm(system, system.createVm());
     try {
+      // Before any slot logs dirty pages: reads of the log then leave re-protection to us.
+      this.dirtyTracker = new DirtyTracker(this.vm, 0, this.memory.byteLength / 4096, this.vm.enableManualDirtyProtect());
       this.dirtyLogging = options.trackDirtyPages === true;
       this.vm.setMemoryRegion(0, 0, guestMemory.buffer, this.dirtyLogging ? MEM_LOG_DIRTY_PAGES : 0);
       this.vcpu = new KvmVcpu(this.vm, 0);
@@ -152,9 +154,7 @@ export class KvmMachine implements VirtualMachine {
   /** KVM_GET_DIRTY_LOG, which also re-arms the log. */
   takeDirtyPages(): BigUint64Array {
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
-    this.dirtyBitmap ??= new BigUint64Array(Math.ceil(this.memory.byteLength / 4096 / 64));
-    this.vm.getDirtyLog(0, this.dirtyBitmap);
-    return this.dirtyBitmap;
+    return this.dirtyTracker.take();
   }
 
   destroy(): void {
