@@ -117,7 +117,36 @@ static napi_value map_file_shared(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* dataRanges(fd, size) -> [start, end, start, end, ...] of the file's data (lseek SEEK_DATA/SEEK_HOLE) */
+static napi_value data_ranges(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t fd;
+  uint64_t size;
+  if (!get_args(env, info, 2, argv, NULL, "lseek") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &size))
+    return throw_message(env, "lseek", "bad arguments");
+  napi_create_array(env, &result);
+  uint32_t n = 0;
+  off_t at = 0;
+  while ((uint64_t)at < size) {
+    off_t start = lseek(fd, at, SEEK_DATA);
+    if (start < 0) {
+      if (errno == ENXIO) break; /* no data after `at` */
+      return throw_errno(env, "lseek", errno);
+    }
+    off_t end = lseek(fd, start, SEEK_HOLE);
+    if (end < 0) return throw_errno(env, "lseek", errno);
+    napi_value s, e;
+    napi_create_double(env, (double)start, &s);
+    napi_create_double(env, (double)end, &e);
+    napi_set_element(env, result, n++, s);
+    napi_set_element(env, result, n++, e);
+    at = end;
+  }
+  return result;
+}
+
 void register_memory_file(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "dataRanges", data_ranges);
   NAPI_EXPORT_FN(env, exports, "memfdCreate", memfd_new);
   NAPI_EXPORT_FN(env, exports, "writeNonZeroPages", write_non_zero_pages);
   NAPI_EXPORT_FN(env, exports, "mapFilePrivate", map_file_private);

@@ -87,6 +87,43 @@ describe("state round trips", () => {
   });
 });
 
+test("a later snapshot stores the base's data plus the written pages, never the zero pages", async () => {
+  const { sb, snap } = await prepared(64 << 20);
+  try {
+    sb.callSync("bump");
+    sb.callSync("touch_pages", 8, 9);
+    const next = sb.snapshot();
+    assert.ok(next.pagesStored >= snap.pagesStored + 8 && next.pagesStored <= snap.pagesStored + 16,
+      `first ${snap.pagesStored} pages, second ${next.pagesStored} (a 64 MiB guest has ${snap.memorySize / 4096})`);
+    sb.restore(snap);
+    assert.equal(sb.callSync("scratch_sum"), 0);
+    sb.restore(next);
+    assert.equal(sb.callSync("scratch_sum"), 8 * 9);
+    assert.equal(sb.callSync("get_counter"), 4);
+    const copy = await Sandbox.fromSnapshot(next, { hostFunctions: [addOne] });
+    assert.equal(copy.callSync("scratch_sum"), 8 * 9);
+    assert.equal(copy.callSync("heap_check", 7), true);
+    copy.close();
+  } finally {
+    sb.close();
+  }
+});
+
+test("registering a host function or changing the log level makes the next snapshot a new one", async () => {
+  const { sb, snap } = await prepared();
+  try {
+    sb.setMaxGuestLogLevel("debug");
+    const withLevel = sb.snapshot();
+    assert.notEqual(withLevel, snap);
+    sb.registerHostFunction("extra", [], "void", () => undefined);
+    const withExtra = sb.snapshot();
+    assert.notEqual(withExtra, withLevel);
+    assert.ok(withExtra.hostFunctions.includes("extra() -> void"));
+  } finally {
+    sb.close();
+  }
+});
+
 describe("restore after failures", () => {
   const failures: Array<[string, (sb: Sandbox) => Promise<unknown>, string]> = [
     ["page fault", async (sb) => sb.callSync("null_write"), "GUEST_FAULT"],

@@ -5,6 +5,7 @@
  */
 import { OutOfMemoryError } from "../errors/errors.js";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
+import { native } from "../native/errors.js";
 import type { MemoryImage } from "../snapshot/memory-image.js";
 
 /**
@@ -40,7 +41,7 @@ export class GuestMemory {
    * pages, the first write to a page copies it. O(1) in memory size.
    */
   mapImage(image: MemoryImage): void {
-    this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd);
+    native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
   }
 
   /** Gives all pages back to the host; they read as zero afterwards. */

@@ -54,6 +54,8 @@ export interface NativeAddon {
   writeNonZeroPages(fd: number, memory: ArrayBuffer, offset: number, size: number): number;
   /** Maps the file privately (copy-on-write) over [offset, offset+size) of an allocMemory buffer. */
   mapFilePrivate(memory: ArrayBuffer, offset: number, size: number, fd: number): void;
+  /** Data ranges of a file as flat [start, end, …] pairs; holes are left out. */
+  dataRanges(fd: number, size: number): number[];
   /** A read-only shared view of the whole file. */
   mapFileShared(fd: number, size: number): ArrayBuffer;
   Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;

@@ -210,6 +210,7 @@ export class Sandbox {
     impl: HostFunctionImpl<P, R>,
   ): this {
     this.parts.hostFunctions.register(name, params, returns, impl);
+    this.modified = true; // a new snapshot must record the new set
     return this;
   }
 
@@ -222,6 +223,7 @@ export class Sandbox {
   setMaxGuestLogLevel(level: LogLevel): void {
     this.maxLogLevel = parseLogLevel(level, "level");
     this.writeLogLevel();
+    this.modified = true; // a new snapshot must record the new level
   }
 
   get maxGuestLogLevel(): LogLevel {
@@ -379,11 +381,14 @@ export class Sandbox {
     this.requireIdle("snapshot");
     if (this.base && !this.modified) return this.base;
     const { vm, memory, layout, system, lineage } = this.parts;
+    const image = this.base
+      ? MemoryImage.captureOver(this.base.image, memory.bytes, this.hostWrites.drainWith(vm.takeDirtyPages()))
+      : MemoryImage.capture(memory.bytes);
     const snapshot = new Snapshot(
       {
         version: SNAPSHOT_STATE_VERSION,
         lineage: lineage.id,
-        generation: ++lineage.generation,
+        generation: lineage.generation + 1,
         layout,
         system,
         cpu: vm.getCpuState(),
@@ -392,9 +397,10 @@ export class Sandbox {
         maxGuestLogLevel: this.maxLogLevel,
         createdAt: new Date(),
       },
-      MemoryImage.capture(memory.bytes),
+      image,
       lineage,
     );
+    lineage.generation = snapshot.generation;
     this.rebase(snapshot);
     return snapshot;
   }

@@ -4,6 +4,7 @@
  * snapshot map the file privately, so they share its pages until they write them.
  */
 import { loadAddon, type NativeAddon } from "../native/addon.js";
+import { native } from "../native/errors.js";
 
 const PAGE = 4096;
 
@@ -15,17 +16,53 @@ export class MemoryImage {
   readonly view: Uint8Array;
 
   private constructor(readonly fd: number, readonly size: number, readonly pagesStored: number, addon: NativeAddon) {
-    this.view = new Uint8Array(addon.mapFileShared(fd, size));
+    this.view = new Uint8Array(native("mmap", () => addon.mapFileShared(fd, size)));
     closeWhenCollected.register(this, { addon, fd });
   }
 
-  /** Copies `memory` into a new image, skipping zero pages. O(memory size), done once per snapshot. */
+  /** Copies `memory` into a new image, skipping zero pages. O(memory size): a sandbox's first snapshot. */
   static capture(memory: Uint8Array): MemoryImage {
+    return MemoryImage.create(memory.byteLength, (addon, fd) =>
+      native("pwrite", () => addon.writeNonZeroPages(fd, memory.buffer as ArrayBuffer, memory.byteOffset, memory.byteLength)),
+    );
+  }
+
+  /**
+   * A later snapshot: `base`'s data, except the `written` pages, which come from `memory`.
+   * Reads only the base's data ranges, never its holes (reading a hole through a private
+   * mapping would allocate it in the base).
+   */
+  static captureOver(base: MemoryImage, memory: Uint8Array, written: readonly number[]): MemoryImage {
+    const isWritten = new Uint8Array(base.size / PAGE);
+    for (const page of written) isWritten[page] = 1;
+    return MemoryImage.create(base.size, (addon, fd) => {
+      let pages = 0;
+      const copyRuns = (from: ArrayBuffer, first: number, last: number, include: (page: number) => boolean): void => {
+        for (let page = first; page < last; ) {
+          if (!include(page)) {
+            page++;
+            continue;
+          }
+          const start = page;
+          while (page < last && include(page)) page++;
+          pages += native("pwrite", () => addon.writeNonZeroPages(fd, from, start * PAGE, (page - start) * PAGE));
+        }
+      };
+      const ranges = native("lseek", () => addon.dataRanges(base.fd, base.size));
+      for (let r = 0; r < ranges.length; r += 2) {
+        copyRuns(base.view.buffer as ArrayBuffer, ranges[r]! / PAGE, Math.ceil(ranges[r + 1]! / PAGE), (p) => isWritten[p] === 0);
+      }
+      const sorted = [...written].sort((a, b) => a - b);
+      for (const page of sorted) copyRuns(memory.buffer as ArrayBuffer, page + memory.byteOffset / PAGE, page + 1 + memory.byteOffset / PAGE, () => true);
+      return pages;
+    });
+  }
+
+  private static create(size: number, fill: (addon: NativeAddon, fd: number) => number): MemoryImage {
     const addon = loadAddon();
-    const fd = addon.memfdCreate("vmlet-snapshot", memory.byteLength);
+    const fd = native("memfd_create", () => addon.memfdCreate("vmlet-snapshot", size));
     try {
-      const pages = addon.writeNonZeroPages(fd, memory.buffer as ArrayBuffer, memory.byteOffset, memory.byteLength);
-      return new MemoryImage(fd, memory.byteLength, pages, addon);
+      return new MemoryImage(fd, size, fill(addon, fd), addon);
     } catch (error) {
       addon.closeFd(fd);
       throw error;

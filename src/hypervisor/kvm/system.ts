@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { BackendUnavailableError } from "../../errors/errors.js";
 import type { BackendInfo } from "../virtual-machine.js";
-import { native } from "./errors.js";
+import { native } from "../../native/errors.js";
 import { loadAddon, type NativeAddon, type NativeError } from "../../native/addon.js";
 import { CPUID_ENTRY_SIZE, checkStructSizes } from "./structs.js";
 

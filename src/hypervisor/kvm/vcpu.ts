@@ -1,6 +1,6 @@
 /** A KVM vCPU file descriptor: run, exits, and register state as typed buffers. */
 import type { VmExit } from "../virtual-machine.js";
-import { native } from "./errors.js";
+import { native } from "../../native/errors.js";
 import type { NativeVcpu } from "../../native/addon.js";
 import { EVENTS_SIZE, REGS_SIZE, SREGS_SIZE, XSAVE_SIZE } from "./structs.js";
 import type { KvmVm } from "./vm.js";

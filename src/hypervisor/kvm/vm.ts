@@ -1,5 +1,5 @@
 /** A KVM VM file descriptor: memory slots, dirty logging, vCPU creation. */
-import { native } from "./errors.js";
+import { native } from "../../native/errors.js";
 import type { KvmSystem } from "./system.js";
 
 /** KVM_MEM_LOG_DIRTY_PAGES */

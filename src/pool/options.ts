@@ -1,0 +1,62 @@
+/** SandboxPool options: validated once, at construction. */
+import { availableParallelism } from "node:os";
+import { InvalidConfigError } from "../errors/errors.js";
+import { timeout } from "../sandbox/config.js";
+import { HostFunctionRegistry, type HostFunctionDefinition } from "../sandbox/host-functions.js";
+import type { GuestLogger, LogLevel } from "../sandbox/logging.js";
+import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "../sandbox/snapshot-config.js";
+import { requireSuperset } from "../snapshot/host-function-rules.js";
+import { Snapshot } from "../snapshot/snapshot.js";
+
+export interface SandboxPoolOptions {
+  /** Most sandboxes the pool keeps (integer 1…1024). Default: `os.availableParallelism()`. */
+  size?: number;
+  /** Host functions of every sandbox; must cover the snapshot's set with identical signatures. */
+  hostFunctions?: readonly HostFunctionDefinition[];
+  /** Default per-call timeout in ms for every sandbox; none unless set. */
+  timeoutMs?: number;
+  /** Most verbose guest log level delivered. Default: the snapshot's level. */
+  maxGuestLogLevel?: LogLevel;
+  /** Receives guest log records. Default: stderr. */
+  guestLogger?: GuestLogger;
+  /** Longest a run() waits for a free sandbox before it rejects with PoolTimeoutError; none unless set. */
+  acquireTimeoutMs?: number;
+}
+
+export interface ResolvedPoolOptions {
+  readonly size: number;
+  readonly acquireTimeoutMs: number | undefined;
+  /** What Sandbox.fromSnapshot gets for every sandbox. */
+  readonly sandbox: SnapshotSandboxConfig;
+}
+
+export const MAX_POOL_SIZE = 1024;
+const KNOWN = ["size", "hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger", "acquireTimeoutMs"];
+
+export function resolvePoolOptions(snapshot: unknown, options: unknown): ResolvedPoolOptions {
+  if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("SandboxPool takes a Snapshot as its first argument (sandbox.snapshot())");
+  const o = (options ?? {}) as Record<string, unknown>;
+  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new InvalidConfigError("SandboxPool options must be an object");
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.includes(key)) throw new InvalidConfigError(`unknown SandboxPool option "${key}" (known: ${KNOWN.join(", ")})`);
+  }
+  const size = o.size ?? availableParallelism();
+  if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > MAX_POOL_SIZE) {
+    throw new InvalidConfigError(`size must be an integer from 1 to ${MAX_POOL_SIZE} (got ${String(o.size)})`);
+  }
+  const acquireTimeoutMs = o.acquireTimeoutMs === undefined ? undefined : timeout("acquireTimeoutMs", o.acquireTimeoutMs);
+  // The per-sandbox fields: the same checks (and messages naming the option) as Sandbox.fromSnapshot.
+  const sandbox: SnapshotSandboxConfig = {};
+  for (const key of ["hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger"] as const) {
+    if (o[key] !== undefined) (sandbox as Record<string, unknown>)[key] = o[key];
+  }
+  resolveSnapshotConfig(sandbox);
+  // Fail now, not at the first run(), when the host functions do not cover the snapshot's.
+  const registry = new HostFunctionRegistry();
+  for (const f of sandbox.hostFunctions ?? []) {
+    if (typeof f !== "object" || f === null) throw new InvalidConfigError("hostFunctions must be an array of { name, params, returns, impl }");
+    registry.register(f.name, f.params, f.returns, f.impl);
+  }
+  requireSuperset(snapshot.state.hostFunctions, registry, "SandboxPool");
+  return { size, acquireTimeoutMs, sandbox };
+}
