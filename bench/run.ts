@@ -3,27 +3,40 @@
  * in the same run on the same machine. Prints a table of vmlet's figure, the C figure,
  * their ratio and the target; writes bench/results/latest.json.
  *
- *   node dist/bench/run.js [--json] [--only ROW[,ROW...]]
- *   ROW: sync async host-call build close cancel
+ *   node dist/bench/run.js [--json] [--only GROUP[,GROUP...]]
+ *   GROUP: sync async host-call build close cancel restore from-snapshot rss
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../src/cli/paths.js";
 import { median } from "../src/cli/stats.js";
-import { runCReference, type CMetric, type CRun } from "./cref.js";
+import { cKey, ITERS, restoreIters, runCReference, type CJob, type CMetric, type CRun } from "./cref.js";
 import { demoBuilder, demoElf, measureBuild, measureCalls, measureCancel, summarize, type BuildSamples, type CallSamples, type Summary } from "./measure.js";
+import {
+  measureFromSnapshot, measureRestore, measureRss, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotElf, snapshotFixture, HEAP,
+  type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type RssResult, type SizeId, type SnapshotFixture,
+} from "./snapshot-measure.js";
 
-const ROWS = {
+/** The rows measured on the demo guest's warm sandbox, each against one C metric at its memory size. */
+const BASE_ROWS = {
   sync: { label: 'sync call  callSync("noop")', c: "roundtrip_us", target: 1.15 },
   async: { label: 'async call  await call("noop")', c: "roundtrip_us", target: 1.6 },
   "host-call": { label: "guest→host call (ping)", c: "host_call_us", target: 1.2 },
   build: { label: "sandbox build + first call", c: "create_us", target: 1.5 },
   close: { label: "sandbox close()", c: "destroy_us", target: undefined },
   cancel: { label: "cancel: kill() → rejection", c: "cancel_us", target: undefined },
-} as const satisfies Record<string, { label: string; c: CMetric; target: number | undefined }>;
-type RowId = keyof typeof ROWS;
-const ROW_IDS = Object.keys(ROWS) as RowId[];
+} as const satisfies Record<string, { label: string; c: Exclude<CMetric, `restore${string}`>; target: number | undefined }>;
+type BaseGroup = keyof typeof BASE_ROWS;
+
+const GROUPS = [...(Object.keys(BASE_ROWS) as BaseGroup[]), "restore", "from-snapshot", "rss"] as const;
+type Group = (typeof GROUPS)[number];
+
+/** Targets of the snapshot rows (ratios vmlet / C, or vmlet / budget for memory). */
+const TARGET = { restoreNext: 1.5, fromSnapshot: 2, fromSnapshotScaling: 1.25, memory: 1 };
+/** Guest memory sizes of the restore and fromSnapshot rows. */
+const SNAPSHOT_SIZES: readonly SizeId[] = ["16MiB", "1GiB"];
+const sizeLabel = (size: SizeId): string => size.replace("MiB", " MiB").replace("GiB", " GiB");
 
 /** How much work each measurement does; sized to keep the whole run well under 2 minutes. */
 const PLAN = {
@@ -32,18 +45,26 @@ const PLAN = {
   callBatch: 25, // calls per batch: small, so that a batch the OS preempts is an outlier, not a shift
   buildIterations: 200,
   cancelIterations: 150,
+  restoreRounds: 400, // interleaved rounds, each one iteration of every (memory size, k)
+  fromSnapshotIterations: 120, // per memory size
+  rssSandboxes: 100,
+  rssTouchPages: 4,
+  rssHeapFillMiB: 48,
+  rssReaders: 8, // sandboxes that then read the whole heap, to show Rss against Pss
 };
 
 interface Row {
-  id: RowId;
+  id: string;
+  group: Group;
   label: string;
-  unit: "µs";
+  unit: "µs" | "KiB";
   vmlet: number;
-  /** Spread of vmlet's samples (batches): 10th and 90th percentile. */
-  vmletP10: number;
-  vmletP90: number;
-  vmletDetail: Summary | { ping: Summary; noop: Summary; pingMinusNoop: Summary };
-  cMetric: CMetric;
+  /** Spread of vmlet's samples (batches or single measurements): 10th and 90th percentile. */
+  vmletP10: number | null;
+  vmletP90: number | null;
+  vmletDetail: unknown;
+  /** What the reference column is: a kvm_ref metric, or for memory rows the budget. */
+  cMetric: string;
   /** Median of the C medians of all kvm_ref runs (one before each segment, one at the end). */
   c: number;
   cRuns: number[];
@@ -54,15 +75,15 @@ interface Row {
 
 function usage(code: number): never {
   (code ? process.stderr : process.stdout).write(
-    `usage: node dist/bench/run.js [--json] [--only ROW[,ROW...]]\n  ROW: ${ROW_IDS.join(" ")}\n` +
+    `usage: node dist/bench/run.js [--json] [--only GROUP[,GROUP...]]\n  GROUP: ${GROUPS.join(" ")}\n` +
       "  --json  print the results as JSON instead of a table (bench/results/latest.json is always written)\n",
   );
   process.exit(code);
 }
 
-function parseArgs(argv: string[]): { json: boolean; only: Set<RowId> } {
+function parseArgs(argv: string[]): { json: boolean; only: Set<Group> } {
   let json = false;
-  const only = new Set<RowId>();
+  const only = new Set<Group>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--json") json = true;
@@ -71,29 +92,29 @@ function parseArgs(argv: string[]): { json: boolean; only: Set<RowId> } {
       const value = a === "--only" ? argv[++i] : a.slice("--only=".length);
       if (!value) usage(2);
       for (const name of value.split(",")) {
-        const id = name.trim() === "hostcall" ? "host-call" : name.trim();
-        if (!(id in ROWS)) {
-          process.stderr.write(`unknown row "${name}"\n`);
+        const id = { hostcall: "host-call", fromsnapshot: "from-snapshot" }[name.trim()] ?? name.trim();
+        if (!(GROUPS as readonly string[]).includes(id)) {
+          process.stderr.write(`unknown row group "${name}"\n`);
           usage(2);
         }
-        only.add(id as RowId);
+        only.add(id as Group);
       }
     } else {
       process.stderr.write(`unknown argument "${a}"\n`);
       usage(2);
     }
   }
-  return { json, only: only.size ? only : new Set(ROW_IDS) };
+  return { json, only: only.size ? only : new Set(GROUPS) };
 }
 
-const fmt = (us: number): string => (us >= 1000 ? us.toFixed(0) : us >= 100 ? us.toFixed(1) : us.toFixed(2));
+const fmt = (v: number): string => (Math.abs(v) >= 1000 ? v.toFixed(0) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(2));
 
-function table(rows: readonly Row[]): string[] {
-  const head = ["", "vmlet µs", "(p10–p90)", "C ref µs", "C metric", "ratio", "target", ""];
+function table(rows: readonly Row[], unit: Row["unit"]): string[] {
+  const head = ["", `vmlet ${unit}`, "(p10–p90)", unit === "µs" ? "C ref µs" : "budget KiB", unit === "µs" ? "C metric" : "budget", "ratio", "target", ""];
   const body = rows.map((r) => [
     r.label,
     fmt(r.vmlet),
-    `(${fmt(r.vmletP10)}–${fmt(r.vmletP90)})`,
+    r.vmletP10 === null || r.vmletP90 === null ? "" : `(${fmt(r.vmletP10)}–${fmt(r.vmletP90)})`,
     fmt(r.c),
     r.cMetric,
     r.ratio.toFixed(2),
@@ -106,6 +127,34 @@ function table(rows: readonly Row[]): string[] {
   return [line(head), widths.map((w) => "─".repeat(w)).join("  "), ...body.map(line)];
 }
 
+/** A plain table: first column left-aligned, the others right-aligned. */
+function plainTable(head: string[], body: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+  return [line(head), widths.map((w) => "─".repeat(w)).join("  "), ...body.map(line)];
+}
+
+/** The kvm_ref jobs one C reference run does for the selected groups. */
+function cJobs(only: Set<Group>, demoMemMib: number, fixtures: readonly SnapshotFixture[]): CJob[] {
+  const jobs: CJob[] = [];
+  const base = new Set<CMetric>();
+  for (const g of only) if (g in BASE_ROWS) base.add(BASE_ROWS[g as BaseGroup].c);
+  // Context for the call rows: the C round trip when the host resets RIP (KVM_SET_REGS) before each call.
+  if (only.has("sync") || only.has("async")) base.add("roundtrip_setregs_us");
+  for (const m of base) jobs.push({ metrics: [m], memMib: demoMemMib, iters: ITERS[m as keyof typeof ITERS] });
+  for (const f of fixtures) {
+    if (only.has("restore")) {
+      for (const k of RESTORE_PAGES) {
+        jobs.push({ metrics: ["restore_us", "restore_next_us", "restore_cycle_us"], memMib: f.memMib, pages: k, iters: restoreIters(k) });
+        // The alternative method, for the trade-off table (information only; one memory size is enough).
+        if (f.size === "16MiB") jobs.push({ metrics: ["restore_madvise_us", "restore_madvise_next_us", "restore_madvise_cycle_us"], memMib: f.memMib, pages: k, iters: restoreIters(k) });
+      }
+    }
+    if (only.has("from-snapshot") && !(base.has("create_us") && f.memMib === demoMemMib)) jobs.push({ metrics: ["create_us"], memMib: f.memMib, iters: ITERS.create_us });
+  }
+  return jobs;
+}
+
 async function main(): Promise<void> {
   const { json, only } = parseArgs(process.argv.slice(2));
   const started = performance.now();
@@ -116,9 +165,18 @@ async function main(): Promise<void> {
   const sb = await demoBuilder().build();
   const backend = sb.backend;
   const memMib = Math.max(2, Math.ceil(sb.memorySize / 2 ** 20));
-  const cMetrics: CMetric[] = [...new Set([...only].map((id) => ROWS[id].c))];
-  // Context for the call rows: the C round trip when the host resets RIP (KVM_SET_REGS) before each call.
-  if (only.has("sync") || only.has("async")) cMetrics.push("roundtrip_setregs_us");
+  const wantSnapshots = only.has("restore") || only.has("from-snapshot");
+  const fixtures: SnapshotFixture[] = [];
+  let restoring: RestoreSandbox[] = [];
+  try {
+    if (wantSnapshots) for (const size of SNAPSHOT_SIZES) fixtures.push(await snapshotFixture(size));
+    if (only.has("restore")) restoring = await restoreSandboxes(fixtures);
+  } catch (error) {
+    sb.close();
+    throw error;
+  }
+  const fixtureMib = (size: SizeId): number => fixtures.find((f) => f.size === size)!.memMib;
+  const jobs = cJobs(only, memMib, fixtures);
 
   // kvm_ref runs before every segment and once more at the end, so each vmlet segment is
   // bracketed by C runs and slow phases of the machine hit both sides alike.
@@ -128,63 +186,167 @@ async function main(): Promise<void> {
   const calls: CallSamples = { sync: [], ping: [], async: [] };
   const builds: BuildSamples = { build: [], close: [] };
   const cancels: number[] = [];
+  const restores = new Map<string, RestoreSamples>();
+  const fromSnapshots = new Map<SizeId, FromSnapshotSamples>();
+  let rss: RssResult | undefined;
   const cAll: CRun[] = [];
   const share = (total: number, seg: number): number => Math.floor((total * (seg + 1)) / PLAN.segments) - Math.floor((total * seg) / PLAN.segments);
-  for (let seg = 0; seg < PLAN.segments; seg++) {
-    progress(`segment ${seg + 1}/${PLAN.segments}: C reference`);
-    cAll.push(runCReference(cMetrics, memMib));
-    if (anyCalls) {
-      progress(`segment ${seg + 1}/${PLAN.segments}: calls`);
-      await measureCalls(sb, { ...wantCalls, rounds: share(PLAN.callRounds, seg), batch: PLAN.callBatch }, calls);
+  try {
+    for (let seg = 0; seg < PLAN.segments; seg++) {
+      const tag = `segment ${seg + 1}/${PLAN.segments}`;
+      if (jobs.length) {
+        progress(`${tag}: C reference`);
+        cAll.push(runCReference(jobs));
+      }
+      if (anyCalls) {
+        progress(`${tag}: calls`);
+        await measureCalls(sb, { ...wantCalls, rounds: share(PLAN.callRounds, seg), batch: PLAN.callBatch }, calls);
+      }
+      if (wantBuild) {
+        progress(`${tag}: build/close`);
+        await measureBuild(share(PLAN.buildIterations, seg), builds);
+      }
+      if (only.has("cancel")) {
+        progress(`${tag}: cancel`);
+        await measureCancel(share(PLAN.cancelIterations, seg), cancels);
+      }
+      if (only.has("restore")) {
+        progress(`${tag}: restore`);
+        measureRestore(restoring, share(PLAN.restoreRounds, seg), restores);
+      }
+      if (only.has("from-snapshot")) {
+        progress(`${tag}: fromSnapshot`);
+        await measureFromSnapshot(fixtures, share(PLAN.fromSnapshotIterations, seg), fromSnapshots);
+      }
     }
-    if (wantBuild) {
-      progress(`segment ${seg + 1}/${PLAN.segments}: build/close`);
-      await measureBuild(share(PLAN.buildIterations, seg), builds);
-    }
-    if (only.has("cancel")) {
-      progress(`segment ${seg + 1}/${PLAN.segments}: cancel`);
-      await measureCancel(share(PLAN.cancelIterations, seg), cancels);
-    }
+  } finally {
+    sb.close();
+    for (const r of restoring) r.sb.close();
   }
-  sb.close();
-  progress("C reference (end)");
-  cAll.push(runCReference(cMetrics, memMib));
-  const cStart = cAll[0]!;
+  if (jobs.length) {
+    progress("C reference (end)");
+    cAll.push(runCReference(jobs));
+  }
+  if (only.has("rss")) {
+    progress(`rss: ${PLAN.rssSandboxes} sandboxes from one 64 MiB snapshot`);
+    rss = await measureRss(PLAN.rssSandboxes, PLAN.rssHeapFillMiB, PLAN.rssTouchPages, PLAN.rssReaders);
+  }
+  const cStart = cAll[0];
 
   const rows: Row[] = [];
-  const add = (id: RowId, vmlet: number, vmletDetail: Row["vmletDetail"]): void => {
-    const def = ROWS[id];
+  // The median of the runs' medians: one slow kvm_ref run (it happens, for create/destroy
+  // especially) would drag a mean, as it does not drag vmlet's median over all its samples.
+  const cFigure = (key: string): { c: number; cRuns: number[] } => {
+    const cRuns = cAll.map((r) => r.metrics[key]!.median);
+    return { c: median(cRuns), cRuns };
+  };
+  const add = (r: Omit<Row, "ratio" | "meetsTarget" | "unit"> & { unit?: Row["unit"] }): void => {
+    const ratio = r.vmlet / r.c;
+    rows.push({ unit: "µs", ...r, ratio, meetsTarget: r.target === null ? null : ratio <= r.target });
+  };
+  const addBase = (group: BaseGroup, vmlet: number, vmletDetail: Summary | { ping: Summary; noop: Summary; pingMinusNoop: Summary }): void => {
+    const def = BASE_ROWS[group];
     const spread = "pingMinusNoop" in vmletDetail ? vmletDetail.pingMinusNoop : vmletDetail;
-    const cRuns = cAll.map((r) => r.metrics[def.c]!.median);
-    // The median of the runs' medians: one slow kvm_ref run (it happens, for create/destroy
-    // especially) would drag a mean, as it does not drag vmlet's median over all its samples.
-    const c = median(cRuns);
-    const ratio = vmlet / c;
-    const target = def.target ?? null;
-    rows.push({ id, label: def.label, unit: "µs", vmlet, vmletP10: spread.p10, vmletP90: spread.p90, vmletDetail, cMetric: def.c, c, cRuns, ratio, target, meetsTarget: target === null ? null : ratio <= target });
+    add({ id: group, group, label: def.label, vmlet, vmletP10: spread.p10, vmletP90: spread.p90, vmletDetail, cMetric: def.c, ...cFigure(cKey(def.c, memMib)), target: def.target ?? null });
   };
   const noop = summarize(calls.sync);
-  if (only.has("sync")) add("sync", noop.median, noop);
-  if (only.has("async")) add("async", summarize(calls.async).median, summarize(calls.async));
+  if (only.has("sync")) addBase("sync", noop.median, noop);
+  if (only.has("async")) addBase("async", summarize(calls.async).median, summarize(calls.async));
   if (only.has("host-call")) {
     const ping = summarize(calls.ping);
     const pingMinusNoop = summarize(calls.ping.map((p, i) => p - calls.sync[i]!)); // same round, same index
-    add("host-call", ping.median - noop.median, { ping, noop, pingMinusNoop });
+    addBase("host-call", ping.median - noop.median, { ping, noop, pingMinusNoop });
   }
-  if (only.has("build")) add("build", summarize(builds.build).median, summarize(builds.build));
-  if (only.has("close")) add("close", summarize(builds.close).median, summarize(builds.close));
-  if (only.has("cancel")) add("cancel", summarize(cancels).median, summarize(cancels));
+  if (only.has("build")) addBase("build", summarize(builds.build).median, summarize(builds.build));
+  if (only.has("close")) addBase("close", summarize(builds.close).median, summarize(builds.close));
+  if (only.has("cancel")) addBase("cancel", summarize(cancels).median, summarize(cancels));
+
+  /** Restore figures per (size, k), for the rows, the trade-off table and the JSON. */
+  const restoreDetail: Record<string, { restore: Summary; restoreNext: Summary; touch: Summary; cycle: Summary; pagesCopied: { min: number; max: number } }> = {};
+  if (only.has("restore")) {
+    for (const size of SNAPSHOT_SIZES) {
+      for (const k of RESTORE_PAGES) {
+        const s = restores.get(restoreKey(size, k))!;
+        const d = {
+          restore: summarize(s.restore),
+          restoreNext: summarize(s.restoreNext),
+          touch: summarize(s.touch),
+          cycle: summarize(s.touch.map((t, i) => t + s.restore[i]!)),
+          pagesCopied: { min: Math.min(...s.pagesCopied), max: Math.max(...s.pagesCopied) },
+        };
+        restoreDetail[restoreKey(size, k)] = d;
+        const copied = d.pagesCopied.min === d.pagesCopied.max ? `${d.pagesCopied.min}` : `${d.pagesCopied.min}–${d.pagesCopied.max}`;
+        const mib = fixtureMib(size);
+        const where = `${sizeLabel(size)}, k=${k}`;
+        add({
+          id: `restore/${restoreKey(size, k)}`, group: "restore", label: `restore()  ${where} (${copied} pages copied)`,
+          vmlet: d.restore.median, vmletP10: d.restore.p10, vmletP90: d.restore.p90, vmletDetail: { restore: d.restore, pagesCopied: d.pagesCopied },
+          cMetric: "restore_us", ...cFigure(cKey("restore_us", mib, k)), target: null,
+        });
+        add({
+          id: `restore-next/${restoreKey(size, k)}`, group: "restore", label: `restore() + next call  ${where}`,
+          vmlet: d.restoreNext.median, vmletP10: d.restoreNext.p10, vmletP90: d.restoreNext.p90, vmletDetail: d.restoreNext,
+          cMetric: "restore_next_us", ...cFigure(cKey("restore_next_us", mib, k)), target: TARGET.restoreNext,
+        });
+      }
+    }
+  }
+
+  const fromSnapshotDetail: Partial<Record<SizeId, { total: Summary; create: Summary; firstCall: Summary }>> = {};
+  if (only.has("from-snapshot")) {
+    for (const size of SNAPSHOT_SIZES) {
+      const s = fromSnapshots.get(size)!;
+      const d = { total: summarize(s.total), create: summarize(s.create), firstCall: summarize(s.total.map((t, i) => t - s.create[i]!)) };
+      fromSnapshotDetail[size] = d;
+      add({
+        id: `from-snapshot/${size}`, group: "from-snapshot", label: `fromSnapshot() + first call  ${sizeLabel(size)}`,
+        vmlet: d.total.median, vmletP10: d.total.p10, vmletP90: d.total.p90, vmletDetail: d,
+        cMetric: "create_us", ...cFigure(cKey("create_us", fixtureMib(size))), target: TARGET.fromSnapshot,
+      });
+    }
+    const small = fromSnapshotDetail["16MiB"]!.total, big = fromSnapshotDetail["1GiB"]!.total;
+    add({
+      id: "from-snapshot/scaling", group: "from-snapshot", label: "fromSnapshot() + first call  1 GiB ÷ 16 MiB",
+      vmlet: big.median, vmletP10: big.p10, vmletP90: big.p90, vmletDetail: { big, small },
+      cMetric: "(vmlet, 16 MiB)", c: small.median, cRuns: [], target: TARGET.fromSnapshotScaling,
+    });
+  }
+
+  if (rss) {
+    const memRow = (id: string, label: string, vmlet: number, target: number | null): void =>
+      add({ id: `rss/${id}`, group: "rss", unit: "KiB", label, vmlet, vmletP10: null, vmletP90: null, vmletDetail: null, cMetric: `dirty pages + 1 MiB`, c: rss!.budgetKiB, cRuns: [], target });
+    memRow("pss", "Pss per extra sandbox", rss.perSandbox.pss, TARGET.memory);
+    memRow("private", "Private (Clean+Dirty) per extra sandbox", rss.perSandbox.private, TARGET.memory);
+    memRow("rss", "Rss per extra sandbox", rss.perSandbox.rss, null);
+  }
 
   const cpus = os.cpus();
+  const restoreTradeoff = only.has("restore")
+    ? RESTORE_PAGES.map((k) => {
+        const mib = fixtureMib("16MiB");
+        const c = (m: CMetric): number => cFigure(cKey(m, mib, k)).c;
+        const v = restoreDetail[restoreKey("16MiB", k)]!;
+        return {
+          pages: k,
+          copy: { restore: c("restore_us"), restoreNext: c("restore_next_us"), cycle: c("restore_cycle_us") },
+          madvise: { restore: c("restore_madvise_us"), restoreNext: c("restore_madvise_next_us"), cycle: c("restore_madvise_cycle_us") },
+          vmlet: { restore: v.restore.median, restoreNext: v.restoreNext.median, cycle: v.cycle.median },
+        };
+      })
+    : null;
   const result = {
     date: new Date().toISOString(),
     machine: { cpu: cpus[0]?.model.trim() ?? "unknown", cores: cpus.length, kernel: os.release(), node: process.version, loadAvg1mAtStart: loadAtStart },
     backend: { name: backend.name, flavour: backend.flavour },
-    cReferenceFlavour: cStart.flavour,
+    cReferenceFlavour: cStart?.flavour ?? null,
     guest: path.relative(packageRoot, demoElf),
     guestMemoryMiB: memMib,
+    snapshotGuest: path.relative(packageRoot, snapshotElf),
+    snapshotGuestMemoryMiB: Object.fromEntries(fixtures.map((f) => [f.size, f.memMib])),
     plan: PLAN,
     rows,
+    restoreTradeoff,
+    rss: rss ?? null,
     cRuns: cAll,
     durationS: 0,
   };
@@ -209,29 +371,100 @@ async function main(): Promise<void> {
     `ALL FIGURES BELOW ARE FROM THE "${backend.flavour}" FLAVOUR — vmlet and the C reference alike; compare ratios, not absolute times, across machines.`,
   ];
   if (loadAtStart > 0.5) out.push(`NOTE: 1-minute load average was ${loadAtStart.toFixed(2)} at the start: other processes were busy, expect noisier figures.`);
-  if (cStart.flavour !== backend.flavour) out.push(`WARNING: the C reference detected flavour "${cStart.flavour}", vmlet "${backend.flavour}"`);
-  out.push(`guest: ${result.guest}, ${memMib} MiB guest memory (C reference run with --mem-mib ${memMib})`, "");
-  out.push(...table(rows), "");
-  out.push(
-    `ratio = vmlet / C. vmlet calls: median of per-batch means, ${PLAN.callRounds} interleaved rounds × ${PLAN.callBatch} calls of each kind;` +
-      ` build/close: median of ${PLAN.buildIterations} sandboxes; cancel: median of ${PLAN.cancelIterations} kills.`,
-  );
-  out.push("p10–p90: spread of vmlet's samples (guest→host call: of the per-round call_ping − noop differences).");
-  out.push(`C ref: median of the medians of ${cAll.length} kvm_ref runs, one before each of the ${PLAN.segments} segments of vmlet measurements and one at the end:`);
-  for (const r of rows) out.push(`  ${r.cMetric.padEnd(13)} ${r.cRuns.map(fmt).join(" / ")}  (${r.id})`);
-  const setregs = cAll.map((r) => r.metrics.roundtrip_setregs_us?.median);
-  if (setregs.every((v) => v !== undefined)) {
+  if (cStart && cStart.flavour !== backend.flavour) out.push(`WARNING: the C reference detected flavour "${cStart.flavour}", vmlet "${backend.flavour}"`);
+  if ([...only].some((g) => g in BASE_ROWS)) out.push(`guest: ${result.guest}, ${memMib} MiB guest memory (C reference run with --mem-mib ${memMib})`);
+  if (wantSnapshots) {
+    out.push(
+      `snapshot rows: ${result.snapshotGuest}, ${fixtures.map((f) => `${sizeLabel(f.size)} = ${f.memMib} MiB guest memory (heapSize ${HEAP[f.size] / 2 ** 20} MiB)`).join(", ")};` +
+        " C reference run with the same --mem-mib",
+    );
+  }
+  out.push("");
+  const timeRows = rows.filter((r) => r.unit === "µs");
+  if (timeRows.length) out.push(...table(timeRows, "µs"), "");
+  const memRows = rows.filter((r) => r.unit === "KiB");
+  if (memRows.length && rss) {
+    out.push(
+      `memory: ${rss.sandboxes} sandboxes from one ${rss.snapshotMiB} MiB snapshot (heap filled with ${rss.heapFilledMiB} MiB, ${rss.pagesStored} pages stored), ` +
+        `each after one touch_pages(${rss.touchPages}) call; /proc/self/smaps_rollup after − before, ÷ ${rss.sandboxes}`,
+      ...table(memRows, "KiB"),
+      "",
+    );
+  }
+  if (timeRows.some((r) => r.group in BASE_ROWS)) {
+    out.push(
+      `ratio = vmlet / C. vmlet calls: median of per-batch means, ${PLAN.callRounds} interleaved rounds × ${PLAN.callBatch} calls of each kind;` +
+        ` build/close: median of ${PLAN.buildIterations} sandboxes; cancel: median of ${PLAN.cancelIterations} kills.`,
+    );
+    out.push("p10–p90: spread of vmlet's samples (guest→host call: of the per-round call_ping − noop differences).");
+  } else if (timeRows.length) {
+    out.push("ratio = vmlet / C. p10–p90: spread of vmlet's single measurements.");
+  }
+  if (cAll.length) {
+    out.push(`C ref: median of the medians of ${cAll.length} kvm_ref runs, one before each of the ${PLAN.segments} segments of vmlet measurements and one at the end:`);
+    for (const r of timeRows) if (r.cRuns.length) out.push(`  ${r.cMetric.padEnd(15)} ${r.cRuns.map(fmt).join(" / ")}  (${r.id})`);
+  }
+  const setregs = cAll.map((r) => r.metrics[cKey("roundtrip_setregs_us", memMib)]?.median);
+  if (setregs.length && setregs.every((v) => v !== undefined)) {
     out.push(`  (context: C round trip with KVM_SET_REGS before every call, roundtrip_setregs_us ${setregs.map((v) => fmt(v!)).join(" / ")})`);
   }
   const hc = rows.find((r) => r.id === "host-call");
-  if (hc && "ping" in hc.vmletDetail) {
-    out.push(`guest→host call = median callSync("call_ping") ${fmt(hc.vmletDetail.ping.median)} − median callSync("noop") ${fmt(hc.vmletDetail.noop.median)}`);
+  if (hc) {
+    const d = hc.vmletDetail as { ping: Summary; noop: Summary };
+    out.push(`guest→host call = median callSync("call_ping") ${fmt(d.ping.median)} − median callSync("noop") ${fmt(d.noop.median)}`);
+  }
+  if (only.has("restore") && restoreTradeoff) {
+    const n = restores.get(restoreKey("16MiB", 1))?.restore.length ?? 0;
+    out.push(
+      `restore rows: median of ${n} iterations per (size, k), all interleaved: touch_pages(k) (not in the row), restore(), then callSync("get_counter").` +
+        ` pages copied = k + the pages a call itself writes (stack, output, input, control block). C: kvm_ref --pages k, only the k pages.`,
+    );
+    out.push("", `restore method trade-off (information), ${fixtureMib("16MiB")} MiB guest, µs: C copies dirty pages back (vmlet's method) or drops them with madvise(MADV_DONTNEED);`);
+    out.push("cycle = the call that writes the k pages + the restore, i.e. the cost per request when every request dirties the same pages again.");
+    const body = restoreTradeoff.map((t) => [
+      `k=${t.pages}`,
+      fmt(t.copy.restore), fmt(t.copy.restoreNext), fmt(t.copy.cycle),
+      fmt(t.madvise.restore), fmt(t.madvise.restoreNext), fmt(t.madvise.cycle),
+      fmt(t.vmlet.cycle),
+    ]);
+    out.push(...plainTable(["", "C copy restore", "+ next", "cycle", "C madvise restore", "+ next", "cycle", "vmlet cycle"], body));
+  }
+  if (only.has("from-snapshot")) {
+    const parts = SNAPSHOT_SIZES.map((size) => {
+      const d = fromSnapshotDetail[size]!;
+      return `${sizeLabel(size)}: fromSnapshot() ${fmt(d.create.median)} + first call ${fmt(d.firstCall.median)}`;
+    });
+    out.push(
+      "",
+      `fromSnapshot rows: median of ${PLAN.fromSnapshotIterations} sandboxes per size (alternating), each closed after its first callSync("get_counter") (close not timed).` +
+        ` Medians of the parts: ${parts.join("; ")}.`,
+    );
+  }
+  if (rss) {
+    const b = rss.before, a = rss.after, c = rss.afterClose;
+    const row = (name: string, f: (s: Record<string, number>) => number): string[] => [name, String(f(b)), String(f(a)), String(f(c)), fmt((f(a) - f(b)) / rss!.sandboxes)];
+    out.push("", `smaps_rollup of this process, kB (before creating the sandboxes / after one call in each / after closing them; last column: per sandbox):`);
+    out.push(
+      ...plainTable(["", "before", "after", "closed", "per sandbox"], [
+        row("Rss", (s) => s.Rss ?? 0),
+        row("Pss", (s) => s.Pss ?? 0),
+        row("Private_Clean+Private_Dirty", (s) => (s.Private_Clean ?? 0) + (s.Private_Dirty ?? 0)),
+        row("Shared_Clean+Shared_Dirty", (s) => (s.Shared_Clean ?? 0) + (s.Shared_Dirty ?? 0)),
+        row("Anonymous", (s) => s.Anonymous ?? 0),
+      ]),
+    );
+    out.push(
+      `budget = dirty pages (median ${rss.dirtyPages.median}, max ${rss.dirtyPages.max} per sandbox, from restore()'s pagesCopied: guest writes + host writes) × 4 KiB + 1 MiB = ${rss.budgetKiB} KiB.`,
+      "Rss counts a shared page of the snapshot file once in every sandbox that maps it; Pss divides it among them, so Pss is what the sandboxes really add.",
+      `Then ${rss.readers} of them read the whole ${rss.heapFilledMiB} MiB heap (heap_check, ${fmt(rss.heapRead.ms)} ms): Rss +${fmt(rss.heapRead.rss / 1024)} MiB,` +
+        ` Pss +${fmt(rss.heapRead.pss / 1024)} MiB, Private +${fmt(rss.heapRead.private / 1024)} MiB — the heap is in memory once, shared by all ${rss.readers}.`,
+    );
   }
   // The call rows are batch means, which should agree closely. A wide spread there means the run was unsteady.
-  const wide = rows.filter((r) => (r.id === "sync" || r.id === "async") && r.vmletP90 / r.vmletP10 > 1.5).map((r) => r.id);
+  const wide = rows.filter((r) => (r.id === "sync" || r.id === "async") && r.vmletP90! / r.vmletP10! > 1.5).map((r) => r.id);
   if (wide.length) out.push(`wide spread (p90/p10 > 1.5) in: ${wide.join(", ")} — these figures move between runs; see bench/README.md`);
   const missed = rows.filter((r) => r.meetsTarget === false).map((r) => r.id);
-  out.push(missed.length ? `targets missed: ${missed.join(", ")}` : rows.some((r) => r.target !== null) ? "all targets met" : "");
+  out.push("", missed.length ? `targets missed: ${missed.join(", ")}` : rows.some((r) => r.target !== null) ? "all targets met" : "");
   out.push(`took ${result.durationS} s; results written to bench/results/latest.json`);
   process.stdout.write(out.join("\n") + "\n");
 }

@@ -7,6 +7,12 @@
  * primitive KVM operations with nothing else in the way. Prints one JSON
  * object on stdout; errors go to stderr with a non-zero exit.
  *
+ * Restore measurements (--only restore_us etc., --pages k): a guest loop writes k
+ * scratch pages and exits; the host puts the memory back from a snapshot taken
+ * at the guest's first exit, using KVM's dirty log to find the pages: either by
+ * copying them from a snapshot copy (restore_*) or by dropping them from a
+ * MAP_PRIVATE mapping of a snapshot file so they fault back in (restore_madvise_*).
+ *
  * Why CPL 3: under PVM (the nested /dev/kvm on our CI machines) CPL-0 guest
  * code is emulated instruction by instruction, CPL-3 code runs natively. On
  * hardware KVM both run natively, so the same setup is valid everywhere.
@@ -45,15 +51,21 @@
 #define PDPT_ADDR 0x21000ull
 #define PD_ADDR 0x22000ull
 #define PT_ADDR 0x23000ull      /* one page table per 2 MiB of guest memory */
-#define MAX_MEM_MIB 256         /* 128 page tables: PT_ADDR .. PAGING_END */
-#define PAGING_END (PT_ADDR + MAX_MEM_MIB / 2 * PAGE)
+#define LOW_PT_MAX_MIB 256      /* up to 128 page tables fit at PT_ADDR .. PAGING_END */
+#define PAGING_END (PT_ADDR + LOW_PT_MAX_MIB / 2 * PAGE)
+#define MAX_MEM_MIB 1024        /* one page directory; larger guests' page tables go at the top of memory */
 #define USER_STACK_TOP 0x100000ull /* user: grows down towards PAGING_END */
 #define CODE_ADDR 0x100000ull   /* user */
+#define IMAGE_END (CODE_ADDR + PAGE) /* everything the host writes at creation is below here (or in high page tables) */
+#define SCRATCH_ADDR 0x200000ull /* user: pages the restore guest dirties */
+#define MAX_PAGES 256
 
 /* PTE bits */
 #define PTE_P 1ull
 #define PTE_RW 2ull
 #define PTE_US 4ull
+#define PTE_A 0x20ull /* accessed, dirty: preset so the CPU never writes the page tables, */
+#define PTE_D 0x40ull /* which keeps them out of the dirty log (as vmlet does) */
 
 /* GDT selectors: Linux's layout (kernel CS 0x10, user DS 0x2b, user CS64 0x33). */
 #define SEL_KCS 0x10
@@ -77,6 +89,7 @@
 #define ENTRY_ROUNDTRIP (CODE_ADDR + 0x00)
 #define ENTRY_HOST_CALL (CODE_ADDR + 0x10)
 #define ENTRY_SPIN (CODE_ADDR + 0x30)
+#define ENTRY_DIRTY (CODE_ADDR + 0x40) /* rdi = first page, ecx = pages (>= 1) */
 
 static const uint8_t code_roundtrip[] = {
     0xe6, PORT_READY, /* 1: out %al,$0x10 */
@@ -90,6 +103,14 @@ static const uint8_t code_host_call[] = {
     0xeb, 0xea,                                     /*    jmp 1b                 */
 };
 static const uint8_t code_spin[] = {0xeb, 0xfe}; /* jmp . */
+static const uint8_t code_dirty[] = {
+    0x48, 0xff, 0x07,                         /* 1: incq (%rdi)      */
+    0x48, 0x81, 0xc7, 0x00, 0x10, 0x00, 0x00, /*    add $0x1000,%rdi */
+    0xff, 0xc9,                               /*    dec %ecx         */
+    0x75, 0xf2,                               /*    jnz 1b           */
+    0xe6, PORT_READY,                         /* 2: out %al,$0x10    */
+    0xeb, 0xfc,                               /*    jmp 2b           */
+};
 
 struct vm {
     int vm_fd, vcpu_fd;
@@ -126,19 +147,28 @@ static uint64_t get64(const uint8_t *mem, uint64_t addr) { uint64_t v; memcpy(&v
 
 /* ---- Guest image ---- */
 
+/* Where the page tables (the last level) live: at PT_ADDR for guests up to
+ * LOW_PT_MAX_MIB, otherwise in the top pages of guest memory. */
+static uint64_t n_page_tables(size_t mem_size) { return (mem_size / PAGE + 511) / 512; }
+static uint64_t pt_base(size_t mem_size)
+{
+    return mem_size <= (size_t)LOW_PT_MAX_MIB << 20 ? PT_ADDR : mem_size - n_page_tables(mem_size) * PAGE;
+}
+
 /* Identity map with 4 KiB pages. Only the PTEs decide user vs supervisor, so the
- * upper levels carry U/S=1. Page 0 stays unmapped to catch null pointers. */
+ * upper levels carry U/S=1. Page 0 stays unmapped to catch null pointers.
+ * Accessed/dirty bits are preset at every level. */
 static void write_page_tables(uint8_t *mem, size_t mem_size)
 {
-    uint64_t pages = mem_size / PAGE, n_pt = (pages + 511) / 512;
-    put64(mem, PML4_ADDR, PDPT_ADDR | PTE_P | PTE_RW | PTE_US);
-    put64(mem, PDPT_ADDR, PD_ADDR | PTE_P | PTE_RW | PTE_US);
+    uint64_t pages = mem_size / PAGE, n_pt = n_page_tables(mem_size), pt = pt_base(mem_size);
+    put64(mem, PML4_ADDR, PDPT_ADDR | PTE_P | PTE_RW | PTE_US | PTE_A);
+    put64(mem, PDPT_ADDR, PD_ADDR | PTE_P | PTE_RW | PTE_US | PTE_A);
     for (uint64_t i = 0; i < n_pt; i++)
-        put64(mem, PD_ADDR + i * 8, (PT_ADDR + i * PAGE) | PTE_P | PTE_RW | PTE_US);
+        put64(mem, PD_ADDR + i * 8, (pt + i * PAGE) | PTE_P | PTE_RW | PTE_US | PTE_A);
     for (uint64_t p = 1; p < pages; p++) {
         uint64_t a = p * PAGE;
-        int supervisor = a < SYS_END || (a >= PML4_ADDR && a < PAGING_END);
-        put64(mem, PT_ADDR + p * 8, a | PTE_P | PTE_RW | (supervisor ? 0 : PTE_US));
+        int supervisor = a < SYS_END || (a >= PML4_ADDR && a < PAGING_END) || (a >= pt && a < pt + n_pt * PAGE);
+        put64(mem, pt + p * 8, a | PTE_P | PTE_RW | PTE_A | PTE_D | (supervisor ? 0 : PTE_US));
     }
 }
 
@@ -204,6 +234,7 @@ static void write_guest_image(uint8_t *mem, size_t mem_size)
     memcpy(mem + ENTRY_ROUNDTRIP, code_roundtrip, sizeof code_roundtrip);
     memcpy(mem + ENTRY_HOST_CALL, code_host_call, sizeof code_host_call);
     memcpy(mem + ENTRY_SPIN, code_spin, sizeof code_spin);
+    memcpy(mem + ENTRY_DIRTY, code_dirty, sizeof code_dirty);
 }
 
 /* ---- vCPU state ---- */
@@ -471,16 +502,161 @@ static struct stats measure_cancel(size_t mem_size, int iters)
     return st;
 }
 
+/* ---- Restore ---- */
+
+/* Ranges of guest memory that write_guest_image fills: the snapshot needs only these
+ * (the rest is zero), so a 1 GiB snapshot does not copy or touch 1 GiB. */
+static void image_ranges(size_t mem_size, uint64_t r[2][2])
+{
+    r[0][0] = 0, r[0][1] = IMAGE_END;
+    r[1][0] = pt_base(mem_size), r[1][1] = pt_base(mem_size) + n_page_tables(mem_size) * PAGE;
+    if (r[1][0] < IMAGE_END) r[1][0] = r[1][1] = 0; /* low page tables: inside range 0 */
+}
+
+static void set_regs_dirty(struct vm *vm, int pages)
+{
+    struct kvm_regs regs = {.rip = ENTRY_DIRTY, .rsp = USER_STACK_TOP, .rflags = 0x202,
+                            .rdi = SCRATCH_ADDR, .rcx = (uint64_t)pages};
+    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0) die("KVM_SET_REGS: %s", strerror(errno));
+}
+
+static void set_dirty_logging(struct vm *vm, int on)
+{
+    struct kvm_userspace_memory_region r = {.slot = 0, .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0, .guest_phys_addr = 0,
+                                            .memory_size = vm->mem_size, .userspace_addr = (uintptr_t)vm->mem};
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) die("KVM_SET_USER_MEMORY_REGION (dirty log): %s", strerror(errno));
+}
+
+static void get_dirty_log(struct vm *vm, uint64_t *bitmap)
+{
+    struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) die("KVM_GET_DIRTY_LOG: %s", strerror(errno));
+}
+
+enum restore_method { RESTORE_COPY, RESTORE_MADVISE };
+
+/* One restore: fetch (and re-arm) the dirty log, put every dirty page back, reset
+ * the registers to the snapshot's. COPY: memcpy each dirty page from the snapshot
+ * copy. MADVISE: MADV_DONTNEED each run of dirty pages of the private file mapping,
+ * so they read the snapshot file again and fault back in on the next touch.
+ * Returns the number of dirty pages. */
+static int restore(struct vm *vm, enum restore_method method, uint64_t *bitmap, size_t words, const uint8_t *snap)
+{
+    get_dirty_log(vm, bitmap);
+    int dirty = 0;
+    uint64_t run_start = 0, run_len = 0; /* MADVISE: the current run of consecutive dirty pages */
+    for (size_t w = 0; w < words; w++) {
+        uint64_t bits = bitmap[w];
+        while (bits) {
+            uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            dirty++;
+            if (method == RESTORE_COPY) {
+                memcpy(vm->mem + page * PAGE, snap + page * PAGE, PAGE);
+            } else if (run_len && page == run_start + run_len) {
+                run_len++;
+            } else {
+                if (run_len && madvise(vm->mem + run_start * PAGE, run_len * PAGE, MADV_DONTNEED) < 0) die("madvise: %s", strerror(errno));
+                run_start = page, run_len = 1;
+            }
+        }
+    }
+    if (run_len && madvise(vm->mem + run_start * PAGE, run_len * PAGE, MADV_DONTNEED) < 0) die("madvise: %s", strerror(errno));
+    set_regs(vm, ENTRY_ROUNDTRIP);
+    return dirty;
+}
+
+/* restore[_madvise]_us: the restore after the guest wrote `pages` scratch pages.
+ * restore[_madvise]_next_us: that restore plus the next round trip (KVM_RUN of the
+ * plain `out` loop at ENTRY_ROUNDTRIP, which touches no data).
+ * restore[_madvise]_cycle_us: the call that writes the pages (KVM_SET_REGS + KVM_RUN
+ * of the dirtying loop) plus the restore: what each request costs when every request
+ * writes the same pages again. It shows where each method pays: COPY on the writes
+ * (dirty logging write-protects the pages again), MADVISE on the faults that bring
+ * the dropped pages back.
+ * The snapshot is taken at the guest's first exit. */
+static void measure_restore(size_t mem_size, int pages, int iters, enum restore_method method, struct stats out[3])
+{
+    if (SCRATCH_ADDR + (uint64_t)pages * PAGE > pt_base(mem_size) && pt_base(mem_size) > IMAGE_END)
+        die("--pages %d does not fit below the page tables", pages);
+    if (SCRATCH_ADDR + (uint64_t)pages * PAGE > mem_size) die("--pages %d needs more than --mem-mib %zu", pages, mem_size >> 20);
+    struct vm vm;
+    vm_create(&vm, mem_size, ENTRY_ROUNDTRIP);
+    run_to_port(&vm, PORT_READY);
+
+    uint64_t ranges[2][2];
+    image_ranges(mem_size, ranges);
+    uint8_t *snap = NULL;
+    int memfd = -1;
+    if (method == RESTORE_COPY) {
+        snap = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (snap == MAP_FAILED) die("mmap snapshot: %s", strerror(errno));
+        for (int i = 0; i < 2; i++) memcpy(snap + ranges[i][0], vm.mem + ranges[i][0], ranges[i][1] - ranges[i][0]);
+    } else {
+        memfd = memfd_create("kvm_ref-snapshot", MFD_CLOEXEC);
+        if (memfd < 0 || ftruncate(memfd, (off_t)mem_size) < 0) die("memfd: %s", strerror(errno));
+        for (int i = 0; i < 2; i++) {
+            size_t len = ranges[i][1] - ranges[i][0];
+            if (len && pwrite(memfd, vm.mem + ranges[i][0], len, (off_t)ranges[i][0]) != (ssize_t)len) die("pwrite snapshot: %s", strerror(errno));
+        }
+        /* Guest memory becomes a private mapping of the snapshot; the memslot follows the new mapping. */
+        if (mmap(vm.mem, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, memfd, 0) == MAP_FAILED)
+            die("mmap snapshot file over guest memory: %s", strerror(errno));
+    }
+    set_dirty_logging(&vm, 1);
+    size_t words = (mem_size / PAGE + 63) / 64;
+    uint64_t *bitmap = calloc(words, sizeof *bitmap);
+    if (!bitmap) die("out of memory");
+    get_dirty_log(&vm, bitmap); /* start clean */
+
+    double *r = alloc_samples(iters), *n = alloc_samples(iters), *c = alloc_samples(iters);
+    int warmup = iters / 10 < 20 ? 20 : iters / 10;
+    for (int i = -warmup; i < iters; i++) {
+        uint64_t t0 = now_ns();
+        set_regs_dirty(&vm, pages);
+        run_to_port(&vm, PORT_READY);
+        uint64_t t1 = now_ns();
+        int dirty = restore(&vm, method, bitmap, words, snap);
+        uint64_t t2 = now_ns();
+        run_to_port(&vm, PORT_READY);
+        uint64_t t3 = now_ns();
+        if (dirty != pages) die("restore: %d dirty pages, expected %d", dirty, pages);
+        if (i >= 0) r[i] = (t2 - t1) / 1e3, n[i] = (t3 - t1) / 1e3, c[i] = (t2 - t0) / 1e3;
+    }
+    /* The pages read as the snapshot again (checked once at the end: a read here would map
+     * dropped pages back in and change what the next iteration measures). */
+    for (int p = 0; p < pages; p++)
+        if (vm.mem[SCRATCH_ADDR + (uint64_t)p * PAGE] != 0) die("restore: scratch page %d not restored", p);
+    out[0] = summarize(r, iters);
+    out[1] = summarize(n, iters);
+    out[2] = summarize(c, iters);
+    free(r), free(n), free(c), free(bitmap);
+    if (snap) munmap(snap, mem_size);
+    if (memfd >= 0) close(memfd);
+    vm_destroy(&vm);
+}
+
 /* ---- Main ---- */
 
-static const char *const names[] = {"create_us", "destroy_us", "roundtrip_us", "roundtrip_setregs_us", "host_call_us", "cancel_us"};
-enum { M_CREATE, M_DESTROY, M_ROUNDTRIP, M_SETREGS, M_HOST_CALL, M_CANCEL, M_COUNT };
+static const char *const names[] = {
+    "create_us", "destroy_us", "roundtrip_us", "roundtrip_setregs_us", "host_call_us", "cancel_us",
+    "restore_us", "restore_next_us", "restore_cycle_us",
+    "restore_madvise_us", "restore_madvise_next_us", "restore_madvise_cycle_us",
+};
+enum {
+    M_CREATE, M_DESTROY, M_ROUNDTRIP, M_SETREGS, M_HOST_CALL, M_CANCEL,
+    M_RESTORE, M_RESTORE_NEXT, M_RESTORE_CYCLE,
+    M_MADVISE, M_MADVISE_NEXT, M_MADVISE_CYCLE,
+    M_COUNT
+};
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: kvm_ref [--mem-mib N] [--iters N] [--only NAME]\n"
-                    "  defaults: --mem-mib 16; --iters 50 (create/destroy), 20000 (calls), 2000 (cancel)\n"
-                    "  NAME: create_us destroy_us roundtrip_us roundtrip_setregs_us host_call_us cancel_us\n");
+    fprintf(stderr, "usage: kvm_ref [--mem-mib N] [--iters N] [--pages K] [--only NAME[,NAME...]]\n"
+                    "  defaults: --mem-mib 16; --pages 16; --iters 50 (create/destroy), 20000 (calls), 2000 (cancel), 500 (restore)\n"
+                    "  NAME: create_us destroy_us roundtrip_us roundtrip_setregs_us host_call_us cancel_us\n"
+                    "        restore_us restore_next_us restore_cycle_us (copy dirty pages back; K dirty pages per restore)\n"
+                    "        restore_madvise_us restore_madvise_next_us restore_madvise_cycle_us (drop dirty pages instead)\n");
     exit(2);
 }
 
@@ -494,19 +670,28 @@ static long parse_int(const char *s, const char *flag)
 
 int main(int argc, char **argv)
 {
-    long mem_mib = 16, iters = 0;
-    int only = -1;
+    long mem_mib = 16, iters = 0, pages = 16;
+    int want[M_COUNT] = {0}, any_only = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) usage();
         if (!strcmp(argv[i], "--mem-mib")) mem_mib = parse_int(argv[++i], "--mem-mib");
         else if (!strcmp(argv[i], "--iters")) iters = parse_int(argv[++i], "--iters");
+        else if (!strcmp(argv[i], "--pages")) pages = parse_int(argv[++i], "--pages");
         else if (!strcmp(argv[i], "--only")) {
-            const char *n = argv[++i];
-            for (int m = 0; m < M_COUNT; m++) if (!strcmp(n, names[m])) only = m;
-            if (only < 0) die("--only: unknown measurement '%s'", n);
+            char *list = strdup(argv[++i]), *save = NULL;
+            for (char *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+                int found = -1;
+                for (int m = 0; m < M_COUNT; m++) if (!strcmp(n, names[m])) found = m;
+                if (found < 0) die("--only: unknown measurement '%s'", n);
+                want[found] = any_only = 1;
+            }
+            free(list);
         } else usage();
     }
     if (mem_mib < 2 || mem_mib > MAX_MEM_MIB) die("--mem-mib must be 2..%d", MAX_MEM_MIB);
+    if (pages > MAX_PAGES) die("--pages must be 1..%d", MAX_PAGES);
+    /* Without --only: everything but the restore measurements (as before they existed). */
+    if (!any_only) for (int m = 0; m < M_RESTORE; m++) want[m] = 1;
     size_t mem_size = (size_t)mem_mib << 20;
 
     kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -519,16 +704,20 @@ int main(int argc, char **argv)
     struct stat st;
     const char *flavour = stat("/sys/module/kvm_pvm", &st) == 0 ? "pvm" : "hardware";
     struct stats r[M_COUNT];
-    int want[M_COUNT];
-    for (int m = 0; m < M_COUNT; m++) want[m] = only < 0 || only == m;
 
     if (want[M_CREATE] || want[M_DESTROY]) measure_create_destroy(mem_size, iters ? iters : 50, &r[M_CREATE], &r[M_DESTROY]);
     if (want[M_ROUNDTRIP]) r[M_ROUNDTRIP] = measure_roundtrip(mem_size, iters ? iters : 20000, 0);
     if (want[M_SETREGS]) r[M_SETREGS] = measure_roundtrip(mem_size, iters ? iters : 20000, 1);
     if (want[M_HOST_CALL]) r[M_HOST_CALL] = measure_host_call(mem_size, iters ? iters : 20000);
     if (want[M_CANCEL]) r[M_CANCEL] = measure_cancel(mem_size, iters ? iters : 2000);
+    if (want[M_RESTORE] || want[M_RESTORE_NEXT] || want[M_RESTORE_CYCLE])
+        measure_restore(mem_size, (int)pages, iters ? iters : 500, RESTORE_COPY, &r[M_RESTORE]);
+    if (want[M_MADVISE] || want[M_MADVISE_NEXT] || want[M_MADVISE_CYCLE])
+        measure_restore(mem_size, (int)pages, iters ? iters : 500, RESTORE_MADVISE, &r[M_MADVISE]);
 
     printf("{\"flavour\":\"%s\",\"mem_mib\":%ld", flavour, mem_mib);
+    if (want[M_RESTORE] || want[M_RESTORE_NEXT] || want[M_RESTORE_CYCLE] || want[M_MADVISE] || want[M_MADVISE_NEXT] || want[M_MADVISE_CYCLE])
+        printf(",\"pages\":%ld", pages);
     for (int m = 0; m < M_COUNT; m++)
         if (want[m]) printf(",\"%s\":{\"median\":%.2f,\"p90\":%.2f,\"n\":%d}", names[m], r[m].median, r[m].p90, r[m].n);
     printf("}\n");
