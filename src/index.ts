@@ -10,3 +10,5 @@ export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js"
 export type { BackendInfo } from "./hypervisor/virtual-machine.js";
 export { backendInfo } from "./hypervisor/backend.js";
 export * from "./errors/errors.js";
+export { SandboxPool, type PoolStats, type SandboxPoolOptions } from "./pool/sandbox-pool.js";
+export { PoolClosedError, PoolTimeoutError } from "./pool/errors.js";

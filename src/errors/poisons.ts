@@ -29,6 +29,8 @@ export function poisons(code: ErrorCode): boolean {
     case "INVALID_CONFIG":
     case "BACKEND_UNAVAILABLE":
     case "SNAPSHOT_MISMATCH":
+    case "POOL_TIMEOUT":
+    case "POOL_CLOSED":
     case "HOST_FUNCTIONS_INCOMPATIBLE":
       return false;
   }

@@ -2,11 +2,11 @@
  * Errors of SandboxPool. They extend VmletError like every vmlet error; their codes
  * ("POOL_TIMEOUT", "POOL_CLOSED") never come from a call, so they never poison.
  */
-import { VmletError, type ErrorCode } from "../errors/errors.js";
+import { VmletError } from "../errors/errors.js";
 
 /** No sandbox became free within the pool's `acquireTimeoutMs`. `fn` did not run. */
 export class PoolTimeoutError extends VmletError {
-  readonly code = "POOL_TIMEOUT" as string as ErrorCode;
+  readonly code = "POOL_TIMEOUT";
   constructor(
     /** The limit that expired, in ms. */
     readonly acquireTimeoutMs: number,
@@ -19,5 +19,5 @@ export class PoolTimeoutError extends VmletError {
 
 /** The pool was closed: `run()` after `close()`, or a run still waiting for a sandbox when `close()` was called. */
 export class PoolClosedError extends VmletError {
-  readonly code = "POOL_CLOSED" as string as ErrorCode;
+  readonly code = "POOL_CLOSED";
 }

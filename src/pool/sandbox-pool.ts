@@ -1,7 +1,7 @@
 /**
  * A pool of warm sandboxes made from one snapshot. `run(fn)` checks a clean sandbox
  * out, gives it to `fn`, and when `fn` settles restores it to the snapshot in the
- * background (a setImmediate after the caller got its result) before anyone else
+ * background (in a setImmediate, after the caller has its result) before anyone else
  * gets it. A sandbox whose restore fails is closed and rebuilt. See docs/pool.md.
  */
 import { InvalidConfigError } from "../errors/errors.js";
@@ -14,7 +14,7 @@ import { WaitTimes } from "./wait-times.js";
 
 export type { SandboxPoolOptions } from "./options.js";
 
-/** A snapshot of the pool's counters; see docs/pool.md#stats. */
+/** The pool's counters and gauges; see docs/pool.md#stats. */
 export interface PoolStats {
   /** The configured size: most sandboxes the pool keeps. */
   readonly size: number;
@@ -22,7 +22,7 @@ export interface PoolStats {
   readonly idle: number;
   /** Sandboxes checked out (their `fn` has not settled yet). */
   readonly busy: number;
-  /** Sandboxes being restored or rebuilt after use, or created for a run. */
+  /** Sandboxes on their way back: waiting for their restore, or being created or rebuilt. */
   readonly restoring: number;
   /** Sandboxes made with Sandbox.fromSnapshot, including rebuilds. */
   readonly created: number;
@@ -30,11 +30,11 @@ export interface PoolStats {
   readonly restored: number;
   /** Sandboxes closed and rebuilt because their restore failed. */
   readonly recycled: number;
-  /** Uses that left the sandbox poisoned (fault, timeout, kill) and that were restored or rebuilt. */
+  /** Uses that left the sandbox poisoned (fault, timeout, kill) and that were then restored or rebuilt. */
   readonly poisonedRecycled: number;
   /** run() calls waiting for a sandbox. */
   readonly waiting: number;
-  /** Median wait for a sandbox over the last 1024 checkouts, ms (0 when it was free at once). */
+  /** Median wait for a sandbox over the last 1024 checkouts, ms (0 when one was idle). */
   readonly waitMsP50: number;
   /** 99th percentile of the same, ms. */
   readonly waitMsP99: number;
@@ -49,25 +49,37 @@ interface Waiter {
   done: boolean;
 }
 
+const closedWhileWaiting = (): PoolClosedError => new PoolClosedError("the pool was closed while this run waited for a sandbox");
+
 export class SandboxPool {
   private readonly options: ResolvedPoolOptions;
   private readonly level: LogLevel;
   /** Clean sandboxes; the most recently restored is checked out first (warmest caches). */
   private readonly idle: Sandbox[] = [];
   private readonly busy = new Set<Sandbox>();
+  /** Released sandboxes waiting for their restore, oldest first. */
+  private readonly dirty: Sandbox[] = [];
+  private restoreScheduled = false;
   /** FIFO of waiting runs; `head` is the next to serve. Done entries are skipped. */
   private queue: Waiter[] = [];
   private head = 0;
   private waitingCount = 0;
-  /** Released and not yet back (restoring or rebuilding), or being created. */
-  private pending = 0;
-  /** Sandboxes that count against `size`: idle + busy + pending. */
+  /** Being created (for waiting runs, or as rebuilds). */
+  private creating = 0;
+  /** Sandboxes that count against size: idle + busy + dirty + creating. */
   private live = 0;
   private closing = false;
   private closedPromise: Promise<void> | undefined;
   private onDrained: (() => void) | undefined;
   private readonly waits = new WaitTimes();
   private readonly counters = { created: 0, restored: 0, recycled: 0, poisonedRecycled: 0 };
+  private readonly restoreDirty = (): void => {
+    this.restoreScheduled = false;
+    for (let sb = this.dirty.shift(); sb !== undefined; sb = this.dirty.shift()) {
+      if (this.closing) this.discard(sb);
+      else if (this.restore(sb)) this.place(sb);
+    }
+  };
 
   constructor(
     readonly snapshot: Snapshot,
@@ -96,7 +108,19 @@ export class SandboxPool {
   run<T>(fn: (sandbox: Sandbox) => T | PromiseLike<T>): Promise<Awaited<T>> {
     if (typeof fn !== "function") return Promise.reject(new InvalidConfigError("run() takes a function (sandbox) => result"));
     if (this.closing) return Promise.reject(new PoolClosedError("the pool is closed"));
-    const sb = this.idle.pop();
+    let sb = this.idle.pop();
+    if (sb === undefined && this.waitingCount === 0 && this.dirty.length > 0) {
+      // None idle, but one is only waiting for its restore: this run would wait for exactly
+      // that restore, so do it now rather than after a turn of the event loop.
+      const since = performance.now();
+      const candidate = this.dirty.shift()!;
+      if (this.restore(candidate)) {
+        sb = candidate;
+        this.busy.add(sb);
+        this.waits.add(performance.now() - since);
+        return this.use(sb, fn);
+      }
+    }
     if (sb !== undefined) {
       this.busy.add(sb);
       this.waits.add(0);
@@ -112,7 +136,7 @@ export class SandboxPool {
       size: this.options.size,
       idle: this.idle.length,
       busy: this.busy.size,
-      restoring: this.pending,
+      restoring: this.dirty.length + this.creating,
       ...this.counters,
       waiting: this.waitingCount,
       waitMsP50: waitMsP50!,
@@ -128,7 +152,7 @@ export class SandboxPool {
   close(): Promise<void> {
     if (this.closedPromise) return this.closedPromise;
     this.closing = true;
-    for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter()) w.reject(new PoolClosedError("the pool was closed while this run waited for a sandbox"));
+    for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter()) w.reject(closedWhileWaiting());
     this.queue = [];
     this.head = 0;
     this.closedPromise = new Promise<void>((resolve) => {
@@ -146,20 +170,8 @@ export class SandboxPool {
     }
   }
 
-  /** No idle sandbox: create one if below size, else wait in line. */
+  /** No idle sandbox: wait in line; supply() creates a sandbox if none is on its way. */
   private acquireSlow(): Promise<Sandbox> {
-    if (this.live < this.options.size && this.waitingCount === 0) {
-      const since = performance.now();
-      return this.create().then((sb) => {
-        if (this.closing) {
-          this.discard(sb);
-          throw new PoolClosedError("the pool was closed while this run waited for a sandbox");
-        }
-        this.busy.add(sb);
-        this.waits.add(performance.now() - since);
-        return sb;
-      });
-    }
     return new Promise<Sandbox>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, since: performance.now(), timer: undefined, done: false };
       const limit = this.options.acquireTimeoutMs;
@@ -173,66 +185,83 @@ export class SandboxPool {
       }
       this.queue.push(waiter);
       this.waitingCount++;
+      this.supply();
     });
   }
 
-  /** A new sandbox counted against size (live and pending until it is placed). */
-  private async create(): Promise<Sandbox> {
+  /**
+   * Creates sandboxes while more runs wait than sandboxes are on their way (waiting
+   * for a restore, or being created) and the pool is below size: a restore takes
+   * microseconds and a new VM about a millisecond, so waiting for a restore beats
+   * creating. Then checks whether a closing pool is drained.
+   */
+  private supply(): void {
+    while (!this.closing && this.waitingCount > this.dirty.length + this.creating && this.live < this.options.size) this.spawn(undefined);
+    this.checkDrained();
+  }
+
+  /**
+   * Makes a sandbox that counts against size and places it (first waiter, else idle).
+   * If creation fails, the first waiter gets the error. `rebuild` marks a replacement
+   * for a sandbox whose restore failed.
+   */
+  private spawn(rebuild: { poisoned: boolean } | undefined): void {
     this.live++;
-    this.pending++;
-    try {
-      const sb = await Sandbox.fromSnapshot(this.snapshot, this.options.sandbox);
-      this.counters.created++;
-      return sb;
-    } catch (error) {
-      this.live--;
-      throw error;
-    } finally {
-      this.pending--;
-      this.afterCapacityChange();
+    this.creating++;
+    Sandbox.fromSnapshot(this.snapshot, this.options.sandbox).then(
+      (sb) => {
+        this.creating--;
+        this.counters.created++;
+        if (rebuild) {
+          this.counters.recycled++;
+          if (rebuild.poisoned) this.counters.poisonedRecycled++;
+        }
+        this.place(sb);
+        this.supply();
+      },
+      (error: unknown) => {
+        this.creating--;
+        this.live--;
+        this.shiftWaiter()?.reject(error);
+        this.supply();
+      },
+    );
+  }
+
+  /** fn settled: the sandbox is restored in a setImmediate, after the caller has its result. */
+  private release(sb: Sandbox): void {
+    this.busy.delete(sb);
+    this.dirty.push(sb);
+    if (!this.restoreScheduled) {
+      this.restoreScheduled = true;
+      setImmediate(this.restoreDirty);
     }
   }
 
-  /** fn settled: restore after the caller has its result, then hand the sandbox on. */
-  private release(sb: Sandbox): void {
-    this.busy.delete(sb);
-    this.pending++;
-    setImmediate(() => this.recycle(sb));
-  }
-
-  private recycle(sb: Sandbox): void {
-    this.pending--;
-    if (this.closing) return this.discard(sb);
+  /**
+   * Restores a released sandbox to the snapshot. If that fails (fn left a call running,
+   * fn closed it, or the restore itself failed) it is closed (a running call is killed),
+   * a replacement is built, and this returns false.
+   */
+  private restore(sb: Sandbox): boolean {
     const poisoned = sb.poisoned !== undefined;
     try {
       if (sb.maxGuestLogLevel !== this.level) sb.setMaxGuestLogLevel(this.level);
       sb.restore(this.snapshot);
     } catch {
-      // Busy (fn left a call running), closed by fn, or the restore itself failed.
-      this.discard(sb);
-      this.rebuild(poisoned);
-      return;
+      sb.close();
+      this.live--;
+      this.spawn({ poisoned });
+      return false;
     }
     this.counters.restored++;
     if (poisoned) this.counters.poisonedRecycled++;
-    this.place(sb);
+    return true;
   }
 
-  /** Replaces a sandbox whose restore failed; on failure the slot is freed for a later run. */
-  private rebuild(poisoned: boolean): void {
-    this.create().then(
-      (sb) => {
-        this.counters.recycled++;
-        if (poisoned) this.counters.poisonedRecycled++;
-        if (this.closing) this.discard(sb);
-        else this.place(sb);
-      },
-      () => undefined, // the next run() that needs a sandbox creates one and sees the error
-    );
-  }
-
-  /** A clean sandbox: to the first waiter, else idle. */
+  /** A clean sandbox: to the first waiter, else idle; closed if the pool is closing. */
   private place(sb: Sandbox): void {
+    if (this.closing) return this.discard(sb);
     const waiter = this.shiftWaiter();
     if (waiter === undefined) {
       this.idle.push(sb);
@@ -247,26 +276,7 @@ export class SandboxPool {
   private discard(sb: Sandbox): void {
     sb.close();
     this.live--;
-    this.afterCapacityChange();
-  }
-
-  /** A slot may have freed up: waiters can get new sandboxes; a closing pool may be drained. */
-  private afterCapacityChange(): void {
-    while (!this.closing && this.waitingCount > 0 && this.live < this.options.size) {
-      const waiter = this.shiftWaiter()!;
-      this.create().then(
-        (sb) => {
-          this.busy.add(sb);
-          this.waits.add(performance.now() - waiter.since);
-          waiter.resolve(sb);
-          if (this.closing) {
-            // fn still runs: it was already in line before close(), and close() waits for it.
-          }
-        },
-        (error: unknown) => waiter.reject(error),
-      );
-    }
-    this.checkDrained();
+    this.supply();
   }
 
   private shiftWaiter(): Waiter | undefined {
@@ -286,10 +296,13 @@ export class SandboxPool {
   }
 
   private checkDrained(): void {
-    if (!this.closing || this.onDrained === undefined || this.busy.size > 0 || this.pending > 0) return;
-    for (const sb of this.idle.splice(0)) this.discard(sb);
+    if (!this.closing || this.onDrained === undefined || this.busy.size > 0 || this.dirty.length + this.creating > 0) return;
     const done = this.onDrained;
     this.onDrained = undefined;
+    for (const sb of this.idle.splice(0)) {
+      sb.close();
+      this.live--;
+    }
     done();
   }
 }
