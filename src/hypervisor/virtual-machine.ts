@@ -75,6 +75,12 @@ export interface VirtualMachine {
    * bitmap is reused: it is valid until the next call.
    */
   takeDirtyPages(): BigUint64Array;
+  /**
+   * Puts back, from `image` (a full copy of guest memory), every page the guest wrote
+   * since the last dirty-page read plus `hostPages`, and sets the CPU state. Returns
+   * the pages copied. Requires trackDirtyPages().
+   */
+  restoreFrom(image: Uint8Array, hostPages: readonly number[], state: CpuState): number;
   /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */
   run(timeoutNs: number): VmExit;
   /** Runs until the next exit on the VM's own thread; the event loop stays free. */

@@ -42,6 +42,13 @@ export class HostWrites {
     return out;
   }
 
+  /** The marked pages, each once; clears the marks. */
+  takePages(): number[] {
+    const out = this.pages.splice(0);
+    for (const page of out) this.marked[page] = 0;
+    return out;
+  }
+
   /** Forgets every mark (after a snapshot or a full remap). */
   clear(): void {
     for (const page of this.pages) this.marked[page] = 0;

@@ -23,6 +23,9 @@ export interface NativeVcpu {
   setFpu(buf: Uint8Array): void;
   getXsave(buf: Uint8Array): void;
   setXsave(buf: Uint8Array): void;
+  /** One restore in one call: dirty log (+ clear of non-hot pages), page copies, regs, XSAVE; returns pages copied. */
+  restore(vm: number, slot: number, dirty: BigUint64Array, hot: BigUint64Array | null, memory: Uint8Array, image: Uint8Array,
+    hostPages: Int32Array, regs: Uint8Array, xsave: Uint8Array): number;
   /** KVM_SET_REGS then KVM_SET_XSAVE in one call. */
   setRegsXsave(regs: Uint8Array, xsave: Uint8Array): void;
   getEvents(buf: Uint8Array): void;

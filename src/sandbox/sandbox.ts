@@ -418,10 +418,13 @@ export class Sandbox {
     const { vm, memory } = this.parts;
     let pagesCopied = 0;
     const remapped = snapshot !== this.base;
-    if (remapped) this.rebase(snapshot);
-    else pagesCopied = snapshot.image.copyPagesInto(memory.bytes, this.hostWrites.drainWith(vm.takeDirtyPages()));
     if (this.poisonedBy) vm.configure(snapshot.state.system); // a fault left the vCPU in ring 0
-    vm.setCpuState(snapshot.state.cpu);
+    if (remapped) {
+      this.rebase(snapshot);
+      vm.setCpuState(snapshot.state.cpu);
+    } else {
+      pagesCopied = vm.restoreFrom(snapshot.image.view, this.hostWrites.takePages(), snapshot.state.cpu);
+    }
     this.applyHostFields();
     this.poisonedBy = undefined;
     this.modified = false;

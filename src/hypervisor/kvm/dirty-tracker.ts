@@ -16,6 +16,7 @@ export class DirtyTracker {
   private readonly dirty: Uint32Array;
   private readonly previous: Uint32Array;
   private readonly hot: Uint32Array;
+  private readonly hotBits: BigUint64Array;
   private readonly toClear: BigUint64Array;
   private readonly clearWords: Uint32Array;
   private hotCount = 0;
@@ -25,7 +26,8 @@ export class DirtyTracker {
     this.bitmap = new BigUint64Array(words);
     this.dirty = new Uint32Array(this.bitmap.buffer);
     this.previous = new Uint32Array(words * 2);
-    this.hot = new Uint32Array(words * 2);
+    this.hotBits = new BigUint64Array(words);
+    this.hot = new Uint32Array(this.hotBits.buffer);
     this.toClear = new BigUint64Array(words);
     this.clearWords = new Uint32Array(this.toClear.buffer);
   }
@@ -33,13 +35,31 @@ export class DirtyTracker {
   /** Pages written since the last call (bit n = page n); the bitmap is reused. */
   take(): BigUint64Array {
     this.vm.getDirtyLog(this.slot, this.bitmap);
-    if (this.manual) this.reprotect();
+    if (!this.manual) return this.bitmap;
+    this.learnHotPages();
+    let any = 0;
+    for (let w = 0; w < this.dirty.length; w++) any |= this.clearWords[w] = this.dirty[w]! & ~this.hot[w]!;
+    if (any !== 0) this.vm.clearDirtyLog(this.slot, this.pages, this.toClear);
     return this.bitmap;
   }
 
-  /** KVM_CLEAR_DIRTY_LOG for the dirty pages that are not hot. */
-  private reprotect(): void {
-    let any = 0;
+  /** The bitmap a native restore reads the dirty log into. */
+  get dirtyBitmap(): BigUint64Array {
+    return this.bitmap;
+  }
+
+  /** Pages to leave writable (manual-protect mode only); null means re-protect everything. */
+  get hotMask(): BigUint64Array | null {
+    return this.manual ? this.hotBits : null;
+  }
+
+  /** After the log was read into `dirtyBitmap` elsewhere: learn which pages are hot. */
+  afterRead(): void {
+    if (this.manual) this.learnHotPages();
+  }
+
+  /** A page dirty in two reads in a row becomes hot (up to MAX_HOT_PAGES). */
+  private learnHotPages(): void {
     for (let w = 0; w < this.dirty.length; w++) {
       const d = this.dirty[w]!;
       if (d === 0 && this.previous[w] === 0) continue;
@@ -49,12 +69,7 @@ export class DirtyTracker {
         this.hotCount += popcount(repeated);
       }
       this.previous[w] = d;
-      const clear = d & ~this.hot[w]!;
-      this.clearWords[w] = clear;
-      any |= clear;
     }
-    if (any !== 0) this.vm.clearDirtyLog(this.slot, this.pages, this.toClear);
-    this.clearWords.fill(0);
   }
 }
 

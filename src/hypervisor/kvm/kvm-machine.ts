@@ -9,6 +9,7 @@ import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
 import { DirtyTracker } from "./dirty-tracker.js";
 
 /** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
+const regsCache = new WeakMap<CpuState, BigUint64Array>();
 const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
 const CR4 = 0x620n; // OSXMMEXCPT | OSFXSR | PAE
 const EFER = 0xd00n; // NXE | LMA | LME; no SCE: `syscall` is #UD, never a way into CPL 0
@@ -84,21 +85,35 @@ export class KvmMachine implements VirtualMachine {
     // Hardware KVM would still finish the last `out` (advance RIP) on the next KVM_RUN,
     // on top of the RIP set here; PVM has finished it already.
     if (this.backend.flavour === "hardware") this.completePendingIo();
-    const regs = new BigUint64Array(18);
-    regs.set(state.gprs);
-    regs[REGS_RIP] = state.rip;
-    regs[REGS_RFLAGS] = state.rflags | RFLAGS_IF;
-    this.vcpu.setRegsAndXsave(regs, state.xsave);
-    // A CPL-3 guest cannot change FS/GS base (no FSGSBASE, no MSR access): the special
-    // registers need writing only when the saved bases differ from what is loaded.
-    if (state.fsBase !== this.segmentBases.fs || state.gsBase !== this.segmentBases.gs) {
-      const sregs = this.vcpu.getSregs();
-      sregs.setBigUint64(SREGS.fs, state.fsBase, true);
-      sregs.setBigUint64(SREGS.gs, state.gsBase, true);
-      this.vcpu.setSregs(sregs);
-      this.segmentBases = { fs: state.fsBase, gs: state.gsBase };
-    }
+    this.vcpu.setRegsAndXsave(this.regsOf(state), state.xsave);
+    this.restoreSegmentBases(state);
     this.lastExitWasIo = false;
+  }
+
+  /** struct kvm_regs for a state, built once per state (states are immutable; restores reuse them). */
+  private regsOf(state: CpuState): BigUint64Array {
+    let regs = regsCache.get(state);
+    if (!regs) {
+      regs = new BigUint64Array(18);
+      regs.set(state.gprs);
+      regs[REGS_RIP] = state.rip;
+      regs[REGS_RFLAGS] = state.rflags | RFLAGS_IF;
+      regsCache.set(state, regs);
+    }
+    return regs;
+  }
+
+  /**
+   * A CPL-3 guest cannot change FS/GS base (no FSGSBASE, no MSR access): the special
+   * registers need writing only when the saved bases differ from what is loaded.
+   */
+  private restoreSegmentBases(state: CpuState): void {
+    if (state.fsBase === this.segmentBases.fs && state.gsBase === this.segmentBases.gs) return;
+    const sregs = this.vcpu.getSregs();
+    sregs.setBigUint64(SREGS.fs, state.fsBase, true);
+    sregs.setBigUint64(SREGS.gs, state.gsBase, true);
+    this.vcpu.setSregs(sregs);
+    this.segmentBases = { fs: state.fsBase, gs: state.gsBase };
   }
 
   getCpuState(): CpuState {
@@ -155,6 +170,17 @@ export class KvmMachine implements VirtualMachine {
   takeDirtyPages(): BigUint64Array {
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
     return this.dirtyTracker.take();
+  }
+
+  restoreFrom(image: Uint8Array, hostPages: readonly number[], state: CpuState): number {
+    if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
+    if (this.backend.flavour === "hardware") this.completePendingIo();
+    this.restoreSegmentBases(state);
+    const copied = this.vcpu.restore(this.vm, this.dirtyTracker.dirtyBitmap, this.dirtyTracker.hotMask, this.memory, image,
+      Int32Array.from(hostPages), this.regsOf(state), state.xsave);
+    this.dirtyTracker.afterRead();
+    this.lastExitWasIo = false;
+    return copied;
   }
 
   destroy(): void {

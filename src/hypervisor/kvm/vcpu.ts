@@ -110,6 +110,13 @@ export class KvmVcpu {
     native("KVM_SET_REGS", () => this.handle.setRegsXsave(new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
   }
 
+  /** The restore fast path in one native call (native/kvm_vcpu.c vcpu_restore); returns pages copied. */
+  restore(vm: KvmVm, dirty: BigUint64Array, hot: BigUint64Array | null, memory: Uint8Array, image: Uint8Array,
+    hostPages: Int32Array, regs: BigUint64Array, xsave: Uint8Array): number {
+    return native("restore", () =>
+      this.handle.restore(vm.fd, 0, dirty, hot, memory, image, hostPages, new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
+  }
+
   /** KVM_SET_VCPU_EVENTS with every pending event cleared. */
   clearEvents(): void {
     native("KVM_SET_VCPU_EVENTS", () => this.handle.setEvents(new Uint8Array(EVENTS_SIZE)));
