@@ -68,15 +68,4 @@ export class MemoryImage {
       throw error;
     }
   }
-
-  /** Copies the image's version of each listed page back into `memory`. */
-  copyPagesInto(memory: Uint8Array, pages: Iterable<number>): number {
-    let copied = 0;
-    for (const page of pages) {
-      const at = page * PAGE;
-      memory.set(this.view.subarray(at, at + PAGE), at);
-      copied++;
-    }
-    return copied;
-  }
 }
