@@ -6,7 +6,7 @@
  * Each step is skipped when its outputs are newer than its inputs.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,6 +94,8 @@ function buildTypeScript() {
   const tsc = path.join(root, "node_modules/typescript/bin/tsc");
   if (!existsSync(tsc)) fail("TypeScript is missing: run `npm ci` first.");
   run(process.execPath, [tsc, "-p", "tsconfig.json"], "compiling TypeScript");
+  // `npx vmlet` runs the bin file directly: it must be executable (tsc writes 0644).
+  chmodSync(path.join(root, "dist/src/cli/main.js"), 0o755);
 }
 
 requireTools([
