@@ -8,6 +8,9 @@
         "native/kvm_system.c",
         "native/kvm_vm.c",
         "native/kvm_vcpu.c",
+        "native/vcpu_run.c",
+        "native/vcpu_thread.c",
+        "native/vcpu_restore.c",
         "native/memory.c",
         "native/reaper.c",
         "native/memory_file.c"
