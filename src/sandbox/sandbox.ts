@@ -22,18 +22,12 @@ import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snap
 import { partsFromSnapshot } from "./from-snapshot.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "./snapshot-config.js";
 import { randomSeed } from "./entropy.js";
-import { CallSession, invokeHostSync, isPromiseLike, readReturn, type CallContext, type Step } from "./call-session.js";
+import { CallSession, invokeHostSync, readReturn, type CallContext, type Step } from "./call-session.js";
+import { popOptions, type CallOptions } from "./call-options.js";
+import { invokeHostAsync } from "./host-wait.js";
 import { timeout } from "./config.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
-
-/** Per-call options, passed as the last argument of call()/callSync(). */
-export interface CallOptions {
-  /** Overrides the sandbox's default timeout for this call. */
-  timeoutMs?: number;
-  /** Cancels the call when aborted; for callSync() only an abort from a host function can land. */
-  signal?: AbortSignal;
-}
 
 /** @internal What the creation code hands a new Sandbox. */
 export interface SandboxParts {
@@ -192,7 +186,7 @@ export class Sandbox {
       for (;;) {
         const step: Step = session.onExit(await this.vm.runAsync(session.nextRunTimeoutNs()));
         if (step.kind === "done") return step.value;
-        if (step.kind === "host-call") await this.invokeHostAsync(session, step);
+        if (step.kind === "host-call") await invokeHostAsync(session, step, (stop) => (this.stopHostWait = stop));
       }
     } catch (error) {
       throw this.fail(error);
@@ -300,47 +294,6 @@ export class Sandbox {
     if (this.state === "busy") this.state = "idle";
     if (this.closeWhenIdle) this.close();
   }
-
-  /**
-   * Runs a host function that may be async. While its promise is pending the guest is
-   * not running, so the deadline and kill() are enforced here, not by the vCPU.
-   */
-  private async invokeHostAsync(session: CallSession, step: Extract<Step, { kind: "host-call" }>): Promise<void> {
-    let result: unknown;
-    try {
-      result = (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args);
-    } catch (error) {
-      session.hostThrew(step.fn, error);
-      return;
-    }
-    if (!isPromiseLike(result)) {
-      session.hostReturned(step.fn, result);
-      return;
-    }
-    const pending = result;
-    await new Promise<void>((resolve, reject) => {
-      const msLeft = session.msLeft();
-      const timer = msLeft === undefined ? undefined : setTimeout(() => stop(session.timeoutError()), msLeft);
-      let finished = false;
-      const settle = (): boolean => {
-        if (finished) return false; // a late settle after a timeout or kill must not touch guest memory
-        finished = true;
-        clearTimeout(timer);
-        this.stopHostWait = undefined;
-        return true;
-      };
-      const stop = (error: VmletError): void => {
-        if (settle()) reject(error);
-      };
-      this.stopHostWait = () => stop(new CancelledError(`call was cancelled while host function "${step.fn.name}" was pending`));
-      Promise.resolve(pending).then(
-        (value) => settle() && (session.hostReturned(step.fn, value), resolve()),
-        (error: unknown) => settle() && (session.hostThrew(step.fn, error), resolve()),
-      );
-    });
-  }
-
-
 
   /** Classifies an error: poisoning ones mark the sandbox; unknown errors poison too. */
   private fail(error: unknown): unknown {
@@ -459,21 +412,3 @@ export class Sandbox {
     if (this.poisonedBy && !poisonedOk) throw new PoisonedError(`cannot ${action} a poisoned sandbox (${this.poisonedBy.code}); restore() it first`, { cause: this.poisonedBy });
   }
 }
-
-const OPTION_KEYS = new Set(["timeoutMs", "signal"]);
-
-/** Removes and returns a trailing CallOptions object, if the last argument is one. */
-function popOptions(args: Array<GuestValue | CallOptions>): CallOptions | undefined {
-  if (args.length === 0 || !isOptions(args[args.length - 1])) return undefined;
-  const options = args.pop() as CallOptions;
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw new InvalidConfigError(`unknown call option "${key}" (known: timeoutMs, signal)`);
-  }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidConfigError("signal must be an AbortSignal");
-  return options;
-}
-
-function isOptions(value: unknown): value is CallOptions {
-  return typeof value === "object" && value !== null && !(value instanceof Uint8Array) && Object.getPrototypeOf(value) === Object.prototype;
-}
-
