@@ -14,6 +14,7 @@ import {
 } from "../errors/errors.js";
 import type { VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import type { HostWrites } from "../mem/host-writes.js";
+import type { MemoryLayout } from "../mem/layout.js";
 import { faultError, tripleFaultError } from "./faults.js";
 import type { HostFunction, HostFunctionRegistry } from "./host-functions.js";
 import { levelName, type GuestLogger } from "./logging.js";
@@ -232,6 +233,31 @@ export function readReturn(output: Buffer, name: string, returns: ReturnType, pe
   const result = readValue(msg.cursor, what);
   if (result.type !== returns) throw new GuestProtocolError(`"${name}" should return ${returns}, the guest sent ${result.type}`);
   return result.value;
+}
+
+/** The context for calls into `vm`, whose I/O buffers lie where `layout` says. */
+export function callContext(
+  vm: VirtualMachine,
+  layout: Pick<MemoryLayout, "input" | "output">,
+  hostFunctions: HostFunctionRegistry,
+  hostWrites: HostWrites,
+  logger: GuestLogger,
+  cancelled: () => boolean,
+): CallContext {
+  const memory = vm.memory;
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  const buffer = (b: { address: number; size: number }): Buffer => ({ bytes: memory, view, address: b.address, size: b.size });
+  return { vm, input: buffer(layout.input), output: buffer(layout.output), hostFunctions, hostWrites, logger, cancelled };
+}
+
+/** Drives a synchronous call from `exit` until the guest returns: host calls, logs, stray signals. */
+export function finishSync(vm: VirtualMachine, session: CallSession, exit: VmExit): GuestValue | undefined {
+  for (;;) {
+    const step = session.onExit(exit);
+    if (step.kind === "done") return step.value;
+    if (step.kind === "host-call") invokeHostSync(session, step);
+    exit = vm.run(session.nextRunTimeoutNs());
+  }
 }
 
 /** Runs a host function for a synchronous call: a returned Promise is an error there. */

@@ -15,7 +15,7 @@ import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js
 import { computeLayout, PAGE, type Access, type MemoryLayout } from "../mem/layout.js";
 import { buildPageTables } from "../mem/page-tables.js";
 import { writeSystemTables } from "../mem/system-tables.js";
-import { CallSession, invokeHostSync } from "./call-session.js";
+import { CallSession, callContext, finishSync } from "./call-session.js";
 import type { ResolvedConfig } from "./config.js";
 import { HostFunctionRegistry } from "./host-functions.js";
 import { defaultGuestLogger, levelNumber } from "./logging.js";
@@ -115,23 +115,10 @@ function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: n
  * pay a vCPU migration. Host functions used during init must be synchronous.
  */
 function runInit(vm: VirtualMachine, layout: MemoryLayout, hostFunctions: HostFunctionRegistry, config: ResolvedConfig): void {
-  const view = new DataView(vm.memory.buffer, vm.memory.byteOffset, vm.memory.byteLength);
-  const ctx = {
-    vm,
-    input: { bytes: vm.memory, view, ...layout.input },
-    output: { bytes: vm.memory, view, ...layout.output },
-    hostFunctions,
-    hostWrites: new HostWrites(vm.memory.byteLength),
-    logger: config.guestLogger ?? defaultGuestLogger,
-    cancelled: () => false,
-  };
+  const ctx = callContext(vm, layout, hostFunctions, new HostWrites(vm.memory.byteLength), config.guestLogger ?? defaultGuestLogger, () => false);
   const session = new CallSession(ctx, "guest initialisation", "void", config.initTimeoutMs);
   try {
-    for (;;) {
-      const step = session.onExit(vm.run(session.nextRunTimeoutNs()));
-      if (step.kind === "done") return;
-      if (step.kind === "host-call") invokeHostSync(session, step);
-    }
+    finishSync(vm, session, vm.run(session.nextRunTimeoutNs()));
   } catch (error) {
     if (error instanceof VmletError) {
       error.message = `guest initialisation failed: ${error.message} (a guest must be built with the vmlet SDK, see docs/guest-sdk.md)`;

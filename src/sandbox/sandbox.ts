@@ -5,14 +5,13 @@
  */
 import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
-import type { Buffer } from "../abi/messages.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
 import {
   ArgumentMismatchError, CancelledError, InvalidConfigError, PoisonedError, SandboxBusyError, SandboxClosedError,
   SnapshotMismatchError, UnknownFunctionError, VmletError,
 } from "../errors/errors.js";
 import { poisons } from "../errors/poisons.js";
-import type { BackendInfo, SystemSetup, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
+import type { BackendInfo, SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import type { MemoryLayout } from "../mem/layout.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
 import { HostWrites } from "../mem/host-writes.js";
@@ -22,7 +21,7 @@ import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snap
 import { partsFromSnapshot } from "./from-snapshot.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "./snapshot-config.js";
 import { randomSeed } from "./entropy.js";
-import { CallSession, invokeHostSync, readReturn, type CallContext, type Step } from "./call-session.js";
+import { CallSession, callContext, finishSync, readReturn, type CallContext, type Step } from "./call-session.js";
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
 import { timeout } from "./config.js";
@@ -77,22 +76,11 @@ export class Sandbox {
   /** @internal Use SandboxBuilder or Sandbox.fromSnapshot. */
   constructor(private readonly parts: SandboxParts) {
     this.vm = parts.vm;
-    const memory = parts.vm.memory;
-    const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
-    const buffer = (b: { address: number; size: number }): Buffer => ({ bytes: memory, view, address: b.address, size: b.size });
-    this.controlBlock = view;
-    this.hostWrites = new HostWrites(memory.byteLength);
+    this.hostWrites = new HostWrites(parts.vm.memory.byteLength);
     this.base = parts.base;
     this.modified = parts.base === undefined;
-    this.ctx = {
-      vm: parts.vm,
-      input: buffer(parts.layout.input),
-      output: buffer(parts.layout.output),
-      hostFunctions: parts.hostFunctions,
-      hostWrites: this.hostWrites,
-      logger: parts.logger,
-      cancelled: () => this.cancelRequested,
-    };
+    this.ctx = callContext(parts.vm, parts.layout, parts.hostFunctions, this.hostWrites, parts.logger, () => this.cancelRequested);
+    this.controlBlock = this.ctx.input.view;
     this.maxLogLevel = parts.maxGuestLogLevel;
     leaked.register(this, parts.vm, this);
   }
@@ -149,25 +137,15 @@ export class Sandbox {
         // Fast path: most calls are one run ending at READY, with no session state needed.
         const exit = this.vm.run(0);
         if (exit.kind === "io-out" && exit.port === PORT_READY) return readReturn(this.ctx.output, name, fn.returns, undefined);
-        return this.continueSync(new CallSession(this.ctx, name, fn.returns, undefined), exit);
+        return finishSync(this.vm, new CallSession(this.ctx, name, fn.returns, undefined), exit);
       }
       const session = new CallSession(this.ctx, name, fn.returns, timeoutMs);
-      return this.continueSync(session, this.vm.run(session.nextRunTimeoutNs()));
+      return finishSync(this.vm, session, this.vm.run(session.nextRunTimeoutNs()));
     } catch (error) {
       throw this.fail(error);
     } finally {
       unwatch?.();
       this.leave();
-    }
-  }
-
-  /** Drives a sync call from `exit` until it returns: host calls, logs, stray signals. */
-  private continueSync(session: CallSession, exit: VmExit): GuestValue | undefined {
-    for (;;) {
-      const step = session.onExit(exit);
-      if (step.kind === "done") return step.value;
-      if (step.kind === "host-call") invokeHostSync(session, step);
-      exit = this.vm.run(session.nextRunTimeoutNs());
     }
   }
 
@@ -368,7 +346,7 @@ export class Sandbox {
     if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("restore() takes a Snapshot");
     this.requireSameLineage(snapshot);
     requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
-    const { vm, memory } = this.parts;
+    const { vm } = this.parts;
     let pagesCopied = 0;
     const remapped = snapshot !== this.base;
     if (this.poisonedBy) vm.configure(snapshot.state.system); // a fault left the vCPU in ring 0

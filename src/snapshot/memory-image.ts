@@ -52,8 +52,14 @@ export class MemoryImage {
       for (let r = 0; r < ranges.length; r += 2) {
         copyRuns(base.view.buffer as ArrayBuffer, ranges[r]! / PAGE, Math.ceil(ranges[r + 1]! / PAGE), (p) => isWritten[p] === 0);
       }
-      const sorted = [...written].sort((a, b) => a - b);
-      for (const page of sorted) copyRuns(memory.buffer as ArrayBuffer, page + memory.byteOffset / PAGE, page + 1 + memory.byteOffset / PAGE, () => true);
+      // Written pages, one pwrite per run of consecutive pages (file offset = offset in memory).
+      const sorted = [...written].sort((x, y) => x - y);
+      for (let i = 0; i < sorted.length; ) {
+        let end = i + 1;
+        while (end < sorted.length && sorted[end] === sorted[end - 1]! + 1) end++;
+        copyRuns(memory.buffer as ArrayBuffer, sorted[i]!, sorted[end - 1]! + 1, () => true);
+        i = end;
+      }
       return pages;
     });
   }
