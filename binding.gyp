@@ -13,7 +13,8 @@
         "native/vcpu_restore.c",
         "native/memory.c",
         "native/reaper.c",
-        "native/memory_file.c"
+        "native/memory_file.c",
+        "native/file_lock.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE"],

@@ -25,6 +25,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_memory(env, exports);
   register_reaper(env, exports);
   register_memory_file(env, exports);
+  register_file_lock(env, exports);
   export_sizes(env, exports);
   return exports;
 }

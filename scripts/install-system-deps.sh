@@ -3,7 +3,11 @@
 # with sudo). Safe to re-run: it installs only what is missing.
 set -euo pipefail
 
-PACKAGES=(gcc make python3 g++ binutils)
+# gcc make python3 g++ binutils: build the guest and native parts.
+# skopeo umoci docker-registry: OCI image-layout snapshot tests (copy/gc/push-pull).
+# Note: on systemd hosts the docker-registry package enables a system service on :5000;
+# tests should start their own registry on a free 127.0.0.1 port instead.
+PACKAGES=(gcc make python3 g++ binutils skopeo umoci docker-registry)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

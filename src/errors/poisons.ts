@@ -32,6 +32,14 @@ export function poisons(code: ErrorCode): boolean {
     case "POOL_TIMEOUT":
     case "POOL_CLOSED":
     case "HOST_FUNCTIONS_INCOMPATIBLE":
+    // Snapshot files: raised while saving or loading, never by a call.
+    case "SNAPSHOT_NOT_FOUND":
+    case "SNAPSHOT_INVALID":
+    case "SNAPSHOT_DIGEST_MISMATCH":
+    case "SNAPSHOT_INCOMPATIBLE":
+    case "CPU_INCOMPATIBLE":
+    case "LAYOUT_LOCKED":
+    case "STORAGE":
       return false;
   }
 }

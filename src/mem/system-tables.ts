@@ -41,8 +41,13 @@ export function writeSystemTables(memory: Uint8Array): SystemSetup {
   writeTss(view, memory);
   writeIdt(view);
   writeStubs(memory);
+  return systemSetup(0); // the caller fills in pml4Address once page tables exist
+}
+
+/** The CPU setup for the tables above: every field is fixed except the page-table root. */
+export function systemSetup(pml4Address: number): SystemSetup {
   return {
-    pml4Address: 0, // filled in by the caller once page tables exist
+    pml4Address,
     gdt: { base: SYSTEM.gdt, limit: (GDT_ENTRIES.length + 2) * 8 - 1 },
     idt: { base: SYSTEM.idt, limit: FAULT_VECTORS * 16 - 1 },
     tss: { base: SYSTEM.tss, limit: TSS_LIMIT, selector: TSS_SELECTOR },

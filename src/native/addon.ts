@@ -61,6 +61,8 @@ export interface NativeAddon {
   dataRanges(fd: number, size: number): number[];
   /** A read-only shared view of the whole file. */
   mapFileShared(fd: number, size: number): ArrayBuffer;
+  /** flock(LOCK_EX|LOCK_NB): false when another process holds the lock. */
+  tryLockExclusive(fd: number): boolean;
   Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;
   structSizes: { regs: number; sregs: number; fpu: number; xsave: number; events: number; cpuidEntry: number };
 }

@@ -12,6 +12,7 @@ import {
 } from "../errors/errors.js";
 import { poisons } from "../errors/poisons.js";
 import type { BackendInfo, SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
+import { guestCpuIdentity } from "../hypervisor/backend.js";
 import type { MemoryLayout } from "../mem/layout.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
 import { HostWrites } from "../mem/host-writes.js";
@@ -323,6 +324,8 @@ export class Sandbox {
         layout,
         system,
         cpu: vm.getCpuState(),
+        guestCpu: guestCpuIdentity(),
+        takenBy: vm.backend,
         functions: [...this.parts.functions.values()],
         hostFunctions: this.parts.hostFunctions.list(),
         maxGuestLogLevel: this.maxLogLevel,

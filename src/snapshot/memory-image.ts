@@ -64,6 +64,34 @@ export class MemoryImage {
     });
   }
 
+  /**
+   * An image backed by a file the caller opened read-only (a snapshot blob on disk):
+   * nothing is read now; sandboxes map the file privately and page it in as used.
+   * Takes ownership of `fd`.
+   */
+  static fromFile(fd: number, size: number): MemoryImage {
+    const addon = loadAddon();
+    try {
+      const ranges = native("lseek", () => addon.dataRanges(fd, size));
+      let pages = 0;
+      for (let r = 0; r < ranges.length; r += 2) pages += Math.ceil(ranges[r + 1]! / PAGE) - ranges[r]! / PAGE;
+      return new MemoryImage(fd, size, pages, addon);
+    } catch (error) {
+      addon.closeFd(fd);
+      throw error;
+    }
+  }
+
+  /** The file's data as [start, end, …] byte ranges; everything else is a hole (zeros). */
+  dataRanges(): number[] {
+    return native("lseek", () => loadAddon().dataRanges(this.fd, this.size));
+  }
+
+  /** Writes the non-zero pages of [start, end) to the same offsets of `fd`; returns pages written. Throws the native error as is. */
+  writeNonZeroPagesTo(fd: number, start: number, end: number): number {
+    return loadAddon().writeNonZeroPages(fd, this.view.buffer as ArrayBuffer, start, end - start);
+  }
+
   private static create(size: number, fill: (addon: NativeAddon, fd: number) => number): MemoryImage {
     const addon = loadAddon();
     const fd = native("memfd_create", () => addon.memfdCreate("vmlet-snapshot", size));

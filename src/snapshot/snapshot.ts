@@ -4,10 +4,13 @@
  * exports, the host-function set) plus the memory image. Immutable once taken.
  */
 import type { GuestFunction } from "../abi/function-table.js";
-import type { CpuState, SystemSetup } from "../hypervisor/virtual-machine.js";
+import type { CpuIdentity } from "../hypervisor/cpu-features.js";
+import type { BackendInfo, CpuState, SystemSetup } from "../hypervisor/virtual-machine.js";
 import type { MemoryLayout } from "../mem/layout.js";
 import type { LogLevel } from "../sandbox/logging.js";
 import type { MemoryImage } from "./memory-image.js";
+import { loadSnapshot, type LoadOptions } from "./file/load.js";
+import { saveSnapshot, type SaveOptions } from "./file/save.js";
 import type { HostFunctionSignature } from "./host-function-rules.js";
 
 /** Version of the snapshot state type; bumped when its meaning changes. */
@@ -22,6 +25,10 @@ export interface SnapshotState {
   readonly layout: MemoryLayout;
   readonly system: SystemSetup;
   readonly cpu: CpuState;
+  /** Vendor and features the guest's CPU offered: a machine lacking one cannot resume it. */
+  readonly guestCpu: CpuIdentity;
+  /** The backend that took the snapshot (advisory: any backend resumes the neutral state). */
+  readonly takenBy: BackendInfo;
   readonly functions: readonly GuestFunction[];
   readonly hostFunctions: readonly HostFunctionSignature[];
   readonly maxGuestLogLevel: LogLevel;
@@ -66,6 +73,29 @@ export class Snapshot {
   /** Functions the guest exports. */
   get functions(): string[] {
     return this.state.functions.map((f) => `${f.name}(${f.params.join(", ")}) -> ${f.returns}`);
+  }
+
+  /**
+   * Saves the snapshot into the OCI image layout `dir` (created if missing) under `tag`,
+   * replacing the tag if it exists. Crash-safe; blobs already in the layout are not
+   * written again. Resolves to the manifest digest ("sha256:…"). See docs/snapshot-format.md.
+   */
+  save(dir: string, tag: string, options?: SaveOptions): Promise<string> {
+    return saveSnapshot(this, dir, tag, options);
+  }
+
+  /**
+   * Loads a snapshot saved with save(): `ref` is a tag or a manifest digest. The memory
+   * blob is mapped lazily (pages are read as the guest uses them); every other blob is
+   * read, size-capped and digest-checked, and every field validated.
+   */
+  static load(dir: string, ref: string): Promise<Snapshot> {
+    return loadSnapshot(dir, ref);
+  }
+
+  /** Like load(), but first verifies the sha256 of every blob, the memory image included. */
+  static checkedLoad(dir: string, ref: string, options?: Omit<LoadOptions, "verify">): Promise<Snapshot> {
+    return loadSnapshot(dir, ref, { ...options, verify: true });
   }
 
   /** Pages the image stores (the rest are zero). */

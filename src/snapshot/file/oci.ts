@@ -1,0 +1,108 @@
+/**
+ * The OCI side of the format: the layout marker, the index (tags → manifests) and the
+ * snapshot manifest (config + memory + guest ELF). Builders for writing, strict
+ * parsers for reading.
+ */
+import { ANNOTATION, DIGEST_PATTERN, MEDIA_TYPE, OCI_LAYOUT_VERSION, TAG_PATTERN } from "./format.js";
+import { SnapshotInvalidError } from "./errors.js";
+import * as J from "./json-checks.js";
+
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface OciIndex {
+  readonly schemaVersion: 2;
+  readonly mediaType: typeof MEDIA_TYPE.index;
+  readonly manifests: readonly Descriptor[];
+}
+
+export interface SnapshotManifest {
+  readonly schemaVersion: 2;
+  readonly mediaType: typeof MEDIA_TYPE.manifest;
+  readonly artifactType: typeof MEDIA_TYPE.artifact;
+  readonly config: Descriptor;
+  readonly layers: readonly [Descriptor, Descriptor];
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+const MAX_MANIFESTS = 10_000;
+const MAX_ANNOTATIONS = 64;
+
+export const layoutMarker = (): string => `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`;
+
+export function parseLayoutMarker(bytes: Uint8Array): void {
+  const o = J.object(J.parseJson(bytes, "oci-layout"), "oci-layout");
+  J.exactly(o.imageLayoutVersion, "oci-layout.imageLayoutVersion", OCI_LAYOUT_VERSION);
+}
+
+export const emptyIndex = (): OciIndex => ({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [] });
+
+/** Parses index.json; descriptors of other artifacts are kept as they are. */
+export function parseIndex(bytes: Uint8Array): OciIndex {
+  const o = J.object(J.parseJson(bytes, "index.json"), "index.json");
+  J.exactly(o.schemaVersion, "index.json.schemaVersion", 2);
+  if (o.mediaType !== undefined) J.exactly(o.mediaType, "index.json.mediaType", MEDIA_TYPE.index);
+  const manifests = J.array(o.manifests, "index.json.manifests", MAX_MANIFESTS).map((d, i) => parseDescriptor(d, `index.json.manifests[${i}]`));
+  return { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests };
+}
+
+export function parseDescriptor(value: J.Json | undefined, where: string): Descriptor {
+  const o = J.object(value, where);
+  const annotations = o.annotations === undefined ? undefined : parseAnnotations(o.annotations, `${where}.annotations`);
+  const artifactType = o.artifactType === undefined ? undefined : J.string(o.artifactType, `${where}.artifactType`, undefined, 255);
+  return {
+    mediaType: J.string(o.mediaType, `${where}.mediaType`, undefined, 255),
+    digest: J.string(o.digest, `${where}.digest`, DIGEST_PATTERN),
+    size: J.integer(o.size, `${where}.size`, 0, Number.MAX_SAFE_INTEGER),
+    ...(artifactType === undefined ? {} : { artifactType }),
+    ...(annotations === undefined ? {} : { annotations }),
+  };
+}
+
+function parseAnnotations(value: J.Json, where: string): Record<string, string> {
+  const o = J.object(value, where);
+  const keys = Object.keys(o);
+  if (keys.length > MAX_ANNOTATIONS) throw new SnapshotInvalidError(where, `has more than ${MAX_ANNOTATIONS} entries`);
+  return Object.fromEntries(keys.map((k) => [k, J.string(o[k], `${where}.${k}`)]));
+}
+
+export const tagOf = (d: Descriptor): string | undefined => d.annotations?.[ANNOTATION.refName];
+
+export function buildManifest(config: Descriptor, memory: Descriptor, guestElf: Descriptor, annotations: Record<string, string>): SnapshotManifest {
+  return { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers: [memory, guestElf], annotations };
+}
+
+/** Parses a manifest and checks it is a vmlet snapshot: artifact type, config and exactly one memory and one ELF layer. */
+export function parseManifest(bytes: Uint8Array, where: string): { manifest: SnapshotManifest; memory: Descriptor; guestElf: Descriptor } {
+  const o = J.object(J.parseJson(bytes, where), where);
+  J.exactly(o.schemaVersion, `${where}.schemaVersion`, 2);
+  J.exactly(o.mediaType, `${where}.mediaType`, MEDIA_TYPE.manifest);
+  J.exactly(o.artifactType, `${where}.artifactType`, MEDIA_TYPE.artifact);
+  const config = parseDescriptor(o.config, `${where}.config`);
+  J.exactly(config.mediaType, `${where}.config.mediaType`, MEDIA_TYPE.config);
+  const layers = J.array(o.layers, `${where}.layers`, 2).map((l, i) => parseDescriptor(l, `${where}.layers[${i}]`));
+  const memory = layers.find((l) => l.mediaType === MEDIA_TYPE.memory);
+  const guestElf = layers.find((l) => l.mediaType === MEDIA_TYPE.guestElf);
+  if (layers.length !== 2 || !memory || !guestElf) {
+    throw new SnapshotInvalidError(`${where}.layers`, `must be one ${MEDIA_TYPE.memory} and one ${MEDIA_TYPE.guestElf} layer`);
+  }
+  const annotations = o.annotations === undefined ? {} : parseAnnotations(o.annotations, `${where}.annotations`);
+  return { manifest: { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers: [memory, guestElf], annotations }, memory, guestElf };
+}
+
+/** Finds a manifest by tag or by digest. */
+export function resolveRef(index: OciIndex, ref: string): Descriptor | undefined {
+  if (DIGEST_PATTERN.test(ref)) return index.manifests.find((d) => d.digest === ref);
+  return index.manifests.find((d) => tagOf(d) === ref);
+}
+
+export function isValidRef(ref: string): boolean {
+  return TAG_PATTERN.test(ref) || DIGEST_PATTERN.test(ref);
+}
+
+export const toJsonBytes = (value: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(value)}\n`);
