@@ -3,6 +3,14 @@ export { SandboxBuilder, createSandbox } from "./sandbox/builder.js";
 export { Sandbox, type RestoreReport } from "./sandbox/sandbox.js";
 export type { CallOptions } from "./sandbox/call-options.js";
 export { Snapshot } from "./snapshot/snapshot.js";
+export type { SaveOptions } from "./snapshot/file/save.js";
+export type { LoadOptions } from "./snapshot/file/load.js";
+export {
+  SnapshotLayout, type SnapshotListing, type SnapshotInspection, type VerifyReport, type VerifyProblem, type GcReport, type LayoutWriteOptions,
+} from "./snapshot/file/layout-tools.js";
+export {
+  SnapshotNotFoundError, SnapshotInvalidError, DigestMismatchError, SnapshotIncompatibleError, CpuIncompatibleError, LayoutLockedError, StorageError,
+} from "./snapshot/file/errors.js";
 export type { SnapshotSandboxConfig } from "./sandbox/snapshot-config.js";
 export type { SandboxConfig } from "./sandbox/config.js";
 export type { HostFunctionDefinition, HostFunctionImpl } from "./sandbox/host-functions.js";

@@ -1,0 +1,222 @@
+/**
+ * Working with a whole layout directory: list, inspect, verify, remove a tag, collect
+ * garbage. `vmlet snapshot …` is a thin layer over these. Writers (remove, gc) take the
+ * same lock as save().
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { describeLayout } from "../../mem/layout.js";
+import { MemoryImage } from "../memory-image.js";
+import { encodeConfig, type SnapshotConfigBlob } from "./config-blob.js";
+import { sha256OfImage, type Progress } from "./digest.js";
+import { DigestMismatchError, SnapshotInvalidError } from "./errors.js";
+import { ANNOTATION, BLOBS_DIR, DIGEST_PATTERN, MAX_BYTES, MEDIA_TYPE, TAG_PATTERN } from "./format.js";
+import { fsyncDir, readCapped, removeStaleTemps, withWriterLock } from "./layout-files.js";
+import { parseDescriptor, tagOf, type Descriptor } from "./oci.js";
+import * as J from "./json-checks.js";
+import { blobRelative, openMemoryBlob, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
+import { writeIndex } from "./save.js";
+import { InvalidConfigError, VmletError } from "../../errors/errors.js";
+
+export interface SnapshotListing {
+  /** The tag, or undefined for an untagged manifest. */
+  readonly tag: string | undefined;
+  readonly digest: string;
+  readonly created: string;
+  /** The guest's name as given to save() (e.g. its ELF file name), if any. */
+  readonly guest: string | undefined;
+  readonly memorySize: number;
+  /** Sum of the snapshot's blob sizes (manifest, config, memory, ELF): the bytes a registry transfers. */
+  readonly size: number;
+  /** Bytes the memory blob occupies on this disk (holes cost nothing). */
+  readonly memoryDiskBytes: number;
+  readonly generation: number;
+  readonly vmletVersion: string;
+}
+
+export interface SnapshotInspection {
+  readonly tag: string | undefined;
+  readonly descriptor: Descriptor;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly blobs: { readonly config: Descriptor; readonly memory: Descriptor; readonly guestElf: Descriptor };
+  /** The config blob without the raw XSAVE area. */
+  readonly config: Omit<SnapshotConfigBlob, "cpuState"> & { readonly cpuState: Omit<SnapshotConfigBlob["cpuState"], "xsave"> };
+  /** The memory layout as a table, as `describeLayout` renders it. */
+  readonly layoutTable: string;
+}
+
+export interface VerifyProblem {
+  /** Tag or manifest digest the problem belongs to ("index" for the layout itself). */
+  readonly ref: string;
+  readonly error: VmletError;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  /** Manifests checked. */
+  readonly snapshots: number;
+  /** Distinct blobs whose sha256 was verified. */
+  readonly blobsVerified: number;
+  readonly problems: readonly VerifyProblem[];
+}
+
+export interface GcReport {
+  readonly removedBlobs: readonly string[];
+  readonly freedBytes: number;
+  readonly removedTempFiles: number;
+}
+
+export interface LayoutWriteOptions {
+  /** How long to wait for another writer; default 30 000 ms. */
+  readonly lockTimeoutMs?: number;
+}
+
+/** Tools for one OCI layout directory of vmlet snapshots. */
+export class SnapshotLayout {
+  constructor(readonly dir: string) {
+    if (typeof dir !== "string" || dir === "") throw new InvalidConfigError("SnapshotLayout needs a directory path");
+  }
+
+  /** Every vmlet snapshot in the index, in index order. Other artifacts are skipped. */
+  list(): SnapshotListing[] {
+    const index = readIndex(this.dir);
+    return index.manifests.filter((d) => d.mediaType === MEDIA_TYPE.manifest).map((d) => this.listing(readEntryAt(this.dir, d)));
+  }
+
+  inspect(ref: string): SnapshotInspection {
+    const entry = readEntry(this.dir, readIndex(this.dir), ref);
+    const { xsave: _xsave, ...cpuState } = encodeConfig(entry.state).cpuState;
+    const config = { ...encodeConfig(entry.state), cpuState };
+    return {
+      tag: tagOf(entry.descriptor),
+      descriptor: entry.descriptor,
+      annotations: entry.manifest.annotations,
+      blobs: { config: entry.manifest.config, memory: entry.memory, guestElf: entry.guestElf },
+      config,
+      layoutTable: describeLayout(entry.state.layout),
+    };
+  }
+
+  /** Checks every structural rule and every blob's sha256 (each blob hashed once). Never throws for a bad layout: it reports. */
+  async verify(options: { onProgress?: Progress } = {}): Promise<VerifyReport> {
+    const problems: VerifyProblem[] = [];
+    const verified = new Set<string>();
+    let snapshots = 0;
+    let index;
+    try {
+      index = readIndex(this.dir);
+    } catch (error) {
+      if (error instanceof VmletError) return { ok: false, snapshots: 0, blobsVerified: 0, problems: [{ ref: "index", error }] };
+      throw error;
+    }
+    const entries: Array<{ ref: string; entry: SnapshotEntry }> = [];
+    for (const d of index.manifests) {
+      const ref = tagOf(d) ?? d.digest;
+      snapshots++;
+      try {
+        const entry = readEntryAt(this.dir, d); // checks manifest, config and their digests
+        verified.add(d.digest).add(entry.manifest.config.digest);
+        readBlob(this.dir, entry.guestElf, MAX_BYTES.guestElf);
+        verified.add(entry.guestElf.digest);
+        entries.push({ ref, entry });
+      } catch (error) {
+        if (!(error instanceof VmletError)) throw error;
+        problems.push({ ref, error });
+      }
+    }
+    const total = entries.reduce((n, { entry }) => n + (verified.has(entry.memory.digest) ? 0 : entry.memory.size), 0);
+    let done = 0;
+    for (const { ref, entry } of entries) {
+      if (verified.has(entry.memory.digest)) continue;
+      try {
+        await verifyMemoryBlob(this.dir, entry.memory, options.onProgress && ((d) => options.onProgress!(done + d, total)));
+        verified.add(entry.memory.digest);
+      } catch (error) {
+        if (!(error instanceof VmletError)) throw error;
+        problems.push({ ref, error });
+      }
+      done += entry.memory.size;
+    }
+    return { ok: problems.length === 0, snapshots, blobsVerified: verified.size, problems };
+  }
+
+  /** Removes a tag from the index (the commit point); its blobs stay until gc(). Returns whether the tag existed. */
+  async remove(tag: string, options: LayoutWriteOptions = {}): Promise<boolean> {
+    if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag`);
+    return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
+      const index = readIndex(this.dir);
+      const kept = index.manifests.filter((d) => tagOf(d) !== tag);
+      if (kept.length === index.manifests.length) return false;
+      writeIndex(this.dir, { ...index, manifests: kept });
+      return true;
+    });
+  }
+
+  /**
+   * Deletes every blob no index entry reaches, and temp files of crashed writers. If a
+   * referenced manifest cannot be read, nothing is deleted (its blobs are unknown).
+   */
+  async gc(options: LayoutWriteOptions = {}): Promise<GcReport> {
+    return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
+      const removedTempFiles = removeStaleTemps(this.dir);
+      const referenced = this.reachableBlobs();
+      const blobsDir = path.join(this.dir, BLOBS_DIR);
+      const removedBlobs: string[] = [];
+      let freedBytes = 0;
+      for (const name of fs.existsSync(blobsDir) ? fs.readdirSync(blobsDir) : []) {
+        const digest = `sha256:${name}`;
+        if (referenced.has(digest)) continue;
+        const file = path.join(blobsDir, name);
+        freedBytes += fs.lstatSync(file).blocks * 512;
+        fs.rmSync(file, { force: true, recursive: false });
+        removedBlobs.push(digest);
+      }
+      if (removedBlobs.length > 0) fsyncDir(blobsDir);
+      return { removedBlobs, freedBytes, removedTempFiles };
+    });
+  }
+
+  /** Digests reachable from the index: manifests, nested indexes, configs, layers. */
+  private reachableBlobs(): Set<string> {
+    const reachable = new Set<string>();
+    const visit = (d: Descriptor, depth: number): void => {
+      if (reachable.has(d.digest)) return;
+      reachable.add(d.digest);
+      const nested = d.mediaType === MEDIA_TYPE.manifest || d.mediaType === MEDIA_TYPE.index;
+      if (!nested || depth > 8) return;
+      const o = J.object(J.parseJson(readCapped(this.dir, blobRelative(d.digest), MAX_BYTES.manifest), blobRelative(d.digest)), blobRelative(d.digest));
+      const children = [...(o.config ? [o.config] : []), ...(Array.isArray(o.layers) ? o.layers : []), ...(Array.isArray(o.manifests) ? o.manifests : [])];
+      children.forEach((c, i) => visit(parseDescriptor(c, `${blobRelative(d.digest)}[${i}]`), depth + 1));
+    };
+    readIndex(this.dir).manifests.forEach((d) => visit(d, 0));
+    return reachable;
+  }
+
+  private listing(entry: SnapshotEntry): SnapshotListing {
+    const a = entry.manifest.annotations;
+    let memoryDiskBytes = 0;
+    try {
+      memoryDiskBytes = fs.lstatSync(path.join(this.dir, blobRelative(entry.memory.digest))).blocks * 512;
+    } catch {
+      memoryDiskBytes = 0;
+    }
+    return {
+      tag: tagOf(entry.descriptor),
+      digest: entry.descriptor.digest,
+      created: entry.state.createdAt.toISOString(),
+      guest: a[ANNOTATION.guest],
+      memorySize: entry.state.layout.memorySize,
+      size: entry.descriptor.size + entry.manifest.config.size + entry.memory.size + entry.guestElf.size,
+      memoryDiskBytes,
+      generation: entry.state.generation,
+      vmletVersion: a[ANNOTATION.version] ?? "unknown",
+    };
+  }
+}
+
+async function verifyMemoryBlob(dir: string, memory: Descriptor, onProgress?: Progress): Promise<void> {
+  if (!DIGEST_PATTERN.test(memory.digest)) throw new SnapshotInvalidError("memory", "bad digest");
+  const image = MemoryImage.fromFile(openMemoryBlob(dir, memory), memory.size);
+  const actual = await sha256OfImage(image.view, image.dataRanges(), image.size, onProgress);
+  if (actual !== memory.digest) throw new DigestMismatchError(blobRelative(memory.digest), memory.digest, actual);
+}
