@@ -7,7 +7,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { InvalidConfigError } from "../../errors/errors.js";
+import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 import type { NativeError } from "../../native/addon.js";
 import type { MemoryImage } from "../memory-image.js";
 import type { Snapshot } from "../snapshot.js";
@@ -130,7 +130,7 @@ async function putMemory(dir: string, image: MemoryImage, onProgress?: Progress)
     }
   } catch (error) {
     discardTemp(temp);
-    throw error;
+    throw error instanceof VmletError ? error : storageError(temp.file, error);
   }
   commitTemp(temp, blobPath(dir, digest));
   onProgress?.(image.size, image.size);
