@@ -31,9 +31,11 @@ typedef struct {
   int vm_fd;
   uint32_t slot;
   bool manual;    /* manual-protect dirty log: hot pages stay writable */
+  bool sync_regs; /* KVM_CAP_SYNC_REGS covers the general registers */
   size_t pages, words;
   uint64_t *dirty, *prev, *hot, *clear;
   uint32_t hot_count;
+  size_t prev_first, prev_last; /* the words of prev that may be non-zero */
   uint8_t *memory;
   const uint8_t *image;
   void *regs, *xsave;
@@ -79,7 +81,7 @@ vcpu_t *vcpu_unwrap(napi_env env, napi_value self, const char *operation);
 
 /* vcpu_restore.c */
 napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info);
-int vcpu_restore_now(vcpu_t *v);
+int vcpu_restore_now(vcpu_t *v, bool before_run);
 napi_value vcpu_restore_plan(napi_env env, napi_callback_info info);
 napi_value vcpu_restore_source(napi_env env, napi_callback_info info);
 napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info);

@@ -34,34 +34,57 @@ static bool in_list(const int32_t *list, int32_t n, size_t page) {
   return false;
 }
 
-/* KVM_GET_DIRTY_LOG, then (manual mode) hot-page learning and KVM_CLEAR_DIRTY_LOG of the
- * dirty non-hot pages. 0, or -errno with ctl[CTL_ERROP] set. */
-static int read_dirty_log(restore_plan_t *p) {
+static inline void copy_page(restore_plan_t *p, size_t page) {
+  memcpy(p->memory + page * PAGE, p->image + page * PAGE, PAGE);
+}
+
+/*
+ * KVM_GET_DIRTY_LOG, then one pass over the bitmap: (manual mode) learn hot pages and
+ * collect the dirty non-hot ones for KVM_CLEAR_DIRTY_LOG, and, if `copy`, copy every
+ * dirty page not in `skip` from the image. The previous read is looked at only where it
+ * had bits (its range is kept), so the pass reads little more than the kernel's bitmap.
+ * Returns pages dirty, or -errno with ctl[CTL_ERROP] set.
+ */
+static int read_dirty_log(restore_plan_t *p, bool copy, const int32_t *skip, int32_t skip_n) {
   struct kvm_dirty_log log = {.slot = p->slot, .dirty_bitmap = p->dirty};
   if (ioctl(p->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
     p->ctl[CTL_ERROP] = RESTORE_OP_GET_LOG;
     return -errno;
   }
-  if (!p->manual) return 0;
   uint64_t *d = p->dirty, *prev = p->prev, *hot = p->hot, *clear = p->clear;
-  size_t first = SIZE_MAX, last = 0;
+  size_t first = SIZE_MAX, last = 0, prev_first = SIZE_MAX, prev_last = 0;
+  int dirty = 0;
   for (size_t w = 0; w < p->words; w++) {
     uint64_t dw = d[w];
-    if (dw == 0 && prev[w] == 0) continue;
-    uint64_t repeated = dw & prev[w] & ~hot[w];
-    if (repeated && p->hot_count < MAX_HOT_PAGES) {
-      hot[w] |= repeated;
-      p->hot_count += (uint32_t)__builtin_popcountll(repeated);
+    if (dw == 0 && (w < p->prev_first || w > p->prev_last || prev[w] == 0)) continue;
+    if (p->manual) {
+      uint64_t repeated = dw & prev[w] & ~hot[w];
+      if (repeated && p->hot_count < MAX_HOT_PAGES) {
+        hot[w] |= repeated;
+        p->hot_count += (uint32_t)__builtin_popcountll(repeated);
+      }
+      prev[w] = dw;
+      if (dw) {
+        if (prev_first == SIZE_MAX) prev_first = w;
+        prev_last = w;
+      }
+      uint64_t c = dw & ~hot[w];
+      if (c) {
+        clear[w] = c;
+        if (first == SIZE_MAX) first = w;
+        last = w;
+      }
     }
-    prev[w] = dw;
-    uint64_t c = dw & ~hot[w];
-    if (c) {
-      clear[w] = c;
-      if (first == SIZE_MAX) first = w;
-      last = w;
+    for (uint64_t bits = dw; bits; bits &= bits - 1) {
+      size_t page = w * 64 + (size_t)__builtin_ctzll(bits);
+      if (page >= p->pages) break;
+      dirty++;
+      if (copy && !(skip_n && in_list(skip, skip_n, page))) copy_page(p, page); /* else JavaScript copied it */
     }
   }
-  if (first == SIZE_MAX) return 0;
+  p->prev_first = prev_first;
+  p->prev_last = prev_last;
+  if (first == SIZE_MAX) return dirty;
   /* first_page must be a multiple of 64, num_pages too unless the range ends the slot. */
   uint64_t first_page = (uint64_t)first * 64, end_page = (uint64_t)(last + 1) * 64;
   if (end_page > p->pages) end_page = p->pages;
@@ -74,12 +97,15 @@ static int read_dirty_log(restore_plan_t *p) {
     p->ctl[CTL_ERROP] = RESTORE_OP_CLEAR_LOG;
     return -err;
   }
-  return 0;
+  return dirty;
 }
 
 /* One restore (see the top of the file). Returns pages copied, or -errno with
- * ctl[CTL_ERROP] naming the failed call. Clears ctl[CTL_PENDING] and sets ctl[CTL_COPIED]. */
-int vcpu_restore_now(vcpu_t *v) {
+ * ctl[CTL_ERROP] naming the failed call. Clears ctl[CTL_PENDING] and sets ctl[CTL_COPIED].
+ * `before_run`: KVM_RUN follows at once on this thread, so the registers may go through
+ * kvm_run's sync area (KVM_CAP_SYNC_REGS), which KVM_RUN loads, instead of KVM_SET_REGS:
+ * one ioctl fewer. */
+int vcpu_restore_now(vcpu_t *v, bool before_run) {
   restore_plan_t *p = &v->restore;
   int32_t *ctl = p->ctl;
   ctl[CTL_PENDING] = 0;
@@ -88,35 +114,25 @@ int vcpu_restore_now(vcpu_t *v) {
     ctl[CTL_ERROP] = RESTORE_OP_NONE;
     return -EINVAL;
   }
-  int r = read_dirty_log(p);
-  if (r < 0) return r;
   const int32_t *host = ctl + CTL_HEADER, *skip = host + p->host_cap;
   int32_t host_n = ctl[CTL_HOST_COUNT], skip_n = ctl[CTL_SKIP_COUNT];
   if (host_n < 0 || (uint32_t)host_n > p->host_cap) host_n = 0;
   if (skip_n < 0 || (uint32_t)skip_n > p->skip_cap) skip_n = 0;
-  uint8_t *dst = p->memory;
-  const uint8_t *src = p->image;
+  int copied = read_dirty_log(p, true, skip, skip_n);
+  if (copied < 0) return copied;
   const uint64_t *d = p->dirty;
-  int32_t copied = 0;
-  for (size_t w = 0; w < p->words; w++) {
-    for (uint64_t bits = d[w]; bits; bits &= bits - 1) {
-      size_t page = w * 64 + (size_t)__builtin_ctzll(bits);
-      if (page >= p->pages) break;
-      copied++;
-      if (skip_n && in_list(skip, skip_n, page)) continue; /* JavaScript copied it already */
-      memcpy(dst + page * PAGE, src + page * PAGE, PAGE);
-    }
-  }
   for (int32_t i = 0; i < host_n; i++) {
     size_t page = (size_t)(uint32_t)host[i];
     if (page >= p->pages || (d[page / 64] >> (page % 64)) & 1) continue; /* out of range, or counted above */
     copied++;
-    if (skip_n && in_list(skip, skip_n, page)) continue;
-    memcpy(dst + page * PAGE, src + page * PAGE, PAGE);
+    if (!(skip_n && in_list(skip, skip_n, page))) copy_page(p, page);
   }
   ctl[CTL_HOST_COUNT] = 0;
   ctl[CTL_SKIP_COUNT] = 0;
-  if (ioctl(v->fd, KVM_SET_REGS, p->regs) < 0) {
+  if (before_run && p->sync_regs) {
+    memcpy(&v->run->s.regs.regs, p->regs, sizeof(struct kvm_regs));
+    v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+  } else if (ioctl(v->fd, KVM_SET_REGS, p->regs) < 0) {
     ctl[CTL_ERROP] = RESTORE_OP_SET_REGS;
     return -errno;
   }
@@ -192,9 +208,19 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
   p->ctl = ctl;
   p->host_cap = host_cap;
   p->skip_cap = (uint32_t)(ctl_len / 4 - CTL_HEADER - host_cap);
-  /* hot_count follows the hot bitmap, which may carry over from an earlier plan */
+  int sync = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+  p->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
+  /* hot_count and the range of prev follow the bitmaps, which may carry over from an earlier plan */
   p->hot_count = 0;
-  for (size_t w = 0; w < words; w++) p->hot_count += (uint32_t)__builtin_popcountll(p->hot[w]);
+  p->prev_first = SIZE_MAX;
+  p->prev_last = 0;
+  for (size_t w = 0; w < words; w++) {
+    p->hot_count += (uint32_t)__builtin_popcountll(p->hot[w]);
+    if (p->prev[w]) {
+      if (p->prev_first == SIZE_MAX) p->prev_first = w;
+      p->prev_last = w;
+    }
+  }
   return make_undefined(env);
 }
 
@@ -225,7 +251,7 @@ napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_unwrap(env, self, "restore");
   if (!v) return NULL;
   if (!v->restore.ctl) return throw_message(env, "restore", "restorePlan() was not called");
-  int r = vcpu_restore_now(v);
+  int r = vcpu_restore_now(v, false);
   if (r < 0) return throw_restore_error(env, v, r);
   return make_i32(env, r);
 }
@@ -237,7 +263,7 @@ napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_unwrap(env, self, "KVM_GET_DIRTY_LOG");
   if (!v) return NULL;
   if (!v->restore.ctl) return throw_message(env, "KVM_GET_DIRTY_LOG", "restorePlan() was not called");
-  int r = read_dirty_log(&v->restore);
+  int r = read_dirty_log(&v->restore, false, NULL, 0);
   if (r < 0) return throw_restore_error(env, v, r);
   return make_undefined(env);
 }

@@ -106,6 +106,8 @@ export class Sandbox {
   private base: Snapshot | undefined;
   /** Whether guest state may differ from `base` (a call ran, or the base was replaced). */
   private modified = true;
+  /** A snapshot whose host-function set the registered functions were found to cover (reset by registerHostFunction). */
+  private coveredSnapshot: Snapshot | undefined;
   /** The report of the latest deferred restore, until its count is known. */
   private openReport: DeferredRestoreReport | undefined;
 
@@ -219,6 +221,7 @@ export class Sandbox {
   ): this {
     this.parts.hostFunctions.register(name, params, returns, impl);
     this.modified = true; // a new snapshot must record the new set
+    this.coveredSnapshot = undefined;
     return this;
   }
 
@@ -329,19 +332,15 @@ export class Sandbox {
     this.hostWrites.mark(at, CB.size);
   }
 
-  /** New random seed and a new generation: the guest SDK reseeds on its next random number. */
-  private reseed(): void {
-    const at = this.parts.layout.controlBlock;
-    this.vm.beforeHostWrite(at, CB.size);
-    this.controlBlock.setBigUint64(at + CB.rngSeed, randomSeed(), true);
-    this.controlBlock.setBigUint64(at + CB.rngGeneration, this.controlBlock.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
-    this.hostWrites.mark(at, CB.size);
-  }
-
-  /** @internal Host-owned control-block fields after the guest state came from a snapshot. */
+  /** @internal Host-owned control-block fields after the guest state came from a snapshot: log level, new seed. */
   applyHostFields(): void {
-    this.writeLogLevel();
-    this.reseed();
+    const at = this.parts.layout.controlBlock;
+    const cb = this.controlBlock;
+    this.vm.beforeHostWrite(at, CB.size);
+    cb.setUint32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
+    cb.setBigUint64(at + CB.rngSeed, randomSeed(), true);
+    cb.setBigUint64(at + CB.rngGeneration, cb.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
+    this.hostWrites.mark(at, CB.size);
   }
 
   /**
@@ -390,7 +389,10 @@ export class Sandbox {
     const deferred = options?.deferred ?? false;
     if (typeof deferred !== "boolean") throw new InvalidConfigError(`"deferred" must be a boolean, got ${typeof deferred}`);
     this.requireSameLineage(snapshot);
-    requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
+    if (snapshot !== this.coveredSnapshot) {
+      requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
+      this.coveredSnapshot = snapshot; // the set can only change through registerHostFunction()
+    }
     const { vm } = this.parts;
     this.settleReport();
     let report: RestoreReport;
