@@ -262,7 +262,10 @@ async function main(): Promise<void> {
   if (only.has("cancel")) addBase("cancel", summarize(cancels).median, summarize(cancels));
 
   /** Restore figures per (size, k), for the rows, the trade-off table and the JSON. */
-  const restoreDetail: Record<string, { restore: Summary; restoreNext: Summary; touch: Summary; cycle: Summary; pagesCopied: { min: number; max: number } }> = {};
+  const restoreDetail: Record<string, {
+    restore: Summary; restoreNext: Summary; touch: Summary; cycle: Summary; pagesCopied: { min: number; max: number };
+    deferredRestore: Summary; deferredRestoreNext: Summary; deferredPagesCopied: { min: number; max: number };
+  }> = {};
   if (only.has("restore")) {
     for (const size of SNAPSHOT_SIZES) {
       for (const k of RESTORE_PAGES) {
@@ -273,6 +276,9 @@ async function main(): Promise<void> {
           touch: summarize(s.touch),
           cycle: summarize(s.touch.map((t, i) => t + s.restore[i]!)),
           pagesCopied: { min: Math.min(...s.pagesCopied), max: Math.max(...s.pagesCopied) },
+          deferredRestore: summarize(s.deferredRestore),
+          deferredRestoreNext: summarize(s.deferredRestoreNext),
+          deferredPagesCopied: { min: Math.min(...s.deferredPagesCopied), max: Math.max(...s.deferredPagesCopied) },
         };
         restoreDetail[restoreKey(size, k)] = d;
         const copied = d.pagesCopied.min === d.pagesCopied.max ? `${d.pagesCopied.min}` : `${d.pagesCopied.min}–${d.pagesCopied.max}`;
@@ -284,8 +290,14 @@ async function main(): Promise<void> {
           cMetric: "restore_us", ...cFigure(cKey("restore_us", mib, k)), target: null,
         });
         add({
-          id: `restore-next/${restoreKey(size, k)}`, group: "restore", label: `restore() + next call  ${where}`,
+          id: `restore-next-eager/${restoreKey(size, k)}`, group: "restore", label: `restore() + next call  ${where}`,
           vmlet: d.restoreNext.median, vmletP10: d.restoreNext.p10, vmletP90: d.restoreNext.p90, vmletDetail: d.restoreNext,
+          cMetric: "restore_next_us", ...cFigure(cKey("restore_next_us", mib, k)), target: null,
+        });
+        add({
+          id: `restore-next/${restoreKey(size, k)}`, group: "restore", label: `restore({deferred}) + next call  ${where}`,
+          vmlet: d.deferredRestoreNext.median, vmletP10: d.deferredRestoreNext.p10, vmletP90: d.deferredRestoreNext.p90,
+          vmletDetail: { ...d.deferredRestoreNext, restoreAlone: d.deferredRestore, pagesCopied: d.deferredPagesCopied },
           cMetric: "restore_next_us", ...cFigure(cKey("restore_next_us", mib, k)), target: TARGET.restoreNext,
         });
       }

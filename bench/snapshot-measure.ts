@@ -91,6 +91,10 @@ export interface RestoreSamples {
   restoreNext: number[];
   touch: number[];
   pagesCopied: number[];
+  /** The same with restore(snap, { deferred: true }): the native part runs inside the next call. */
+  deferredRestore: number[];
+  deferredRestoreNext: number[];
+  deferredPagesCopied: number[];
 }
 
 /**
@@ -100,7 +104,7 @@ export interface RestoreSamples {
  * next callSync("get_counter") timed. Appends to `into`, keyed by restoreKey().
  */
 export function measureRestore(sandboxes: readonly RestoreSandbox[], rounds: number, into: Map<string, RestoreSamples>, warmup = 5): void {
-  for (const c of sandboxes) if (!into.has(c.key)) into.set(c.key, { restore: [], restoreNext: [], touch: [], pagesCopied: [] });
+  for (const c of sandboxes) if (!into.has(c.key)) into.set(c.key, { restore: [], restoreNext: [], touch: [], pagesCopied: [], deferredRestore: [], deferredRestoreNext: [], deferredPagesCopied: [] });
   for (let r = -warmup; r < rounds; r++) {
     for (let i = 0; i < sandboxes.length; i++) {
       const { sb, snap, k, key } = sandboxes[(r + warmup + i) % sandboxes.length]!;
@@ -119,12 +123,31 @@ export function measureRestore(sandboxes: readonly RestoreSandbox[], rounds: num
       s.restoreNext.push(usSince(t1, t3));
       s.pagesCopied.push(report.pagesCopied);
     }
+    // The same iteration with a deferred restore, after every sandbox had its eager one.
+    for (let i = 0; i < sandboxes.length; i++) {
+      const { sb, snap, k, key } = sandboxes[(r + warmup + i) % sandboxes.length]!;
+      if (sb.callSync("touch_pages", k, 1 + (((r + warmup) * 11) % 250)) !== k) throw new Error(`touch_pages(${k}) did not touch ${k} pages`);
+      const t1 = nowNs();
+      const report = sb.restore(snap, { deferred: true });
+      const t2 = nowNs();
+      const counter = sb.callSync("get_counter");
+      const t3 = nowNs();
+      if (counter !== 0 || report.remapped) throw new Error(`deferred restore went wrong: get_counter() = ${String(counter)}, remapped = ${report.remapped}`);
+      if (r < 0) continue;
+      const s = into.get(key)!;
+      s.deferredRestore.push(usSince(t1, t2));
+      s.deferredRestoreNext.push(usSince(t1, t3));
+      s.deferredPagesCopied.push(report.pagesCopied); // read after the call: the count the fused run recorded
+    }
   }
   // The restores really put the scratch pages back (checked outside the timed part).
   for (const { sb, snap, k, key } of sandboxes) {
     sb.callSync("touch_pages", k, 9);
     sb.restore(snap);
     if (sb.callSync("scratch_sum") !== 0) throw new Error(`${key}: scratch pages not zero after restore()`);
+    sb.callSync("touch_pages", k, 9);
+    sb.restore(snap, { deferred: true });
+    if (sb.callSync("scratch_sum") !== 0) throw new Error(`${key}: scratch pages not zero after a deferred restore()`);
     sb.restore(snap);
   }
 }

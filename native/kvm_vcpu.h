@@ -17,6 +17,32 @@ enum job { JOB_NONE, JOB_RUN, JOB_QUIT };
 /* run() result for a one-byte `out`: this flag | port. Other exits return the KVM reason, errors -errno. */
 #define RUN_OUT_BYTE 0x10000
 
+/* Slots of the restore control array shared with TypeScript (Int32Array). After the
+ * header: host-written pages to copy (host_cap slots), then pages JavaScript has already
+ * copied from the image (the skip list, the rest). */
+enum { CTL_PENDING, CTL_COPIED, CTL_HOST_COUNT, CTL_SKIP_COUNT, CTL_ERROP, CTL_HEADER = 8 };
+enum { RESTORE_OP_NONE, RESTORE_OP_GET_LOG, RESTORE_OP_CLEAR_LOG, RESTORE_OP_SET_REGS, RESTORE_OP_SET_XSAVE };
+
+/* run() result when a pending restore failed before KVM_RUN: RUN_RESTORE_FAILED - errno (negative). */
+#define RUN_RESTORE_FAILED (-0x20000)
+
+/* What a restore needs, registered once (vcpu_restore.c). Buffers belong to TypeScript. */
+typedef struct {
+  int vm_fd;
+  uint32_t slot;
+  bool manual;    /* manual-protect dirty log: hot pages stay writable */
+  bool sync_regs; /* KVM_CAP_SYNC_REGS covers the general registers */
+  size_t pages, words;
+  uint64_t *dirty, *prev, *hot, *clear;
+  uint32_t hot_count;
+  size_t prev_first, prev_last; /* the words of prev that may be non-zero */
+  uint8_t *memory;
+  const uint8_t *image;
+  void *regs, *xsave;
+  int32_t *ctl;   /* NULL until restorePlan() */
+  uint32_t host_cap, skip_cap;
+} restore_plan_t;
+
 typedef struct {
   int fd;
   struct kvm_run *run;
@@ -35,6 +61,7 @@ typedef struct {
   int sleeping;  /* atomic: the vCPU thread waits on cv */
   uint64_t job_timeout_ns;
   napi_threadsafe_function tsfn;
+  restore_plan_t restore;
 } vcpu_t;
 
 /* vcpu_run.c */
@@ -54,6 +81,10 @@ vcpu_t *vcpu_unwrap(napi_env env, napi_value self, const char *operation);
 
 /* vcpu_restore.c */
 napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info);
-napi_value vcpu_restore(napi_env env, napi_callback_info info);
+int vcpu_restore_now(vcpu_t *v, bool before_run);
+napi_value vcpu_restore_plan(napi_env env, napi_callback_info info);
+napi_value vcpu_restore_source(napi_env env, napi_callback_info info);
+napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info);
+napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info);
 
 #endif

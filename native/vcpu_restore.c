@@ -1,16 +1,157 @@
-/* The restore path's ioctls in as few crossings from JavaScript as possible. */
+/*
+ * The restore path: put guest memory and CPU state back to a snapshot's in as few
+ * crossings from JavaScript as possible (each crossing after a VM exit costs
+ * microseconds on PVM).
+ *
+ * A restore plan is registered once per vCPU (restorePlan: the dirty-log bitmaps, guest
+ * memory and a shared control array) and once per snapshot (restoreSource: image, regs,
+ * XSAVE). A restore then takes no arguments. It runs either at once (restoreNow) or,
+ * when JavaScript sets ctl[CTL_PENDING], inside the next run (vcpu_run_once), so that a
+ * restore and the call after it cost one crossing.
+ *
+ * One restore: KVM_GET_DIRTY_LOG; in manual-protect mode learn the hot pages (dirty in
+ * two reads in a row, kept writable) and KVM_CLEAR_DIRTY_LOG the other dirty pages,
+ * over the range of words that have any; copy every dirty page and every host-written
+ * page from the image, except the pages JavaScript already copied (the skip list); then
+ * KVM_SET_REGS and KVM_SET_XSAVE. Every pass is over preallocated buffers.
+ */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "kvm_vcpu.h"
 
-/* KVM_SET_REGS then KVM_SET_XSAVE(regs, xsave): the restore path's pair in one crossing into C */
+#define PAGE 4096
+/* A page dirty in two reads in a row becomes hot; at most about this many are hot. */
+#define MAX_HOT_PAGES 64
+
+static const char *const restore_ops[] = {"restore", "KVM_GET_DIRTY_LOG", "KVM_CLEAR_DIRTY_LOG", "KVM_SET_REGS", "KVM_SET_XSAVE"};
+
+static bool in_list(const int32_t *list, int32_t n, size_t page) {
+  for (int32_t i = 0; i < n; i++)
+    if ((size_t)list[i] == page) return true;
+  return false;
+}
+
+static inline void copy_page(restore_plan_t *p, size_t page) {
+  memcpy(p->memory + page * PAGE, p->image + page * PAGE, PAGE);
+}
+
+/*
+ * KVM_GET_DIRTY_LOG, then one pass over the bitmap: (manual mode) learn hot pages and
+ * collect the dirty non-hot ones for KVM_CLEAR_DIRTY_LOG, and, if `copy`, copy every
+ * dirty page not in `skip` from the image. The previous read is looked at only where it
+ * had bits (its range is kept), so the pass reads little more than the kernel's bitmap.
+ * Returns pages dirty, or -errno with ctl[CTL_ERROP] set.
+ */
+static int read_dirty_log(restore_plan_t *p, bool copy, const int32_t *skip, int32_t skip_n) {
+  struct kvm_dirty_log log = {.slot = p->slot, .dirty_bitmap = p->dirty};
+  if (ioctl(p->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+    p->ctl[CTL_ERROP] = RESTORE_OP_GET_LOG;
+    return -errno;
+  }
+  uint64_t *d = p->dirty, *prev = p->prev, *hot = p->hot, *clear = p->clear;
+  size_t first = SIZE_MAX, last = 0, prev_first = SIZE_MAX, prev_last = 0;
+  int dirty = 0;
+  for (size_t w = 0; w < p->words; w++) {
+    uint64_t dw = d[w];
+    if (dw == 0 && (w < p->prev_first || w > p->prev_last || prev[w] == 0)) continue;
+    if (p->manual) {
+      uint64_t repeated = dw & prev[w] & ~hot[w];
+      if (repeated && p->hot_count < MAX_HOT_PAGES) {
+        hot[w] |= repeated;
+        p->hot_count += (uint32_t)__builtin_popcountll(repeated);
+      }
+      prev[w] = dw;
+      if (dw) {
+        if (prev_first == SIZE_MAX) prev_first = w;
+        prev_last = w;
+      }
+      uint64_t c = dw & ~hot[w];
+      if (c) {
+        clear[w] = c;
+        if (first == SIZE_MAX) first = w;
+        last = w;
+      }
+    }
+    for (uint64_t bits = dw; bits; bits &= bits - 1) {
+      size_t page = w * 64 + (size_t)__builtin_ctzll(bits);
+      if (page >= p->pages) break;
+      dirty++;
+      if (copy && !(skip_n && in_list(skip, skip_n, page))) copy_page(p, page); /* else JavaScript copied it */
+    }
+  }
+  p->prev_first = prev_first;
+  p->prev_last = prev_last;
+  if (first == SIZE_MAX) return dirty;
+  /* first_page must be a multiple of 64, num_pages too unless the range ends the slot. */
+  uint64_t first_page = (uint64_t)first * 64, end_page = (uint64_t)(last + 1) * 64;
+  if (end_page > p->pages) end_page = p->pages;
+  struct kvm_clear_dirty_log c = {.slot = p->slot, .num_pages = (uint32_t)(end_page - first_page), .first_page = first_page,
+                                  .dirty_bitmap = clear + first};
+  int r = ioctl(p->vm_fd, KVM_CLEAR_DIRTY_LOG, &c);
+  int err = errno;
+  memset(clear + first, 0, (last - first + 1) * sizeof *clear); /* clear[] stays all zero between reads */
+  if (r < 0) {
+    p->ctl[CTL_ERROP] = RESTORE_OP_CLEAR_LOG;
+    return -err;
+  }
+  return dirty;
+}
+
+/* One restore (see the top of the file). Returns pages copied, or -errno with
+ * ctl[CTL_ERROP] naming the failed call. Clears ctl[CTL_PENDING] and sets ctl[CTL_COPIED].
+ * `before_run`: KVM_RUN follows at once on this thread, so the registers may go through
+ * kvm_run's sync area (KVM_CAP_SYNC_REGS), which KVM_RUN loads, instead of KVM_SET_REGS:
+ * one ioctl fewer. */
+int vcpu_restore_now(vcpu_t *v, bool before_run) {
+  restore_plan_t *p = &v->restore;
+  int32_t *ctl = p->ctl;
+  ctl[CTL_PENDING] = 0;
+  ctl[CTL_COPIED] = -1;
+  if (!p->image) {
+    ctl[CTL_ERROP] = RESTORE_OP_NONE;
+    return -EINVAL;
+  }
+  const int32_t *host = ctl + CTL_HEADER, *skip = host + p->host_cap;
+  int32_t host_n = ctl[CTL_HOST_COUNT], skip_n = ctl[CTL_SKIP_COUNT];
+  if (host_n < 0 || (uint32_t)host_n > p->host_cap) host_n = 0;
+  if (skip_n < 0 || (uint32_t)skip_n > p->skip_cap) skip_n = 0;
+  int copied = read_dirty_log(p, true, skip, skip_n);
+  if (copied < 0) return copied;
+  const uint64_t *d = p->dirty;
+  for (int32_t i = 0; i < host_n; i++) {
+    size_t page = (size_t)(uint32_t)host[i];
+    if (page >= p->pages || (d[page / 64] >> (page % 64)) & 1) continue; /* out of range, or counted above */
+    copied++;
+    if (!(skip_n && in_list(skip, skip_n, page))) copy_page(p, page);
+  }
+  ctl[CTL_HOST_COUNT] = 0;
+  ctl[CTL_SKIP_COUNT] = 0;
+  if (before_run && p->sync_regs) {
+    memcpy(&v->run->s.regs.regs, p->regs, sizeof(struct kvm_regs));
+    v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+  } else if (ioctl(v->fd, KVM_SET_REGS, p->regs) < 0) {
+    ctl[CTL_ERROP] = RESTORE_OP_SET_REGS;
+    return -errno;
+  }
+  if (ioctl(v->fd, KVM_SET_XSAVE, p->xsave) < 0) {
+    ctl[CTL_ERROP] = RESTORE_OP_SET_XSAVE;
+    return -errno;
+  }
+  ctl[CTL_COPIED] = copied;
+  return copied;
+}
+
+static napi_value throw_restore_error(napi_env env, vcpu_t *v, int r) {
+  int32_t op = v->restore.ctl ? v->restore.ctl[CTL_ERROP] : 0;
+  if (op < 0 || op >= (int32_t)(sizeof restore_ops / sizeof restore_ops[0])) op = 0;
+  if (op == RESTORE_OP_NONE) return throw_message(env, "restore", "no restore source");
+  return throw_errno(env, restore_ops[op], -r);
+}
+
+/* KVM_SET_REGS then KVM_SET_XSAVE(regs, xsave): the remapping restore's pair in one crossing into C */
 napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info) {
   napi_value argv[2], self;
   void *regs, *xsave;
@@ -28,71 +169,101 @@ napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info) {
 }
 
 /*
- * restore(vmFd, slot, dirty, hot, memory, image, hostPages, regs, xsave) -> pages copied.
- * One restore in one crossing from JS (each crossing after a VM exit costs microseconds
- * on PVM): KVM_GET_DIRTY_LOG into `dirty`; if `hot` is given (manual-protect mode),
- * KVM_CLEAR_DIRTY_LOG for dirty pages not in `hot`; copy every page set in `dirty` or
- * listed in `hostPages` from `image` to `memory`; KVM_SET_REGS; KVM_SET_XSAVE.
- * Which pages are hot is decided in TypeScript.
+ * restorePlan(vmFd, slot, manual, dirty, prev, hot, clear, memory, ctl, hostCap): the
+ * per-vCPU part of the plan. dirty/prev/hot/clear: one bit per page of the slot
+ * (BigUint64Arrays of equal length; clear all zero); ctl: Int32Array of CTL_HEADER +
+ * hostCap + skip slots. SAFETY: the caller (src/hypervisor/kvm) keeps every buffer
+ * alive as long as the vCPU, and calls this again before replacing one.
  */
-napi_value vcpu_restore(napi_env env, napi_callback_info info) {
-  napi_value argv[9], self;
+napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
+  napi_value argv[10], self;
   int32_t vm;
-  uint32_t slot;
-  void *dirty, *hot = NULL, *memory, *image, *host, *regs, *xsave;
-  size_t dirty_len, hot_len = 0, memory_len, image_len, host_len, regs_len, xsave_len;
-  napi_valuetype hot_type;
-  if (!get_args(env, info, 9, argv, &self, "restore") || !arg_i32(env, argv[0], &vm) || !arg_u32(env, argv[1], &slot) ||
-      !arg_bytes(env, argv[2], &dirty, &dirty_len) || napi_typeof(env, argv[3], &hot_type) != napi_ok ||
-      (hot_type != napi_null && !arg_bytes(env, argv[3], &hot, &hot_len)) || !arg_bytes(env, argv[4], &memory, &memory_len) ||
-      !arg_bytes(env, argv[5], &image, &image_len) || !arg_bytes(env, argv[6], &host, &host_len) ||
-      !arg_bytes(env, argv[7], &regs, &regs_len) || !arg_bytes(env, argv[8], &xsave, &xsave_len))
-    return throw_message(env, "restore", "bad arguments");
-  size_t pages = memory_len / 4096;
-  if (image_len != memory_len || dirty_len * 8 < pages || (hot && hot_len != dirty_len) || dirty_len % 8 ||
-      regs_len < sizeof(struct kvm_regs) || xsave_len < sizeof(struct kvm_xsave))
-    return throw_message(env, "restore", "buffer sizes disagree");
-  vcpu_t *v = vcpu_unwrap(env, self, "restore");
+  uint32_t slot, manual, host_cap;
+  void *dirty, *prev, *hot, *clear, *memory, *ctl;
+  size_t dirty_len, prev_len, hot_len, clear_len, memory_len, ctl_len;
+  if (!get_args(env, info, 10, argv, &self, "restorePlan") || !arg_i32(env, argv[0], &vm) || !arg_u32(env, argv[1], &slot) ||
+      !arg_u32(env, argv[2], &manual) || !arg_bytes(env, argv[3], &dirty, &dirty_len) ||
+      !arg_bytes(env, argv[4], &prev, &prev_len) || !arg_bytes(env, argv[5], &hot, &hot_len) ||
+      !arg_bytes(env, argv[6], &clear, &clear_len) || !arg_bytes(env, argv[7], &memory, &memory_len) ||
+      !arg_bytes(env, argv[8], &ctl, &ctl_len) || !arg_u32(env, argv[9], &host_cap))
+    return throw_message(env, "restorePlan", "bad arguments");
+  size_t pages = memory_len / PAGE, words = (pages + 63) / 64;
+  if (dirty_len != words * 8 || prev_len != dirty_len || hot_len != dirty_len || clear_len != dirty_len ||
+      ctl_len / 4 < CTL_HEADER + (size_t)host_cap || ((uintptr_t)dirty | (uintptr_t)prev | (uintptr_t)hot | (uintptr_t)clear) & 7 ||
+      (uintptr_t)ctl & 3)
+    return throw_message(env, "restorePlan", "buffer sizes disagree");
+  vcpu_t *v = vcpu_unwrap(env, self, "restorePlan");
   if (!v) return NULL;
-  struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = dirty};
-  if (ioctl(vm, KVM_GET_DIRTY_LOG, &log) < 0) return throw_errno(env, "KVM_GET_DIRTY_LOG", errno);
-  uint64_t *d = dirty, *h = hot;
-  size_t words = dirty_len / 8;
-  if (h) {
-    uint64_t *clear = malloc(dirty_len), any = 0;
-    if (!clear) return throw_errno(env, "restore", ENOMEM);
-    for (size_t w = 0; w < words; w++) any |= clear[w] = d[w] & ~h[w];
-    int r = 0;
-    if (any) {
-      struct kvm_clear_dirty_log c = {.slot = slot, .num_pages = (uint32_t)pages, .first_page = 0, .dirty_bitmap = clear};
-      r = ioctl(vm, KVM_CLEAR_DIRTY_LOG, &c);
-    }
-    int err = errno;
-    free(clear);
-    if (r < 0) return throw_errno(env, "KVM_CLEAR_DIRTY_LOG", err);
-  }
-  uint8_t *dst = memory;
-  const uint8_t *src = image;
-  uint32_t copied = 0;
+  restore_plan_t *p = &v->restore;
+  p->vm_fd = vm;
+  p->slot = slot;
+  p->manual = manual != 0;
+  p->pages = pages;
+  p->words = words;
+  p->dirty = dirty;
+  p->prev = prev;
+  p->hot = hot;
+  p->clear = clear;
+  p->memory = memory;
+  p->ctl = ctl;
+  p->host_cap = host_cap;
+  p->skip_cap = (uint32_t)(ctl_len / 4 - CTL_HEADER - host_cap);
+  int sync = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+  p->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
+  /* hot_count and the range of prev follow the bitmaps, which may carry over from an earlier plan */
+  p->hot_count = 0;
+  p->prev_first = SIZE_MAX;
+  p->prev_last = 0;
   for (size_t w = 0; w < words; w++) {
-    for (uint64_t bits = d[w]; bits; bits &= bits - 1) {
-      size_t page = w * 64 + (size_t)__builtin_ctzll(bits);
-      if (page >= pages) break;
-      memcpy(dst + page * 4096, src + page * 4096, 4096);
-      copied++;
+    p->hot_count += (uint32_t)__builtin_popcountll(p->hot[w]);
+    if (p->prev[w]) {
+      if (p->prev_first == SIZE_MAX) p->prev_first = w;
+      p->prev_last = w;
     }
   }
-  const int32_t *hp = host;
-  for (size_t i = 0; i < host_len / 4; i++) {
-    size_t page = (size_t)hp[i];
-    if (page >= pages || (d[page / 64] >> (page % 64)) & 1) continue; /* out of range, or copied above */
-    memcpy(dst + page * 4096, src + page * 4096, 4096);
-    copied++;
-  }
-  if (ioctl(v->fd, KVM_SET_REGS, regs) < 0) return throw_errno(env, "KVM_SET_REGS", errno);
-  if (ioctl(v->fd, KVM_SET_XSAVE, xsave) < 0) return throw_errno(env, "KVM_SET_XSAVE", errno);
-  napi_value result;
-  napi_create_uint32(env, copied, &result);
-  return result;
+  return make_undefined(env);
 }
 
+/* restoreSource(image, regs, xsave): the per-snapshot part. SAFETY: as for restorePlan. */
+napi_value vcpu_restore_source(napi_env env, napi_callback_info info) {
+  napi_value argv[3], self;
+  void *image, *regs, *xsave;
+  size_t image_len, regs_len, xsave_len;
+  if (!get_args(env, info, 3, argv, &self, "restoreSource") || !arg_bytes(env, argv[0], &image, &image_len) ||
+      !arg_bytes(env, argv[1], &regs, &regs_len) || !arg_bytes(env, argv[2], &xsave, &xsave_len))
+    return throw_message(env, "restoreSource", "bad arguments");
+  vcpu_t *v = vcpu_unwrap(env, self, "restoreSource");
+  if (!v) return NULL;
+  restore_plan_t *p = &v->restore;
+  if (!p->ctl) return throw_message(env, "restoreSource", "restorePlan() was not called");
+  if (image_len != p->pages * PAGE || regs_len < sizeof(struct kvm_regs) || xsave_len < sizeof(struct kvm_xsave))
+    return throw_message(env, "restoreSource", "buffer sizes disagree");
+  p->image = image;
+  p->regs = regs;
+  p->xsave = xsave;
+  return make_undefined(env);
+}
+
+/* restoreNow() -> pages copied: the restore the plan describes, at once. */
+napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info) {
+  napi_value self;
+  if (!get_args(env, info, 0, NULL, &self, "restore")) return NULL;
+  vcpu_t *v = vcpu_unwrap(env, self, "restore");
+  if (!v) return NULL;
+  if (!v->restore.ctl) return throw_message(env, "restore", "restorePlan() was not called");
+  int r = vcpu_restore_now(v, false);
+  if (r < 0) return throw_restore_error(env, v, r);
+  return make_i32(env, r);
+}
+
+/* takeDirtyLog(): KVM_GET_DIRTY_LOG into the plan's dirty bitmap (+ hot pages, clear), no copies. */
+napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info) {
+  napi_value self;
+  if (!get_args(env, info, 0, NULL, &self, "KVM_GET_DIRTY_LOG")) return NULL;
+  vcpu_t *v = vcpu_unwrap(env, self, "KVM_GET_DIRTY_LOG");
+  if (!v) return NULL;
+  if (!v->restore.ctl) return throw_message(env, "KVM_GET_DIRTY_LOG", "restorePlan() was not called");
+  int r = read_dirty_log(&v->restore, false, NULL, 0);
+  if (r < 0) return throw_restore_error(env, v, r);
+  return make_undefined(env);
+}

@@ -107,6 +107,11 @@ static void record_exit(vcpu_t *v, int result, int err) {
 
 /* KVM_RUN once on the calling thread, with an optional deadline timer. */
 int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
+  /* A restore deferred by TypeScript runs first, in this same crossing. */
+  if (v->restore.ctl && __atomic_load_n(&v->restore.ctl[CTL_PENDING], __ATOMIC_ACQUIRE)) {
+    int copied = vcpu_restore_now(v, true);
+    if (copied < 0) return RUN_RESTORE_FAILED + copied;
+  }
   bool timed = timeout_ns > 0 && arm_timer(timeout_ns);
   tls_run = v->run;
   v->runner = pthread_self();

@@ -22,7 +22,7 @@ export type VmExit =
   | { readonly kind: "fail-entry"; readonly reason: bigint }
   | { readonly kind: "unknown"; readonly reason: number }
   /** The run itself failed (not an exit of the guest): errno from the kernel. */
-  | { readonly kind: "error"; readonly errno: number };
+  | { readonly kind: "error"; readonly errno: number; readonly operation?: string };
 
 /**
  * CPU state the guest can observe, in a backend-neutral form. Taken at call
@@ -78,9 +78,22 @@ export interface VirtualMachine {
   /**
    * Puts back, from `image` (a full copy of guest memory), every page the guest wrote
    * since the last dirty-page read plus `hostPages`, and sets the CPU state. Returns
-   * the pages copied. Requires trackDirtyPages().
+   * the pages copied. Requires trackDirtyPages(). A pending deferred restore is done first.
    */
   restoreFrom(image: Uint8Array, hostPages: readonly number[], state: CpuState): number;
+  /**
+   * The same restore, deferred: it is done at the start of the next run (in the same
+   * crossing into the backend), or by flushRestore(), whichever comes first. Until then
+   * the host must call beforeHostWrite() before writing guest memory, and must not read
+   * guest memory; every other method here flushes it first (destroy() drops it).
+   */
+  deferRestore(image: Uint8Array, hostPages: readonly number[], state: CpuState): void;
+  /** Whether a deferred restore waits for the next run. */
+  readonly restorePending: boolean;
+  /** Does a pending deferred restore now. Returns the pages the latest restore copied (-1 if it failed). */
+  flushRestore(): number;
+  /** With a restore pending: makes the pages of [address, address + length) equal to the image's before the host writes there. */
+  beforeHostWrite(address: number, length: number): void;
   /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */
   run(timeoutNs: number): VmExit;
   /** Runs until the next exit on the VM's own thread; the event loop stays free. */

@@ -23,9 +23,15 @@ export interface NativeVcpu {
   setFpu(buf: Uint8Array): void;
   getXsave(buf: Uint8Array): void;
   setXsave(buf: Uint8Array): void;
-  /** One restore in one call: dirty log (+ clear of non-hot pages), page copies, regs, XSAVE; returns pages copied. */
-  restore(vm: number, slot: number, dirty: BigUint64Array, hot: BigUint64Array | null, memory: Uint8Array, image: Uint8Array,
-    hostPages: Int32Array, regs: Uint8Array, xsave: Uint8Array): number;
+  /** The per-vCPU part of a restore plan (native/vcpu_restore.c); buffers must outlive the vCPU. */
+  restorePlan(vm: number, slot: number, manual: number, dirty: BigUint64Array, previous: BigUint64Array, hot: BigUint64Array,
+    clear: BigUint64Array, memory: Uint8Array, control: Int32Array, hostCapacity: number): void;
+  /** The per-snapshot part: image, kvm_regs, XSAVE. */
+  restoreSource(image: Uint8Array, regs: Uint8Array, xsave: Uint8Array): void;
+  /** One restore as the plan says: dirty log (+ clear of non-hot pages), page copies, regs, XSAVE; returns pages copied. */
+  restoreNow(): number;
+  /** KVM_GET_DIRTY_LOG into the plan's bitmap (+ hot pages, clear of the others). */
+  takeDirtyLog(): void;
   /** KVM_SET_REGS then KVM_SET_XSAVE in one call. */
   setRegsXsave(regs: Uint8Array, xsave: Uint8Array): void;
   getEvents(buf: Uint8Array): void;

@@ -37,6 +37,8 @@ export type Step =
   | { readonly kind: "done"; readonly value: GuestValue | undefined }
   | { readonly kind: "host-call"; readonly fn: HostFunction; readonly args: GuestValue[] };
 
+const PAGE = 4096;
+
 /** Interrupts land within a timer tick of the deadline; this much early still counts as expired. */
 const DEADLINE_SLACK_MS = 1;
 
@@ -55,8 +57,29 @@ export class CallSession {
 
   /** Writes the CALL message for `fn` into the input buffer. */
   static writeCall(ctx: CallContext, fn: GuestFunction, args: readonly unknown[]): void {
-    const length = writeMessage(ctx.input, MessageKind.Call, fn.index, 0, fn.params, args, (i) => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`);
-    ctx.hostWrites.mark(ctx.input.address, length);
+    const describe = (i: number): string => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`;
+    const { vm, input } = ctx;
+    if (!vm.restorePending) {
+      ctx.hostWrites.mark(input.address, writeMessage(input, MessageKind.Call, fn.index, 0, fn.params, args, describe));
+      return;
+    }
+    // A deferred restore will copy pages back before the run: the pages written here must
+    // first be made the snapshot's, so the restore can skip them. The message's length is
+    // known only once written: the first page first, then (rarely) the rest and again.
+    const firstPageEnd = Math.min(input.size, PAGE - (input.address % PAGE));
+    vm.beforeHostWrite(input.address, firstPageEnd);
+    let length: number;
+    try {
+      length = writeMessage(input, MessageKind.Call, fn.index, 0, fn.params, args, describe);
+      if (length > firstPageEnd) {
+        vm.beforeHostWrite(input.address, length);
+        length = writeMessage(input, MessageKind.Call, fn.index, 0, fn.params, args, describe);
+      }
+    } catch (error) {
+      vm.beforeHostWrite(input.address, input.size); // nothing of a half-written message survives the restore
+      throw error;
+    }
+    ctx.hostWrites.mark(input.address, length);
   }
 
   /** Milliseconds until the deadline, or undefined without one. */
@@ -88,6 +111,7 @@ export class CallSession {
       case "internal-error":
         throw new HypervisorError("KVM_RUN", undefined, `internal error (suberror ${exit.suberror}) while running "${this.name}"`);
       case "error":
+        if (exit.operation) throw new HypervisorError(exit.operation, `errno ${exit.errno}`, `the deferred restore failed (errno ${exit.errno}) before "${this.name}" ran`);
         throw new HypervisorError("KVM_RUN", `errno ${exit.errno}`, `the vCPU could not run (errno ${exit.errno}) during "${this.name}"`);
       case "fail-entry":
         throw new HypervisorError("KVM_RUN", undefined, `vCPU entry failed (reason 0x${exit.reason.toString(16)})`);

@@ -55,6 +55,40 @@ export interface RestoreReport {
   readonly remapped: boolean;
 }
 
+/** Options of restore(). */
+export interface RestoreOptions {
+  /**
+   * Defer the copying part of the restore (dirty log, page copies, CPU registers) to the
+   * start of the sandbox's next call, where it runs in the same crossing into the
+   * backend as the call: restore + call then costs one crossing instead of two. All
+   * checks still happen in restore(), which still throws synchronously, and the sandbox
+   * behaves exactly as if restored at once. Anything that needs the state first (a
+   * snapshot(), another restore()) does the pending part then; close() drops it.
+   * `pagesCopied` of the report is known once the part has run: reading it earlier runs
+   * it at that moment. Default false. Not for restores off the request path (a pool's):
+   * deferring moves the work onto the next call.
+   */
+  readonly deferred?: boolean;
+}
+
+/** The report of a deferred restore: pagesCopied is settled when the deferred part runs. */
+class DeferredRestoreReport implements RestoreReport {
+  readonly remapped = false;
+  private copied: number | undefined;
+
+  constructor(private readonly flush: () => number) {}
+
+  get pagesCopied(): number {
+    this.copied ??= Math.max(0, this.flush());
+    return this.copied;
+  }
+
+  /** Records the count before it can be overwritten by a later restore (or is lost with the VM). */
+  settle(copied: number): void {
+    this.copied ??= Math.max(0, copied);
+  }
+}
+
 /** Frees the VM of a sandbox that was garbage-collected without close(). */
 const leaked = new FinalizationRegistry<VirtualMachine>((vm) => vm.destroy());
 
@@ -73,6 +107,10 @@ export class Sandbox {
   private base: Snapshot | undefined;
   /** Whether guest state may differ from `base` (a call ran, or the base was replaced). */
   private modified = true;
+  /** A snapshot whose host-function set the registered functions were found to cover (reset by registerHostFunction). */
+  private coveredSnapshot: Snapshot | undefined;
+  /** The report of the latest deferred restore, until its count is known. */
+  private openReport: DeferredRestoreReport | undefined;
 
   /** @internal Use SandboxBuilder or Sandbox.fromSnapshot. */
   constructor(private readonly parts: SandboxParts) {
@@ -184,6 +222,7 @@ export class Sandbox {
   ): this {
     this.parts.hostFunctions.register(name, params, returns, impl);
     this.modified = true; // a new snapshot must record the new set
+    this.coveredSnapshot = undefined;
     return this;
   }
 
@@ -229,6 +268,9 @@ export class Sandbox {
     }
     this.state = "closed";
     leaked.unregister(this);
+    // A deferred restore that never ran is dropped with the VM: it copied nothing.
+    this.openReport?.settle(this.vm.restorePending ? 0 : this.vm.flushRestore());
+    this.openReport = undefined;
     this.vm.destroy();
   }
 
@@ -286,22 +328,20 @@ export class Sandbox {
 
   private writeLogLevel(): void {
     const at = this.parts.layout.controlBlock;
+    this.vm.beforeHostWrite(at, CB.size);
     this.controlBlock.setUint32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
     this.hostWrites.mark(at, CB.size);
   }
 
-  /** New random seed and a new generation: the guest SDK reseeds on its next random number. */
-  private reseed(): void {
-    const at = this.parts.layout.controlBlock;
-    this.controlBlock.setBigUint64(at + CB.rngSeed, randomSeed(), true);
-    this.controlBlock.setBigUint64(at + CB.rngGeneration, this.controlBlock.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
-    this.hostWrites.mark(at, CB.size);
-  }
-
-  /** @internal Host-owned control-block fields after the guest state came from a snapshot. */
+  /** @internal Host-owned control-block fields after the guest state came from a snapshot: log level, new seed. */
   applyHostFields(): void {
-    this.writeLogLevel();
-    this.reseed();
+    const at = this.parts.layout.controlBlock;
+    const cb = this.controlBlock;
+    this.vm.beforeHostWrite(at, CB.size);
+    cb.setUint32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
+    cb.setBigUint64(at + CB.rngSeed, randomSeed(), true);
+    cb.setBigUint64(at + CB.rngGeneration, cb.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
+    this.hostWrites.mark(at, CB.size);
   }
 
   /**
@@ -312,6 +352,7 @@ export class Sandbox {
   snapshot(): Snapshot {
     this.requireIdle("snapshot");
     if (this.base && !this.modified) return this.base;
+    this.settleReport();
     const { vm, memory, layout, system, lineage } = this.parts;
     const image = this.base
       ? MemoryImage.captureOver(this.base.image, memory.bytes, this.hostWrites.drainWith(vm.takeDirtyPages()))
@@ -344,25 +385,43 @@ export class Sandbox {
    * since the last snapshot/restore when `snapshot` is this sandbox's base; otherwise
    * memory is remapped onto the snapshot (O(1), pages fault in as used).
    */
-  restore(snapshot: Snapshot): RestoreReport {
+  restore(snapshot: Snapshot, options?: RestoreOptions): RestoreReport {
     this.requireIdle("restore", true);
     if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("restore() takes a Snapshot");
+    if (options !== undefined && (typeof options !== "object" || options === null)) throw new InvalidConfigError("restore() options must be an object");
+    const deferred = options?.deferred ?? false;
+    if (typeof deferred !== "boolean") throw new InvalidConfigError(`"deferred" must be a boolean, got ${typeof deferred}`);
     this.requireSameLineage(snapshot);
-    requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
+    if (snapshot !== this.coveredSnapshot) {
+      requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
+      this.coveredSnapshot = snapshot; // the set can only change through registerHostFunction()
+    }
     const { vm } = this.parts;
-    let pagesCopied = 0;
+    this.settleReport();
+    let report: RestoreReport;
     const remapped = snapshot !== this.base;
     if (this.poisonedBy) vm.configure(snapshot.state.system); // a fault left the vCPU in ring 0
     if (remapped) {
       this.rebase(snapshot);
       vm.setCpuState(snapshot.state.cpu);
+      report = { pagesCopied: 0, remapped: true };
+    } else if (deferred) {
+      vm.deferRestore(snapshot.image.view, this.hostWrites.takePages(), snapshot.state.cpu);
+      report = this.openReport = new DeferredRestoreReport(() => (this.state === "closed" ? 0 : this.vm.flushRestore()));
     } else {
-      pagesCopied = vm.restoreFrom(snapshot.image.view, this.hostWrites.takePages(), snapshot.state.cpu);
+      report = { pagesCopied: vm.restoreFrom(snapshot.image.view, this.hostWrites.takePages(), snapshot.state.cpu), remapped: false };
     }
     this.applyHostFields();
     this.poisonedBy = undefined;
     this.modified = false;
-    return { pagesCopied, remapped };
+    return report;
+  }
+
+  /** Runs a pending deferred restore and records its count in its report. */
+  private settleReport(): void {
+    if (!this.openReport) return;
+    this.openReport.settle(this.vm.flushRestore());
+    this.openReport = undefined;
   }
 
   /** Memory now derives from `snapshot`: share its pages and start tracking writes from here. */

@@ -14,6 +14,12 @@ const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
 const CR4 = 0x620n; // OSXMMEXCPT | OSFXSR | PAE
 const EFER = 0xd00n; // NXE | LMA | LME; no SCE: `syscall` is #UD, never a way into CPL 0
 const RFLAGS_IF = 0x202n;
+const PAGE = 4096;
+
+/** Slots of the restore control array (native/kvm_vcpu.h CTL_*). */
+const enum Ctl { Pending = 0, Copied = 1, HostCount = 2, SkipCount = 3, ErrorOp = 4, Header = 8 }
+/** Pages JavaScript may copy itself while a restore is deferred; beyond, it is done at once. */
+const SKIP_CAPACITY = 64;
 
 export class KvmMachine implements VirtualMachine {
   readonly backend: BackendInfo;
@@ -27,6 +33,16 @@ export class KvmMachine implements VirtualMachine {
 
   private dirtyLogging = false;
   private readonly dirtyTracker: DirtyTracker;
+  /** Shared with the vCPU's restore plan: flags, counts, host pages, skip list (native/vcpu_restore.c). */
+  private control = new Int32Array(0);
+  private hostCapacity = 16;
+  /** The snapshot the plan copies from (registered once per image and CPU state). */
+  private sourceImage: Uint8Array | undefined;
+  private sourceState: CpuState | undefined;
+  /** A deferred restore waits for the next run (ctl[Pending] is set). */
+  private pending = false;
+  /** Pages copied from the image by beforeHostWrite() while a restore is pending. */
+  private readonly skipped: number[] = [];
   /** FS/GS bases loaded in the vCPU (configure() zeroes them). */
   private segmentBases = { fs: 0n, gs: 0n };
 
@@ -38,11 +54,13 @@ export class KvmMachine implements VirtualMachine {
     this.vm = new KvmVm(system, system.createVm());
     try {
       // Before any slot logs dirty pages: reads of the log then leave re-protection to us.
-      this.dirtyTracker = new DirtyTracker(this.vm, 0, this.memory.byteLength / 4096, this.vm.enableManualDirtyProtect());
+      this.dirtyTracker = new DirtyTracker(this.memory.byteLength / PAGE, this.vm.enableManualDirtyProtect());
       this.dirtyLogging = options.trackDirtyPages === true;
       this.vm.setMemoryRegion(0, 0, guestMemory.buffer, this.dirtyLogging ? MEM_LOG_DIRTY_PAGES : 0);
       this.vcpu = new KvmVcpu(this.vm, 0);
       this.vcpu.setCpuid(system.supportedCpuid, system.supportedCpuidCount);
+      this.vcpu.restoreErrorOp = () => this.control[Ctl.ErrorOp] ?? 0;
+      this.registerPlan(this.hostCapacity);
     } catch (error) {
       this.vm.close();
       throw error;
@@ -51,6 +69,7 @@ export class KvmMachine implements VirtualMachine {
 
   /** Also what recovers a vCPU a fault left in ring 0: segments reset, pending events cleared. */
   configure(setup: SystemSetup): void {
+    if (this.pending) this.flushRestore();
     this.vcpu.clearEvents();
     this.segmentBases = { fs: 0n, gs: 0n };
     const sregs = this.vcpu.getSregs();
@@ -73,6 +92,7 @@ export class KvmMachine implements VirtualMachine {
   }
 
   start(rip: number, rsp: number): void {
+    if (this.pending) this.flushRestore();
     const regs = new BigUint64Array(18);
     regs[6] = BigInt(rsp);
     regs[REGS_RIP] = BigInt(rip);
@@ -82,6 +102,7 @@ export class KvmMachine implements VirtualMachine {
   }
 
   setCpuState(state: CpuState): void {
+    if (this.pending) this.flushRestore();
     // Hardware KVM would still finish the last `out` (advance RIP) on the next KVM_RUN,
     // on top of the RIP set here; PVM has finished it already.
     if (this.backend.flavour === "hardware") this.completePendingIo();
@@ -117,6 +138,7 @@ export class KvmMachine implements VirtualMachine {
   }
 
   getCpuState(): CpuState {
+    if (this.pending) this.flushRestore();
     this.completePendingIo();
     const regs = this.vcpu.getRegs();
     const sregs = this.vcpu.getSregs();
@@ -131,6 +153,7 @@ export class KvmMachine implements VirtualMachine {
   }
 
   faultRegisters(): FaultRegisters {
+    if (this.pending) this.flushRestore();
     const regs = this.vcpu.getRegs();
     const sregs = this.vcpu.getSregs();
     return { rip: regs[REGS_RIP]!, rsp: regs[6]!, cr2: sregs.getBigUint64(SREGS.cr2, true) };
@@ -138,11 +161,13 @@ export class KvmMachine implements VirtualMachine {
 
   run(timeoutNs: number): VmExit {
     if (timeoutNs > 0) this.interruptMayBePending = true;
+    this.pending = false; // a deferred restore runs inside this run
     return this.noteExit(this.vcpu.run(timeoutNs));
   }
 
   async runAsync(timeoutNs: number): Promise<VmExit> {
     if (timeoutNs > 0) this.interruptMayBePending = true;
+    this.pending = false; // a deferred restore runs inside this run, on the vCPU thread
     return this.noteExit(await this.vcpu.runAsync(timeoutNs));
   }
 
@@ -168,24 +193,85 @@ export class KvmMachine implements VirtualMachine {
 
   /** KVM_GET_DIRTY_LOG, which also re-arms the log. */
   takeDirtyPages(): BigUint64Array {
+    if (this.pending) this.flushRestore();
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
-    return this.dirtyTracker.take();
+    this.vcpu.takeDirtyLog();
+    return this.dirtyTracker.bitmap;
   }
 
   restoreFrom(image: Uint8Array, hostPages: readonly number[], state: CpuState): number {
+    this.prepareRestore(image, hostPages, state);
+    return this.vcpu.restoreNow();
+  }
+
+  deferRestore(image: Uint8Array, hostPages: readonly number[], state: CpuState): void {
+    this.prepareRestore(image, hostPages, state);
+    this.pending = true;
+    this.control[Ctl.Pending] = 1;
+  }
+
+  get restorePending(): boolean {
+    return this.pending;
+  }
+
+  flushRestore(): number {
+    if (this.pending) {
+      this.pending = false;
+      this.vcpu.restoreNow();
+    }
+    return this.control[Ctl.Copied]!;
+  }
+
+  beforeHostWrite(address: number, length: number): void {
+    if (!this.pending) return;
+    const last = Math.floor((address + Math.max(length, 1) - 1) / PAGE);
+    for (let page = Math.floor(address / PAGE); page <= last; page++) {
+      if (this.skipped.includes(page)) continue;
+      if (this.skipped.length === SKIP_CAPACITY) {
+        this.flushRestore(); // pages freshened so far stay skipped; the rest are copied now
+        return;
+      }
+      const at = page * PAGE;
+      this.memory.set(this.sourceImage!.subarray(at, at + PAGE), at);
+      this.control[Ctl.Header + this.hostCapacity + this.skipped.length] = page;
+      this.skipped.push(page);
+      this.control[Ctl.SkipCount] = this.skipped.length;
+    }
+  }
+
+  /** Everything a restore needs before the native part: at most one pending restore, the source, host pages. */
+  private prepareRestore(image: Uint8Array, hostPages: readonly number[], state: CpuState): void {
+    if (this.pending) this.flushRestore();
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
     if (this.backend.flavour === "hardware") this.completePendingIo();
     this.restoreSegmentBases(state);
-    const copied = this.vcpu.restore(this.vm, this.dirtyTracker.dirtyBitmap, this.dirtyTracker.hotMask, this.memory, image,
-      Int32Array.from(hostPages), this.regsOf(state), state.xsave);
-    this.dirtyTracker.afterRead();
+    if (image !== this.sourceImage || state !== this.sourceState) {
+      this.vcpu.restoreSource(image, this.regsOf(state), state.xsave);
+      this.sourceImage = image;
+      this.sourceState = state;
+    }
+    if (hostPages.length > this.hostCapacity) this.registerPlan(Math.max(hostPages.length, this.hostCapacity * 2));
+    const control = this.control;
+    for (let i = 0; i < hostPages.length; i++) control[Ctl.Header + i] = hostPages[i]!;
+    control[Ctl.HostCount] = hostPages.length;
+    control[Ctl.SkipCount] = 0;
+    this.skipped.length = 0;
     this.lastExitWasIo = false;
-    return copied;
+  }
+
+  /** (Re)registers the restore plan with room for `hostCapacity` host-written pages. */
+  private registerPlan(hostCapacity: number): void {
+    const control = new Int32Array(Ctl.Header + hostCapacity + SKIP_CAPACITY);
+    this.vcpu.restorePlan(this.vm, this.dirtyTracker, this.memory, control, hostCapacity);
+    this.control = control;
+    this.hostCapacity = hostCapacity;
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.pending = false; // a deferred restore that never ran is dropped
+    this.control[Ctl.Pending] = 0;
     this.vcpu.close();
     this.vm.close();
     // Give the pages back now rather than when the ArrayBuffer is collected: the next

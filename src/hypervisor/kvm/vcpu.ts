@@ -4,6 +4,7 @@ import { native } from "../../native/errors.js";
 import type { NativeVcpu } from "../../native/addon.js";
 import { EVENTS_SIZE, REGS_SIZE, SREGS_SIZE, XSAVE_SIZE } from "./structs.js";
 import type { KvmVm } from "./vm.js";
+import type { DirtyTracker } from "./dirty-tracker.js";
 
 /** KVM_EXIT_* reasons vmlet distinguishes. */
 const EXIT_IO = 2;
@@ -22,6 +23,11 @@ function outExit(port: number): VmExit {
   return (outExits[port] ??= Object.freeze({ kind: "io-out", port, size: 1, value: 0 }));
 }
 const EINTR = 4;
+
+/** run() result when a restore deferred into the run failed: RUN_RESTORE_FAILED - errno (native/kvm_vcpu.h). */
+const RUN_RESTORE_FAILED = -0x20000;
+/** Which call of a deferred restore failed (ctl[CTL_ERROP], native/kvm_vcpu.h). */
+const RESTORE_OPS = ["restore", "KVM_GET_DIRTY_LOG", "KVM_CLEAR_DIRTY_LOG", "KVM_SET_REGS", "KVM_SET_XSAVE"];
 
 /** Slots of the exit record filled by native/kvm_vcpu.c. */
 const enum Slot { Reason, Errno, A, B, C, D, E }
@@ -110,11 +116,25 @@ export class KvmVcpu {
     native("KVM_SET_REGS", () => this.handle.setRegsXsave(new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
   }
 
-  /** The restore fast path in one native call (native/kvm_vcpu.c vcpu_restore); returns pages copied. */
-  restore(vm: KvmVm, dirty: BigUint64Array, hot: BigUint64Array | null, memory: Uint8Array, image: Uint8Array,
-    hostPages: Int32Array, regs: BigUint64Array, xsave: Uint8Array): number {
-    return native("restore", () =>
-      this.handle.restore(vm.fd, 0, dirty, hot, memory, image, hostPages, new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
+  /** Registers the per-vCPU restore buffers (native/vcpu_restore.c restorePlan). */
+  restorePlan(vm: KvmVm, dirty: DirtyTracker, memory: Uint8Array, control: Int32Array, hostCapacity: number): void {
+    native("restorePlan", () =>
+      this.handle.restorePlan(vm.fd, 0, dirty.manual ? 1 : 0, dirty.bitmap, dirty.previous, dirty.hot, dirty.toClear, memory, control, hostCapacity));
+  }
+
+  /** Registers the snapshot a restore copies from. */
+  restoreSource(image: Uint8Array, regs: BigUint64Array, xsave: Uint8Array): void {
+    native("restoreSource", () => this.handle.restoreSource(image, new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
+  }
+
+  /** The restore the plan describes, now; returns pages copied. */
+  restoreNow(): number {
+    return native("restore", () => this.handle.restoreNow());
+  }
+
+  /** KVM_GET_DIRTY_LOG into the plan's bitmap, hot pages learnt, the others re-protected. */
+  takeDirtyLog(): void {
+    native("KVM_GET_DIRTY_LOG", () => this.handle.takeDirtyLog());
   }
 
   /** KVM_SET_VCPU_EVENTS with every pending event cleared. */
@@ -131,6 +151,9 @@ export class KvmVcpu {
     this.handle.close();
   }
 
+  /** Set by KvmMachine: which call of a failed deferred restore failed. */
+  restoreErrorOp: () => number = () => 0;
+
   private settle(code: number): void {
     const resolve = this.pending;
     this.pending = undefined;
@@ -141,6 +164,7 @@ export class KvmVcpu {
     if (code >= RUN_OUT_BYTE) return outExit(code & 0xffff);
     const r = this.exitRecord;
     if (code < 0) {
+      if (code <= RUN_RESTORE_FAILED) return { kind: "error", errno: RUN_RESTORE_FAILED - code, operation: RESTORE_OPS[this.restoreErrorOp()] ?? "restore" };
       if (-code === EINTR) return { kind: "interrupted" };
       return { kind: "error", errno: -code };
     }
