@@ -10,38 +10,20 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import {
-  DigestMismatchError, InvalidConfigError, LayoutLockedError, Sandbox, SandboxBuilder, Snapshot, SnapshotLayout, SnapshotNotFoundError, StorageError,
-  type HostFunctionDefinition,
+  DigestMismatchError, InvalidConfigError, LayoutLockedError, Sandbox, Snapshot, SnapshotLayout, SnapshotNotFoundError, StorageError,
 } from "../src/index.js";
-import { guestPath, repoRoot, requireKvm } from "./helpers.js";
+import { repoRoot, requireKvm } from "./helpers.js";
+import { addOne, assertPreparedState as assertSnapshotState, prepared } from "./snapshot-guest.js";
 
 requireKvm();
 
-const addOne = { name: "host_add_one", params: ["i32"], returns: "i32", impl: (x: number) => x + 1 } as unknown as HostFunctionDefinition;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-files-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const freshDir = (): string => path.join(root, `layout-${dirs++}`);
 
-async function build(heapSize = 1 << 20): Promise<Sandbox> {
-  return new SandboxBuilder().guest(guestPath("snapshot")).heapSize(heapSize).hostFunction("host_add_one", ["i32"], "i32", (x) => x + 1).build();
-}
-
-/** Counter 3, value 2.5, heap pattern 7, rounding toward −∞. */
-async function prepared(heapSize?: number): Promise<{ sb: Sandbox; snap: Snapshot }> {
-  const sb = await build(heapSize);
-  for (let i = 0; i < 3; i++) sb.callSync("bump");
-  sb.callSync("set_value", 2.5);
-  assert.equal(sb.callSync("heap_fill", 20000, 7), true);
-  sb.callSync("set_rounding", 1);
-  return { sb, snap: sb.snapshot() };
-}
-
 function assertPreparedState(sb: Sandbox): void {
-  assert.equal(sb.callSync("get_counter"), 3, "static counter");
-  assert.equal(sb.callSync("get_value"), 2.5, "double in a static");
-  assert.equal(sb.callSync("heap_check", 7), true, "heap pattern");
-  assert.equal(sb.callSync("get_rounding"), 1, "MXCSR rounding mode");
+  assertSnapshotState(sb);
   assert.equal(sb.callSync("call_host", 41), 42, "host-function round trip");
 }
 

@@ -6,36 +6,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  HostFunctionsIncompatibleError, InvalidConfigError, PoisonedError, Sandbox, SandboxBuilder, SnapshotMismatchError,
+  HostFunctionsIncompatibleError, InvalidConfigError, PoisonedError, Sandbox, SnapshotMismatchError,
   type GuestLogRecord, type HostFunctionDefinition, type Snapshot,
 } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
+import { requireKvm } from "./helpers.js";
+import { addOne, assertPreparedState, buildSnapshotGuest, prepared } from "./snapshot-guest.js";
 
 requireKvm();
 
-const addOne: HostFunctionDefinition = { name: "host_add_one", params: ["i32"], returns: "i32", impl: (x: number) => x + 1 } as unknown as HostFunctionDefinition;
-
-async function build(heapSize = 1 << 20, configure: (b: SandboxBuilder) => SandboxBuilder = (b) => b): Promise<Sandbox> {
-  return configure(new SandboxBuilder().guest(guestPath("snapshot")).heapSize(heapSize).hostFunction("host_add_one", ["i32"], "i32", (x) => x + 1)).build();
-}
-
-/** A sandbox with known state (counter 3, value 2.5, heap pattern 7, round-down), and its snapshot. */
-async function prepared(heapSize?: number): Promise<{ sb: Sandbox; snap: Snapshot }> {
-  const sb = await build(heapSize);
-  for (let i = 0; i < 3; i++) sb.callSync("bump");
-  sb.callSync("set_value", 2.5);
-  assert.equal(sb.callSync("heap_fill", 20000, 7), true);
-  sb.callSync("set_rounding", 1); // round toward −∞
-  return { sb, snap: sb.snapshot() };
-}
-
-function assertSnapshotState(sb: Sandbox): void {
-  assert.equal(sb.callSync("get_counter"), 3, "static counter");
-  assert.equal(sb.callSync("get_value"), 2.5, "double in a static");
-  assert.equal(sb.callSync("heap_check", 7), true, "heap pattern");
-  assert.equal(sb.callSync("get_rounding"), 1, "MXCSR rounding mode (SSE control state)");
-  assert.equal(sb.callSync("scratch_sum"), 0, "scratch pages are back to zero");
-}
+const build = buildSnapshotGuest;
+const assertSnapshotState = assertPreparedState;
 
 describe("state round trips", () => {
   test("restore brings back memory, heap and FPU state after changes", async () => {
