@@ -1,0 +1,298 @@
+/** `vmlet snapshot create | ls | inspect | verify | rm | gc`: a thin layer over Snapshot and SnapshotLayout. */
+import fs from "node:fs";
+import path from "node:path";
+import { SandboxBuilder } from "../sandbox/builder.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
+import { SnapshotLayout } from "../snapshot/file/layout-tools.js";
+import { SnapshotNotFoundError } from "../snapshot/file/errors.js";
+import { BLOBS_DIR, INDEX_FILE, OCI_LAYOUT_FILE } from "../snapshot/file/format.js";
+import { checkRef, checkTag, expectPositionals, isDigestPrefix, parseArgs, parseMs, parseSize, UsageError, type ParsedArgs } from "./args.js";
+import { formatBytes, formatDate, shortDigest, table } from "./format.js";
+import type { Io } from "./io.js";
+import { ProgressBar } from "./progress.js";
+import { findFunction, formatResult, jsonResult, parseCallArgs } from "./values.js";
+
+export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
+  create: `usage: vmlet snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N] [--timeout-ms N] [--json]
+  Builds a sandbox from the guest ELF, runs the --call calls in order, takes a snapshot
+  and saves it in the OCI layout <dir> (created if missing) under <tag>, replacing the
+  tag if it exists. Prints the manifest digest.
+  --call <fn> [arg…]  call a guest function first (repeatable); arguments follow its
+                      signature: numbers, bigints, true/false, strings, bytes as hex or @file
+  --heap-size N       guest heap, bytes or 64M / 1G (default 1M)
+  --timeout-ms N      limit for each call`,
+  ls: `usage: vmlet snapshot ls <dir> [--json]
+  Lists the snapshots in the layout: tag, digest, memory size, size, disk usage, guest, created.`,
+  inspect: `usage: vmlet snapshot inspect <dir> <ref> [--json]
+  Shows one snapshot's manifest and config: digests, sizes, versions, CPU, layout,
+  guest functions, host functions it requires. <ref> is a tag or a manifest digest
+  (sha256:<hex>, or a unique prefix of at least 4 hex digits).`,
+  verify: `usage: vmlet snapshot verify <dir> [--json]
+  Checks every blob's sha256 and every structural rule. Exit 1 if anything is wrong.`,
+  rm: `usage: vmlet snapshot rm <dir> <tag> [--json]
+  Removes a tag. Its blobs stay until \`vmlet snapshot gc\`.`,
+  gc: `usage: vmlet snapshot gc <dir> [--json]
+  Deletes blobs no tag reaches, and temp files of crashed writers.`,
+};
+
+export const SNAPSHOT_SUMMARY = `usage: vmlet snapshot <command> …
+  create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N]   build, call, save
+  ls <dir>                  list snapshots
+  inspect <dir> <ref>       show a snapshot's manifest and config
+  verify <dir>              check every digest and structural rule
+  rm <dir> <tag>            remove a tag (blobs stay until gc)
+  gc <dir>                  delete unreferenced blobs
+  Every command takes --json. \`vmlet help snapshot <command>\` for details.`;
+
+const JSON_FLAG = { json: "boolean" } as const;
+
+export async function snapshotCommand(argv: readonly string[], io: Io): Promise<number> {
+  const sub = argv[0];
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    if (sub === undefined) throw new UsageError("missing snapshot command", SNAPSHOT_SUMMARY);
+    io.out(argv[1] && SNAPSHOT_USAGE[argv[1]] ? SNAPSHOT_USAGE[argv[1]]! : SNAPSHOT_SUMMARY);
+    return 0;
+  }
+  const usage = SNAPSHOT_USAGE[sub];
+  if (usage === undefined) throw new UsageError(`unknown snapshot command "${sub}"`, SNAPSHOT_SUMMARY);
+  const args = parseArgs(argv.slice(1), sub === "create" ? { flags: { ...JSON_FLAG, "heap-size": "value", "timeout-ms": "value" }, calls: true } : { flags: JSON_FLAG }, usage);
+  if (args.help) {
+    io.out(usage);
+    return 0;
+  }
+  switch (sub) {
+    case "create":
+      return create(args, usage, io);
+    case "ls":
+      return ls(args, usage, io);
+    case "inspect":
+      return inspect(args, usage, io);
+    case "verify":
+      return verify(args, usage, io);
+    case "rm":
+      return rm(args, usage, io);
+    default:
+      return gc(args, usage, io);
+  }
+}
+
+async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> {
+  const [elf, dir, tag] = expectPositionals(args, ["guest.elf", "dir", "tag"], usage) as [string, string, string];
+  checkTag(tag, usage);
+  const heap = args.flags.get("heap-size");
+  const timeout = args.flags.get("timeout-ms");
+  const timeoutMs = typeof timeout === "string" ? parseMs(timeout, "--timeout-ms", usage) : undefined;
+  const builder = new SandboxBuilder().guest(elf);
+  if (typeof heap === "string") builder.heapSize(parseSize(heap, "--heap-size", usage));
+  let sb: Sandbox | undefined;
+  try {
+    sb = await builder.build();
+    const calls: Array<{ function: string; signature: string; args: string[]; result: ReturnType<typeof jsonResult>; type: string }> = [];
+    for (const request of args.calls) {
+      const fn = findFunction(sb.functions, request.fn);
+      const values = parseCallArgs(fn, request.args);
+      const result = await sb.call(fn.name, ...values, ...(timeoutMs === undefined ? [] : [{ timeoutMs }])).catch((error: unknown) => {
+        io.err(`vmlet: --call ${fn.name} failed; nothing was saved`);
+        throw error;
+      });
+      calls.push({ function: fn.name, signature: fn.text, args: request.args, result: jsonResult(result, fn.returns), type: fn.returns });
+      if (!io.json) io.err(`${fn.name}(${request.args.join(", ")}) = ${formatResult(result, fn.returns) ?? "(void)"}`);
+    }
+    const snap = sb.snapshot();
+    const bar = new ProgressBar(`saving ${tag}`, io.stderr, { enabled: !io.json });
+    let digest: string;
+    try {
+      digest = await snap.save(dir, tag, { guestName: path.basename(elf), onProgress: bar.update });
+    } finally {
+      bar.finish();
+    }
+    if (io.json) {
+      io.printJson({ dir, tag, digest, guest: path.basename(elf), memorySize: snap.memorySize, generation: snap.generation, calls });
+    } else {
+      io.out(digest);
+      io.err(`saved ${dir}:${tag} (${path.basename(elf)}, ${formatBytes(snap.memorySize)} memory)`);
+    }
+    return 0;
+  } finally {
+    sb?.close();
+  }
+}
+
+function ls(args: ParsedArgs, usage: string, io: Io): number {
+  const [dir] = expectPositionals(args, ["dir"], usage) as [string];
+  const list = new SnapshotLayout(dir).list();
+  if (io.json) {
+    io.printJson({
+      dir,
+      snapshots: list.map((s) => ({
+        tag: s.tag ?? null, digest: s.digest, created: s.created, guest: s.guest ?? null, memorySize: s.memorySize, size: s.size,
+        memoryDiskBytes: s.memoryDiskBytes, generation: s.generation, vmletVersion: s.vmletVersion,
+      })),
+    });
+    return 0;
+  }
+  const rows = list.map((s) => [s.tag ?? "<none>", shortDigest(s.digest), formatBytes(s.memorySize), formatBytes(s.size), formatBytes(s.memoryDiskBytes), s.guest ?? "-", formatDate(s.created)]);
+  for (const line of table(["TAG", "DIGEST", "MEMORY", "SIZE", "DISK", "GUEST", "CREATED"], rows)) io.out(line);
+  return 0;
+}
+
+function inspect(args: ParsedArgs, usage: string, io: Io): number {
+  const [dir, refText] = expectPositionals(args, ["dir", "ref"], usage) as [string, string];
+  const ref = resolveRef(dir, checkRef(refText, usage));
+  const i = new SnapshotLayout(dir).inspect(ref);
+  const c = i.config;
+  const memoryDiskBytes = diskBytes(dir, i.blobs.memory.digest);
+  const size = i.descriptor.size + i.blobs.config.size + i.blobs.memory.size + i.blobs.guestElf.size;
+  const blob = (d: { mediaType: string; digest: string; size: number }): { mediaType: string; digest: string; size: number } => ({ mediaType: d.mediaType, digest: d.digest, size: d.size });
+  const guest = i.annotations["dev.vmlet.snapshot.guest"];
+  const signatures = (list: ReadonlyArray<{ name: string; params: readonly string[]; returns: string }>): string[] => list.map((f) => `${f.name}(${f.params.join(", ")}) -> ${f.returns}`);
+  if (io.json) {
+    io.printJson({
+      dir,
+      tag: i.tag ?? null,
+      digest: i.descriptor.digest,
+      created: c.created,
+      guest: guest ?? null,
+      vmletVersion: c.vmletVersion,
+      formatVersion: c.formatVersion,
+      abiVersion: c.abiVersion,
+      arch: c.arch,
+      takenBy: { name: c.takenBy.name, flavour: c.takenBy.flavour },
+      guestCpu: { vendor: c.guestCpu.vendor, features: [...c.guestCpu.features] },
+      lineage: c.lineage,
+      generation: c.generation,
+      maxGuestLogLevel: c.maxGuestLogLevel,
+      memorySize: c.layout.memorySize,
+      size,
+      memoryDiskBytes,
+      blobs: { manifest: blob(i.descriptor), config: blob(i.blobs.config), memory: blob(i.blobs.memory), guestElf: blob(i.blobs.guestElf) },
+      functions: c.functions.map((f) => ({ name: f.name, index: f.index, params: [...f.params], returns: f.returns, signature: `${f.name}(${f.params.join(", ")}) -> ${f.returns}` })),
+      hostFunctions: c.hostFunctions.map((f) => ({ name: f.name, params: [...f.params], returns: f.returns, signature: `${f.name}(${f.params.join(", ")}) -> ${f.returns}` })),
+      layout: c.layout,
+      layoutTable: i.layoutTable,
+      annotations: i.annotations,
+    });
+    return 0;
+  }
+  const field = (name: string, value: string): void => io.out(`${name.padEnd(14)}${value}`);
+  field("tag", i.tag ?? "<none>");
+  field("digest", i.descriptor.digest);
+  field("created", formatDate(c.created));
+  field("guest", guest ?? "-");
+  field("vmlet", `${c.vmletVersion} (snapshot format ${c.formatVersion}, ABI ${c.abiVersion}, ${c.arch})`);
+  field("taken by", `${c.takenBy.name} (${c.takenBy.flavour})`);
+  field("guest CPU", `${c.guestCpu.vendor || "-"}; ${c.guestCpu.features.length} features: ${c.guestCpu.features.join(" ")}`);
+  field("lineage", c.lineage);
+  field("generation", String(c.generation));
+  field("log level", c.maxGuestLogLevel);
+  field("memory", `${formatBytes(c.layout.memorySize)} (${formatBytes(memoryDiskBytes)} on disk)`);
+  field("size", `${formatBytes(size)} (${size} bytes in 4 blobs)`);
+  io.out("");
+  io.out("blobs");
+  for (const line of table(
+    ["  KIND", "DIGEST", "SIZE", "MEDIA TYPE"],
+    [
+      ["  manifest", i.descriptor.digest, String(i.descriptor.size), i.descriptor.mediaType],
+      ["  config", i.blobs.config.digest, String(i.blobs.config.size), i.blobs.config.mediaType],
+      ["  memory", i.blobs.memory.digest, String(i.blobs.memory.size), i.blobs.memory.mediaType],
+      ["  guest ELF", i.blobs.guestElf.digest, String(i.blobs.guestElf.size), i.blobs.guestElf.mediaType],
+    ],
+  )) io.out(line);
+  io.out("");
+  io.out(`guest functions (${c.functions.length})`);
+  for (const s of signatures(c.functions)) io.out(`  ${s}`);
+  io.out("");
+  io.out(`host functions required (${c.hostFunctions.length})${c.hostFunctions.length === 0 ? ": none" : ""}`);
+  for (const s of signatures(c.hostFunctions)) io.out(`  ${s}`);
+  io.out("");
+  io.out("memory layout");
+  for (const line of i.layoutTable.split("\n")) io.out(`  ${line}`);
+  return 0;
+}
+
+async function verify(args: ParsedArgs, usage: string, io: Io): Promise<number> {
+  const [dir] = expectPositionals(args, ["dir"], usage) as [string];
+  const bar = new ProgressBar("verifying", io.stderr, { enabled: !io.json });
+  let report;
+  try {
+    report = await new SnapshotLayout(dir).verify({ onProgress: bar.update });
+  } finally {
+    bar.finish();
+  }
+  const only = report.problems[0];
+  if (report.problems.length === 1 && only!.ref === "index" && only!.error.code === "SNAPSHOT_NOT_FOUND") throw only!.error; // no layout at all
+  const problems = report.problems.map((p) => ({ ref: p.ref, code: p.error.code, message: p.error.message }));
+  if (io.json) {
+    io.printJson({ dir, ok: report.ok, snapshots: report.snapshots, blobsVerified: report.blobsVerified, problems });
+  } else {
+    for (const p of problems) io.out(`${p.ref}: ${p.code}: ${p.message}`);
+    const counts = `${report.snapshots} snapshot${report.snapshots === 1 ? "" : "s"}, ${report.blobsVerified} blob${report.blobsVerified === 1 ? "" : "s"} verified`;
+    io.out(report.ok ? `ok: ${counts}` : `FAILED: ${problems.length} problem${problems.length === 1 ? "" : "s"} (${counts})`);
+  }
+  return report.ok ? 0 : 1;
+}
+
+async function rm(args: ParsedArgs, usage: string, io: Io): Promise<number> {
+  const [dir, tag] = expectPositionals(args, ["dir", "tag"], usage) as [string, string];
+  if (/^sha256:/.test(tag)) throw new UsageError(`rm takes a tag, not a digest ("${tag}")`, usage);
+  checkTag(tag, usage);
+  requireLayout(dir);
+  if (!(await new SnapshotLayout(dir).remove(tag))) throw new SnapshotNotFoundError(dir, tag, `no tag "${tag}" in ${dir}`);
+  if (io.json) io.printJson({ dir, tag, removed: true });
+  else io.out(`removed ${dir}:${tag} (its blobs stay until \`vmlet snapshot gc ${dir}\`)`);
+  return 0;
+}
+
+async function gc(args: ParsedArgs, usage: string, io: Io): Promise<number> {
+  const [dir] = expectPositionals(args, ["dir"], usage) as [string];
+  requireLayout(dir);
+  const report = await new SnapshotLayout(dir).gc();
+  if (io.json) {
+    io.printJson({ dir, removedBlobs: report.removedBlobs, removedBlobCount: report.removedBlobs.length, freedBytes: report.freedBytes, removedTempFiles: report.removedTempFiles });
+  } else {
+    const n = report.removedBlobs.length;
+    const temps = report.removedTempFiles > 0 ? ` and ${report.removedTempFiles} temp file${report.removedTempFiles === 1 ? "" : "s"}` : "";
+    io.out(`removed ${n} blob${n === 1 ? "" : "s"}${temps}, freed ${formatBytes(report.freedBytes)}`);
+  }
+  return 0;
+}
+
+/**
+ * SNAPSHOT_NOT_FOUND for a missing directory or one without a layout, before a writer
+ * takes the lock (which would create a lock file there, or fail with STORAGE).
+ */
+export function requireLayout(dir: string): void {
+  try {
+    fs.lstatSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new SnapshotNotFoundError(dir, undefined, `no snapshot layout at ${dir}`);
+    return; // the library reports anything else precisely
+  }
+  if (!fs.existsSync(path.join(dir, OCI_LAYOUT_FILE)) && !fs.existsSync(path.join(dir, INDEX_FILE))) {
+    throw new SnapshotNotFoundError(dir, undefined, `no OCI layout in ${dir} (no oci-layout, no index.json)`);
+  }
+}
+
+/** A digest prefix ("sha256:ab12…") resolved to the one manifest digest it starts; tags and full digests pass through. */
+export function resolveRef(dir: string, ref: string): string {
+  if (!isDigestPrefix(ref)) return ref;
+  requireLayout(dir);
+  let digests: string[];
+  try {
+    const index = JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), "utf8")) as { manifests?: Array<{ digest?: unknown }> };
+    digests = [...new Set((index.manifests ?? []).map((d) => d.digest).filter((d): d is string => typeof d === "string" && d.startsWith(ref)))];
+  } catch {
+    return ref; // the library reads the index first and reports what is wrong with it
+  }
+  if (digests.length === 0) throw new SnapshotNotFoundError(dir, ref, `no snapshot with a digest starting ${ref} in ${dir}`);
+  if (digests.length > 1) throw new SnapshotNotFoundError(dir, ref, `${ref} is ambiguous in ${dir}: ${digests.map(shortDigest).join(", ")}`);
+  return digests[0]!;
+}
+
+function diskBytes(dir: string, digest: string): number {
+  try {
+    return fs.lstatSync(path.join(dir, BLOBS_DIR, digest.slice("sha256:".length))).blocks * 512;
+  } catch {
+    return 0;
+  }
+}
