@@ -328,3 +328,14 @@ describe("storage failures leave the previous layout intact", () => {
     assert.equal((await new SnapshotLayout(dir).verify()).ok, true);
   });
 });
+
+test("remove and gc of a directory without a layout: SnapshotNotFoundError, and nothing is created there", async () => {
+  const missing = path.join(root, "no-such-layout");
+  await assert.rejects(new SnapshotLayout(missing).remove("t"), SnapshotNotFoundError);
+  await assert.rejects(new SnapshotLayout(missing).gc(), SnapshotNotFoundError);
+  assert.equal(fs.existsSync(missing), false);
+  const empty = freshDir();
+  fs.mkdirSync(empty);
+  await assert.rejects(new SnapshotLayout(empty).gc(), SnapshotNotFoundError);
+  assert.deepEqual(fs.readdirSync(empty), [], "no stray lock file");
+});

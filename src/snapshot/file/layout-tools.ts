@@ -143,6 +143,7 @@ export class SnapshotLayout {
   /** Removes a tag from the index (the commit point); its blobs stay until gc(). Returns whether the tag existed. */
   async remove(tag: string, options: LayoutWriteOptions = {}): Promise<boolean> {
     if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag`);
+    readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
     return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
       const index = readIndex(this.dir);
       const kept = index.manifests.filter((d) => tagOf(d) !== tag);
@@ -157,6 +158,7 @@ export class SnapshotLayout {
    * referenced manifest cannot be read, nothing is deleted (its blobs are unknown).
    */
   async gc(options: LayoutWriteOptions = {}): Promise<GcReport> {
+    readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
     return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
       const removedTempFiles = removeStaleTemps(this.dir);
       const referenced = this.reachableBlobs();
