@@ -4,7 +4,7 @@
  * their ratio and the target; writes bench/results/latest.json.
  *
  *   node dist/bench/run.js [--json] [--only GROUP[,GROUP...]]
- *   GROUP: sync async host-call build close cancel restore from-snapshot rss
+ *   GROUP: sync async host-call build close cancel restore from-snapshot rss disk
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -17,6 +17,7 @@ import {
   measureFromSnapshot, measureRestore, measureRss, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotElf, snapshotFixture, HEAP,
   type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type RssResult, type SizeId, type SnapshotFixture,
 } from "./snapshot-measure.js";
+import { measureDiskSnapshots } from "./disk-snapshot-measure.js";
 
 /** The rows measured on the demo guest's warm sandbox, each against one C metric at its memory size. */
 const BASE_ROWS = {
@@ -29,7 +30,7 @@ const BASE_ROWS = {
 } as const satisfies Record<string, { label: string; c: Exclude<CMetric, `restore${string}`>; target: number | undefined }>;
 type BaseGroup = keyof typeof BASE_ROWS;
 
-const GROUPS = [...(Object.keys(BASE_ROWS) as BaseGroup[]), "restore", "from-snapshot", "rss"] as const;
+const GROUPS = [...(Object.keys(BASE_ROWS) as BaseGroup[]), "restore", "from-snapshot", "rss", "disk"] as const;
 type Group = (typeof GROUPS)[number];
 
 /** Targets of the snapshot rows (ratios vmlet / C, or vmlet / budget for memory). */
@@ -231,6 +232,7 @@ async function main(): Promise<void> {
     progress(`rss: ${PLAN.rssSandboxes} sandboxes from one 64 MiB snapshot`);
     rss = await measureRss(PLAN.rssSandboxes, PLAN.rssHeapFillMiB, PLAN.rssTouchPages, PLAN.rssReaders);
   }
+  const disk = only.has("disk") ? await measureDiskSnapshots((m) => progress(`disk: ${m}`)) : null; // bench/disk-snapshot-measure.ts
   const cStart = cAll[0];
 
   const rows: Row[] = [];
@@ -360,6 +362,7 @@ async function main(): Promise<void> {
     restoreTradeoff,
     rss: rss ?? null,
     cRuns: cAll,
+    disk: disk && { ...disk, lines: undefined },
     durationS: 0,
   };
   result.durationS = Math.round((performance.now() - started) / 100) / 10;
@@ -475,7 +478,8 @@ async function main(): Promise<void> {
   // The call rows are batch means, which should agree closely. A wide spread there means the run was unsteady.
   const wide = rows.filter((r) => (r.id === "sync" || r.id === "async") && r.vmletP90! / r.vmletP10! > 1.5).map((r) => r.id);
   if (wide.length) out.push(`wide spread (p90/p10 > 1.5) in: ${wide.join(", ")} — these figures move between runs; see bench/README.md`);
-  const missed = rows.filter((r) => r.meetsTarget === false).map((r) => r.id);
+  if (disk) out.push("", ...disk.lines);
+  const missed = [...rows.filter((r) => r.meetsTarget === false).map((r) => r.id), ...(disk?.missed ?? []).map((id) => `disk/${id}`)];
   out.push("", missed.length ? `targets missed: ${missed.join(", ")}` : rows.some((r) => r.target !== null) ? "all targets met" : "");
   out.push(`took ${result.durationS} s; results written to bench/results/latest.json`);
   process.stdout.write(out.join("\n") + "\n");
