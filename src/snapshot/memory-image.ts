@@ -12,12 +12,19 @@ const PAGE = 4096;
 const closeWhenCollected = new FinalizationRegistry<{ addon: NativeAddon; fd: number }>(({ addon, fd }) => addon.closeFd(fd));
 
 export class MemoryImage {
-  /** Read-only view of the whole image. */
-  readonly view: Uint8Array;
+  #view: Uint8Array | undefined;
 
-  private constructor(readonly fd: number, readonly size: number, readonly pagesStored: number, addon: NativeAddon) {
-    this.view = new Uint8Array(native("mmap", () => addon.mapFileShared(fd, size)));
+  private constructor(readonly fd: number, readonly size: number, readonly pagesStored: number, private readonly addon: NativeAddon) {
     closeWhenCollected.register(this, { addon, fd });
+  }
+
+  /**
+   * Read-only view of the whole image, mapped on first use (a restore, a hash, a later
+   * capture). Not at load: V8 counts an ArrayBuffer's full length as external memory, and
+   * a 1 GiB view made Snapshot.load (and the sandboxes made after it) pay a full GC.
+   */
+  get view(): Uint8Array {
+    return (this.#view ??= new Uint8Array(native("mmap", () => this.addon.mapFileShared(this.fd, this.size))));
   }
 
   /** Copies `memory` into a new image, skipping zero pages. O(memory size): a sandbox's first snapshot. */
