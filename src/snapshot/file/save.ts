@@ -17,7 +17,7 @@ import { sha256, sha256OfImage, type Progress } from "./digest.js";
 import { SnapshotInvalidError } from "./errors.js";
 import { ANNOTATION, BLOBS_DIR, INDEX_FILE, MAX_BYTES, MEDIA_TYPE, OCI_LAYOUT_FILE, TAG_PATTERN } from "./format.js";
 import {
-  blobPath, commitTemp, createTemp, discardTemp, ensureDir, fsyncDir, readCapped, removeStaleTemps, storageError, withWriterLock, writeFileAtomic,
+  blobPath, createTemp, discardTemp, ensureDir, fsyncDir, readCapped, removeStaleTemps, storageError, withWriterLock, writeFileAtomic,
 } from "./layout-files.js";
 import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker, tagOf, toJsonBytes, type Descriptor, type OciIndex } from "./oci.js";
 import { VMLET_VERSION } from "../../version.js";
@@ -42,36 +42,130 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
   ensureDir(dir);
   return withWriterLock(dir, options.lockTimeoutMs ?? 30_000, async () => {
     removeStaleTemps(dir);
-    const index = readIndexForUpdate(dir);
-    ensureDir(path.join(dir, BLOBS_DIR));
-    const memory = await putMemory(dir, snapshot.image, options.onProgress);
-    const guestElf = putBlob(dir, MEDIA_TYPE.guestElf, snapshot.guestElf);
-    const config = putBlob(dir, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)));
-    const annotations: Record<string, string> = {
-      [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
-      [ANNOTATION.version]: VMLET_VERSION,
-      [ANNOTATION.memorySize]: String(snapshot.memorySize),
-      [ANNOTATION.generation]: String(snapshot.generation),
-      ...(options.guestName ? { [ANNOTATION.guest]: options.guestName } : {}),
-    };
-    const manifest = putBlob(dir, MEDIA_TYPE.manifest, toJsonBytes(buildManifest(config, memory, guestElf, annotations)));
-    fsyncDir(path.join(dir, BLOBS_DIR));
-    fsyncDir(dir);
-    const entry: Descriptor = { ...manifest, artifactType: MEDIA_TYPE.artifact, annotations: { [ANNOTATION.refName]: tag } };
-    if (!index.manifests.some((d) => tagOf(d) === tag && d.digest === manifest.digest)) {
-      writeIndex(dir, { ...index, manifests: [...index.manifests.filter((d) => tagOf(d) !== tag), entry] });
+    const staged = new Staged();
+    try {
+      return await saveStaged(snapshot, dir, tag, options, staged);
+    } catch (error) {
+      staged.discard();
+      throw error;
     }
-    return manifest.digest;
   });
 }
 
+/**
+ * Files are written to temps first (the layout marker, the blobs, the new index) and
+ * fsync'd together, so the journal commits once for all of them instead of once per file;
+ * the memory blob's fsync starts as soon as it is written and runs on the thread pool
+ * while the image is hashed. Then the blobs are renamed into place and the directories
+ * fsync'd, and only then is index.json renamed: the commit point, as before.
+ */
+async function saveStaged(snapshot: Snapshot, dir: string, tag: string, options: SaveOptions, staged: Staged): Promise<string> {
+  const index = readIndexForUpdate(dir, staged);
+  ensureDir(path.join(dir, BLOBS_DIR));
+  const memory = await putMemory(dir, snapshot.image, staged, options.onProgress);
+  const guestElf = putBlob(dir, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
+  const config = putBlob(dir, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)), staged);
+  const annotations: Record<string, string> = {
+    [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
+    [ANNOTATION.version]: VMLET_VERSION,
+    [ANNOTATION.memorySize]: String(snapshot.memorySize),
+    [ANNOTATION.generation]: String(snapshot.generation),
+    ...(options.guestName ? { [ANNOTATION.guest]: options.guestName } : {}),
+  };
+  const manifest = putBlob(dir, MEDIA_TYPE.manifest, toJsonBytes(buildManifest(config, memory, guestElf, annotations)), staged);
+  const entry: Descriptor = { ...manifest, artifactType: MEDIA_TYPE.artifact, annotations: { [ANNOTATION.refName]: tag } };
+  const indexTemp = index.manifests.some((d) => tagOf(d) === tag && d.digest === manifest.digest)
+    ? undefined
+    : writeTemp(dir, toJsonBytes({ ...index, manifests: [...index.manifests.filter((d) => tagOf(d) !== tag), entry] }));
+  if (indexTemp) staged.unsynced.push(staged.track(indexTemp));
+  await staged.syncAll();
+  staged.renameAll();
+  fsyncDir(path.join(dir, BLOBS_DIR));
+  fsyncDir(dir);
+  if (indexTemp) {
+    renameTemp(indexTemp, path.join(dir, INDEX_FILE));
+    fsyncDir(dir);
+  }
+  return manifest.digest;
+}
+
+type Temp = { fd: number; file: string };
+
+/** Temps of one save: written, then fsync'd together, then renamed to their targets. */
+class Staged {
+  /** Written, fsync not started yet. */
+  readonly unsynced: Temp[] = [];
+  readonly syncing: Array<Promise<void>> = [];
+  readonly renames: Array<{ temp: Temp; target: string }> = [];
+  /** Every temp of the save, removed if it fails (a renamed one is gone already). */
+  private readonly all: Temp[] = [];
+
+  track(temp: Temp): Temp {
+    this.all.push(temp);
+    return temp;
+  }
+
+  add(temp: Temp, target: string): void {
+    this.track(temp);
+    this.renames.push({ temp, target });
+  }
+
+  /** Starts the temp's fsync now, on the thread pool. */
+  startSync(temp: Temp): void {
+    this.syncing.push(fsyncAsync(temp));
+  }
+
+  async syncAll(): Promise<void> {
+    for (const t of this.unsynced.splice(0)) this.startSync(t);
+    await Promise.all(this.syncing.splice(0));
+  }
+
+  renameAll(): void {
+    for (const { temp, target } of this.renames) renameTemp(temp, target);
+  }
+
+  discard(): void {
+    for (const t of this.all) discardTemp(t);
+  }
+}
+
+function fsyncAsync(temp: Temp): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(temp.fd, (error) => (error ? reject(storageError(temp.file, error)) : resolve())));
+}
+
+/** A temp file holding `bytes`, not yet fsync'd. */
+function writeTemp(dir: string, bytes: Uint8Array): Temp {
+  const temp = createTemp(dir);
+  try {
+    let done = 0;
+    while (done < bytes.byteLength) done += fs.writeSync(temp.fd, bytes, done, bytes.byteLength - done);
+  } catch (error) {
+    discardTemp(temp);
+    throw storageError(temp.file, error);
+  }
+  return temp;
+}
+
+/** close + rename of a temp already fsync'd. */
+function renameTemp(temp: Temp, target: string): void {
+  try {
+    fs.closeSync(temp.fd);
+    temp.fd = -1;
+    fs.renameSync(temp.file, target);
+  } catch (error) {
+    discardTemp(temp);
+    throw storageError(target, error);
+  }
+}
+
 /** The current index (a fresh one for a new layout). A corrupt existing index is not overwritten. */
-function readIndexForUpdate(dir: string): OciIndex {
+function readIndexForUpdate(dir: string, staged: Staged): OciIndex {
   const marker = path.join(dir, OCI_LAYOUT_FILE);
   if (fs.existsSync(marker)) parseLayoutMarker(readCapped(dir, OCI_LAYOUT_FILE, MAX_BYTES.layoutFile));
   else {
-    writeFileAtomic(dir, marker, new TextEncoder().encode(layoutMarker()));
-    fsyncDir(dir);
+    const temp = writeTemp(dir, new TextEncoder().encode(layoutMarker()));
+    staged.unsynced.push(temp);
+    staged.add(temp, marker);
   }
   if (!fs.existsSync(path.join(dir, INDEX_FILE))) return emptyIndex();
   try {
@@ -98,21 +192,27 @@ function present(dir: string, digest: string, size: number): boolean {
   }
 }
 
-function putBlob(dir: string, mediaType: string, bytes: Uint8Array): Descriptor {
+function putBlob(dir: string, mediaType: string, bytes: Uint8Array, staged: Staged): Descriptor {
   const digest = sha256(bytes);
-  if (!present(dir, digest, bytes.byteLength)) writeFileAtomic(dir, blobPath(dir, digest), bytes);
+  if (!present(dir, digest, bytes.byteLength) && !staged.renames.some((r) => r.target === blobPath(dir, digest))) {
+    const temp = writeTemp(dir, bytes);
+    staged.unsynced.push(temp);
+    staged.add(temp, blobPath(dir, digest));
+  }
   return { mediaType, digest, size: bytes.byteLength };
 }
 
-/** The memory image: hashed (holes as zeros, without touching them), then written sparse. */
-async function putMemory(dir: string, image: MemoryImage, onProgress?: Progress): Promise<Descriptor> {
+/**
+ * The memory image, written sparse, then hashed (holes as zeros, without touching them)
+ * while its fsync runs on the thread pool. A known digest whose blob is present skips the
+ * write; an unknown one is only known after the write (the blob is then dropped if present).
+ */
+async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProgress?: Progress): Promise<Descriptor> {
   const ranges = image.dataRanges();
-  const digest = knownDigest(image) ?? (await sha256OfImage(image.view, ranges, image.size, onProgress && ((d, t) => onProgress(d / 2, t))));
-  rememberDigest(image, digest);
-  const descriptor = { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
-  if (present(dir, digest, image.size)) {
+  const known = knownDigest(image);
+  if (known !== undefined && present(dir, known, image.size)) {
     onProgress?.(image.size, image.size);
-    return descriptor;
+    return { mediaType: MEDIA_TYPE.memory, digest: known, size: image.size };
   }
   const temp = createTemp(dir);
   try {
@@ -124,7 +224,7 @@ async function putMemory(dir: string, image: MemoryImage, onProgress?: Progress)
         const end = Math.min(rangeEnd, at + WRITE_SLICE);
         writePages(image, temp.fd, at, end, temp.file);
         written += end - at;
-        onProgress?.(image.size / 2 + (written / Math.max(1, dataBytes(ranges))) * (image.size / 2), image.size);
+        onProgress?.((written / Math.max(1, dataBytes(ranges))) * (image.size / 2), image.size);
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
@@ -132,9 +232,21 @@ async function putMemory(dir: string, image: MemoryImage, onProgress?: Progress)
     discardTemp(temp);
     throw error instanceof VmletError ? error : storageError(temp.file, error);
   }
-  commitTemp(temp, blobPath(dir, digest));
+  const syncing = fsyncAsync(temp);
+  syncing.catch(() => undefined); // awaited below; an error must not be reported unhandled meanwhile
+  let digest: string;
+  try {
+    digest = known ?? (await sha256OfImage(image.view, ranges, image.size, onProgress && ((d, t) => onProgress(t / 2 + d / 2, t))));
+    await syncing;
+  } catch (error) {
+    discardTemp(temp);
+    throw error;
+  }
+  rememberDigest(image, digest);
+  if (present(dir, digest, image.size)) discardTemp(temp);
+  else staged.add(temp, blobPath(dir, digest));
   onProgress?.(image.size, image.size);
-  return descriptor;
+  return { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
 }
 
 function writePages(image: MemoryImage, fd: number, start: number, end: number, file: string): void {
