@@ -114,10 +114,39 @@ export function createTemp(dir: string): { fd: number; file: string } {
   }
 }
 
-/** fsync + close the temp file, then rename it over `target`; the temp is removed on failure. */
+/** fsync the temp file, then close it and rename it over `target`; the temp is removed on failure. */
 export function commitTemp(temp: { fd: number; file: string }, target: string): void {
   try {
     fs.fsyncSync(temp.fd);
+  } catch (error) {
+    discardTemp(temp);
+    throw storageError(target, error);
+  }
+  renameTemp(temp, target);
+}
+
+export function discardTemp(temp: { fd: number; file: string }): void {
+  if (temp.fd >= 0) fs.closeSync(temp.fd);
+  temp.fd = -1;
+  fs.rmSync(temp.file, { force: true });
+}
+
+/** A temp file holding `bytes`, not yet fsync'd. */
+export function writeTemp(dir: string, bytes: Uint8Array): { fd: number; file: string } {
+  const temp = createTemp(dir);
+  try {
+    let done = 0;
+    while (done < bytes.byteLength) done += fs.writeSync(temp.fd, bytes, done, bytes.byteLength - done);
+  } catch (error) {
+    discardTemp(temp);
+    throw storageError(temp.file, error);
+  }
+  return temp;
+}
+
+/** close + rename of a temp already fsync'd; the temp is removed on failure. */
+export function renameTemp(temp: { fd: number; file: string }, target: string): void {
+  try {
     fs.closeSync(temp.fd);
     temp.fd = -1;
     fs.renameSync(temp.file, target);
@@ -127,23 +156,9 @@ export function commitTemp(temp: { fd: number; file: string }, target: string): 
   }
 }
 
-export function discardTemp(temp: { fd: number; file: string }): void {
-  if (temp.fd >= 0) fs.closeSync(temp.fd);
-  temp.fd = -1;
-  fs.rmSync(temp.file, { force: true });
-}
-
 /** Writes `bytes` to `target` atomically (temp, fsync, rename). The caller fsyncs the directory. */
 export function writeFileAtomic(dir: string, target: string, bytes: Uint8Array): void {
-  const temp = createTemp(dir);
-  try {
-    let done = 0;
-    while (done < bytes.byteLength) done += fs.writeSync(temp.fd, bytes, done, bytes.byteLength - done);
-  } catch (error) {
-    discardTemp(temp);
-    throw storageError(target, error);
-  }
-  commitTemp(temp, target);
+  commitTemp(writeTemp(dir, bytes), target);
 }
 
 export function ensureDir(dir: string): void {

@@ -17,7 +17,7 @@ import { sha256, sha256OfImage, type Progress } from "./digest.js";
 import { SnapshotInvalidError } from "./errors.js";
 import { ANNOTATION, BLOBS_DIR, INDEX_FILE, MAX_BYTES, MEDIA_TYPE, OCI_LAYOUT_FILE, TAG_PATTERN } from "./format.js";
 import {
-  blobPath, createTemp, discardTemp, ensureDir, fsyncDir, readCapped, removeStaleTemps, storageError, withWriterLock, writeFileAtomic,
+  blobPath, createTemp, discardTemp, ensureDir, fsyncDir, readCapped, removeStaleTemps, renameTemp, storageError, withWriterLock, writeFileAtomic, writeTemp,
 } from "./layout-files.js";
 import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker, tagOf, toJsonBytes, type Descriptor, type OciIndex } from "./oci.js";
 import { VMLET_VERSION } from "../../version.js";
@@ -131,31 +131,6 @@ class Staged {
 
 function fsyncAsync(temp: Temp): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(temp.fd, (error) => (error ? reject(storageError(temp.file, error)) : resolve())));
-}
-
-/** A temp file holding `bytes`, not yet fsync'd. */
-function writeTemp(dir: string, bytes: Uint8Array): Temp {
-  const temp = createTemp(dir);
-  try {
-    let done = 0;
-    while (done < bytes.byteLength) done += fs.writeSync(temp.fd, bytes, done, bytes.byteLength - done);
-  } catch (error) {
-    discardTemp(temp);
-    throw storageError(temp.file, error);
-  }
-  return temp;
-}
-
-/** close + rename of a temp already fsync'd. */
-function renameTemp(temp: Temp, target: string): void {
-  try {
-    fs.closeSync(temp.fd);
-    temp.fd = -1;
-    fs.renameSync(temp.file, target);
-  } catch (error) {
-    discardTemp(temp);
-    throw storageError(target, error);
-  }
 }
 
 /** The current index (a fresh one for a new layout). A corrupt existing index is not overwritten. */
