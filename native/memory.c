@@ -36,22 +36,25 @@ static napi_value alloc_memory(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* madvise(MADV_DONTNEED) over [offset, offset+len) of a buffer: drops the pages (they read as zero) */
-static napi_value discard_memory(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+/* mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED|MAP_NORESERVE) over a whole buffer [+ MADV_HUGEPAGE]: fresh zero pages, file mappings dropped */
+static napi_value reset_memory(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
   void *data;
   size_t len;
-  uint64_t offset, size;
-  if (!get_args(env, info, 3, argv, NULL, "madvise") || !arg_bytes(env, argv[0], &data, &len) ||
-      !arg_u64(env, argv[1], &offset) || !arg_u64(env, argv[2], &size))
-    return throw_message(env, "madvise", "bad arguments");
-  if (offset > len || size > len - offset || offset % 4096 || size % 4096)
-    return throw_message(env, "madvise", "range outside buffer or not page aligned");
-  if (madvise((uint8_t *)data + offset, size, MADV_DONTNEED) < 0) return throw_errno(env, "madvise", errno);
+  bool huge;
+  if (!get_args(env, info, 2, argv, NULL, "mmap") || !arg_bytes(env, argv[0], &data, &len) ||
+      napi_get_value_bool(env, argv[1], &huge) != napi_ok)
+    return throw_message(env, "mmap", "bad arguments");
+  if (len == 0 || len % 4096 || (uintptr_t)data % 4096) return throw_message(env, "mmap", "not a page-aligned buffer");
+  /* SAFETY: the buffer is a mapping alloc_memory created; MAP_FIXED replaces its pages in
+   * place, so the ArrayBuffer's pointer and length stay valid. */
+  void *p = mmap(data, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
+  if (huge) madvise(p, len, MADV_HUGEPAGE);
   return make_undefined(env);
 }
 
 void register_memory(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "resetMemory", reset_memory);
   NAPI_EXPORT_FN(env, exports, "allocMemory", alloc_memory);
-  NAPI_EXPORT_FN(env, exports, "discardMemory", discard_memory);
 }

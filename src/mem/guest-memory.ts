@@ -15,8 +15,18 @@ import type { MemoryImage } from "../snapshot/memory-image.js";
  */
 const HUGE_PAGES_FROM = 16 << 20;
 
+/**
+ * Mappings of closed sandboxes, by size, kept for the next sandbox of that size. V8
+ * counts a new ArrayBuffer's whole length as external memory and starts a full GC when
+ * that grows: with a fresh 1 GiB buffer per sandbox, every fromSnapshot paid one. A reused
+ * mapping is reset to fresh zero pages first, so it holds nothing of its last guest.
+ */
+const spare = new Map<number, ArrayBuffer[]>();
+const SPARE_PER_SIZE = 4;
+
 export class GuestMemory {
   readonly bytes: Uint8Array;
+  private released = false;
 
   private constructor(private readonly addon: NativeAddon, readonly buffer: ArrayBuffer) {
     this.bytes = new Uint8Array(buffer);
@@ -25,6 +35,8 @@ export class GuestMemory {
   /** Fresh zeroed memory (anonymous mapping, reserved lazily). */
   static allocate(size: number): GuestMemory {
     const addon = loadAddon();
+    const reused = spare.get(size)?.pop();
+    if (reused) return new GuestMemory(addon, reused);
     try {
       return new GuestMemory(addon, addon.allocMemory(size, size >= HUGE_PAGES_FROM));
     } catch (error) {
@@ -44,8 +56,19 @@ export class GuestMemory {
     native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
   }
 
-  /** Gives all pages back to the host; they read as zero afterwards. */
-  discard(): void {
-    this.addon.discardMemory(this.buffer, 0, this.size);
+  /**
+   * Gives all pages back to the host and the mapping to the next sandbox of this size.
+   * Only once its VM is destroyed: the caller must not touch `bytes` afterwards.
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    try {
+      this.addon.resetMemory(this.buffer, this.size >= HUGE_PAGES_FROM);
+    } catch {
+      return; // not reusable; the mapping goes when the buffer is collected
+    }
+    const list = spare.get(this.size) ?? [];
+    if (list.length < SPARE_PER_SIZE) spare.set(this.size, [...list, this.buffer]);
   }
 }

@@ -57,7 +57,8 @@ export interface NativeAddon {
   enableCap(vm: number, capability: number, arg0: number): void;
   createVcpuFd(vm: number, id: number): number;
   allocMemory(size: number, hugePages: boolean): ArrayBuffer;
-  discardMemory(memory: ArrayBuffer, offset: number, size: number): void;
+  /** Replaces every page of an allocMemory buffer with fresh zero pages (dropping file mappings). */
+  resetMemory(memory: ArrayBuffer, hugePages: boolean): void;
   memfdCreate(name: string, size: number): number;
   /** Copies non-zero pages of [offset, offset+size) to the same offsets of the file; returns pages written. */
   writeNonZeroPages(fd: number, memory: ArrayBuffer, offset: number, size: number): number;

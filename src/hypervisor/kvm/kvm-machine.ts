@@ -276,7 +276,7 @@ export class KvmMachine implements VirtualMachine {
     this.vm.close();
     // Give the pages back now rather than when the ArrayBuffer is collected: the next
     // VM's huge pages then come from free memory instead of compaction.
-    this.guestMemory.discard();
+    this.guestMemory.release();
   }
 
   private noteExit(exit: VmExit): VmExit {
