@@ -7,9 +7,10 @@
  * keep the tag. Every tenth round starts on a new layout and kills during the first save,
  * when a kill before the commit must leave "not found", never "invalid".
  *
- * VMLET_CRASH_ROUNDS sets the number of kills (default 200); `npm run test:crash` runs 2000.
- * Spare children are started ahead (node start-up and module loading take ~250 ms) and
- * wait on stdin for the layout to use, so a round costs about one save plus the checks.
+ * VMLET_CRASH_ROUNDS sets the number of kills (default 200), VMLET_CRASH_SEED replays a
+ * run; `npm run test:crash` runs 2000. Spare children are started ahead (node start-up and
+ * loading vmlet take ~250 ms) and wait on stdin for the layout to use; two lanes, each
+ * with its own layout and children, run side by side.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -26,10 +27,13 @@ requireKvm();
 
 const ROUNDS = Number(process.env.VMLET_CRASH_ROUNDS ?? 200);
 const SEED = Number(process.env.VMLET_CRASH_SEED ?? Date.now() % 1_000_000);
-const HEAP = 4 << 20;
+const HEAP = 2 << 20;
 const TAG = "t";
+/** Independent kill loops run side by side: a round waits mostly on fsync and child start-up, not on the CPU. */
+const LANES = 2;
+/** Children started ahead per lane (node start-up and loading vmlet take ~250 ms). */
 const SPARES = 2;
-const GC_EVERY = 5;
+const GC_EVERY = 8;
 const FRESH_EVERY = 10;
 const SAVER = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/crash-saver.js");
 const TEMP_PREFIX = ".tmp-";
@@ -52,6 +56,7 @@ class Saver {
   /** Counter of the last save the child reported complete. */
   lastSaved: number | undefined;
   readonly saveMs: number[] = [];
+  private readonly saveWaiters: Array<{ n: number; resolve: () => void }> = [];
   stderr = "";
   readonly loaded: Promise<void>;
   readonly ready: Promise<number>;
@@ -77,6 +82,10 @@ class Saver {
       else if (word === "saved") {
         this.lastSaved = Number(a);
         this.saveMs.push(Number(b));
+        for (const w of this.saveWaiters.filter((w) => w.n <= this.saveMs.length)) {
+          this.saveWaiters.splice(this.saveWaiters.indexOf(w), 1);
+          w.resolve();
+        }
       }
     });
     this.closed = new Promise<void>((resolve) => {
@@ -85,6 +94,13 @@ class Saver {
         resolve();
       });
     });
+  }
+
+  /** Resolves once the child has reported `n` saves (rejects if it dies first). */
+  saves(n: number): Promise<void> {
+    if (this.saveMs.length >= n) return Promise.resolve();
+    const reported = new Promise<void>((resolve) => this.saveWaiters.push({ n, resolve }));
+    return Promise.race([reported, this.ready.then(() => this.closed).then(() => Promise.reject(new Error(`crash-saver died: ${this.stderr}`)))]);
   }
 
   go(dir: string): void {
@@ -158,60 +174,84 @@ test("a layout whose first save was killed before its commit has no snapshot: no
   }
 });
 
-test(`SIGKILL during Snapshot.save never corrupts the layout (${ROUNDS} kills)`, { timeout: Math.max(120_000, ROUNDS * 1000) }, async (t) => {
-  const start = performance.now();
-  const rnd = random(SEED);
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-crash-"));
+interface Stats {
+  saves: number;
+  saveMs: number[];
+  midWrite: number;
+  committedUnreported: number;
+  notFound: number;
+  freshRounds: number;
+  gcRuns: number;
+  gcFreedBytes: number;
+  phases: { spare: number; ready: number; run: number; load: number; verify: number; gc: number };
+}
+
+/** `rounds` kills of crash-saver children saving to layouts under `root`. */
+async function killLoop(lane: number, rounds: number, root: string, stats: Stats): Promise<void> {
+  const seed = SEED + lane;
+  const rnd = random(seed);
   const spares: Saver[] = [];
-  const stats = { saves: 0, midWrite: 0, committedUnreported: 0, notFound: 0, freshRounds: 0, gcRuns: 0, gcFreedBytes: 0 };
-  const saveMs: number[] = [];
   let meanSave = 40;
   let firstSave = 60;
   let layout = "";
   let base = 0; // counter the layout holds before the round (0: nothing saved yet)
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       const fresh = round % FRESH_EVERY === 0;
       if (fresh) {
         if (layout) fs.rmSync(layout, { recursive: true, force: true });
-        layout = path.join(root, `L${round}`);
+        layout = path.join(root, `lane${lane}-L${round}`);
         base = 0;
         stats.freshRounds++;
       }
+      const tempsBefore = new Set(temps(layout));
       while (spares.length < SPARES + 1) spares.push(new Saver());
       const saver = spares.shift()!;
-      await within(saver.loaded, 20_000, `round ${round}: the child did not load vmlet`);
+      let at = performance.now();
+      const lap = (k: keyof Stats["phases"]): void => {
+        stats.phases[k] += performance.now() - at;
+        at = performance.now();
+      };
+      const name = `lane ${lane} round ${round}`;
+      await within(saver.loaded, 20_000, `${name}: the child did not load vmlet`);
+      lap("spare");
       saver.go(layout);
-      assert.equal(await within(saver.ready, 20_000, `round ${round}: the child did not start`), base, `round ${round}: the child resumed from the layout's state`);
+      assert.equal(await within(saver.ready, 20_000, `${name}: the child did not start`), base, `${name}: the child resumed from the layout's state`);
+      lap("ready");
 
-      // Kill at a random point: often within the first save (lock, stale-temp sweep, marker,
-      // memory blob, small blobs, index), otherwise anywhere in a later save.
-      const r = rnd();
-      const delay = fresh ? rnd() * firstSave * 1.2
-        : r < 0.25 ? Math.floor(rnd() * 4)
-        : r < 0.75 ? rnd() * meanSave * 1.5
-        : rnd() * meanSave * 5;
+      // Let the child complete k saves (none in a fresh layout), then kill it at a random
+      // point of the next one: just after it starts, or anywhere in its expected duration
+      // (lock, stale-temp sweep, marker, memory blob, small blobs, index rename).
+      const k = fresh ? 0 : [0, 0, 0, 0, 1, 1, 1, 1, 2, 2][Math.floor(rnd() * 10)]!;
+      const expectedMs = k === 0 ? firstSave : meanSave;
+      const delay = rnd() < 0.15 ? Math.floor(rnd() * 3) : rnd() * expectedMs * 1.3;
+      await within(saver.saves(k), 20_000, `${name}: the child did not save ${k} times`);
       await sleep(delay);
       await saver.kill();
+      lap("run");
 
       stats.saves += saver.saveMs.length;
-      saveMs.push(...saver.saveMs);
-      if (saver.saveMs.length > 1) meanSave = 0.8 * meanSave + 0.2 * (saver.saveMs.slice(1).reduce((a, b) => a + b, 0) / (saver.saveMs.length - 1));
-      if (fresh && saver.saveMs.length > 0) firstSave = 0.7 * firstSave + 0.3 * saver.saveMs[0]!;
-      if (temps(layout).length > 0) stats.midWrite++;
+      stats.saveMs.push(...saver.saveMs);
+      // Running estimates of how long a child's first and later saves take.
+      saver.saveMs.forEach((ms, i) => {
+        if (i === 0) firstSave = 0.8 * firstSave + 0.2 * ms;
+        else meanSave = 0.8 * meanSave + 0.2 * ms;
+      });
+      if (temps(layout).some((name) => !tempsBefore.has(name))) stats.midWrite++;
 
       const expected = saver.lastSaved ?? base;
-      const where = `round ${round} (seed ${SEED}, delay ${delay.toFixed(1)} ms, reported ${String(saver.lastSaved)}, base ${base}, layout ${layout})`;
+      const where = `${name} (seed ${seed}, k ${k}, delay ${delay.toFixed(1)} ms, reported ${String(saver.lastSaved)}, base ${base}, layout ${layout})`;
       let state: Awaited<ReturnType<typeof loadedCounter>>;
       try {
         state = await loadedCounter(layout);
       } catch (error) {
         throw new Error(`${where}: the layout does not load after a kill: ${(error as Error).message}`, { cause: error });
       }
+      lap("load");
       if (state === "not-found") {
         assert.equal(expected, 0, `${where}: "not found" although a save was reported`);
         stats.notFound++;
-        continue; // the next fresh child starts over in the same (empty) layout
+        continue; // the next child starts over in the same (empty) layout
       }
       assert.ok(state.counter === expected || state.counter === expected + 1, `${where}: loaded counter ${state.counter}, expected ${expected} or ${expected + 1}`);
       if (state.counter === expected + 1) stats.committedUnreported++;
@@ -219,23 +259,37 @@ test(`SIGKILL during Snapshot.save never corrupts the layout (${ROUNDS} kills)`,
 
       const report = await new SnapshotLayout(layout).verify();
       assert.ok(report.ok, `${where}: verify: ${report.problems.map((p) => `${p.ref}: ${p.error.message}`).join("; ")}`);
+      lap("verify");
       if (round % GC_EVERY === GC_EVERY - 1) {
         const gc = await new SnapshotLayout(layout).gc();
         stats.gcRuns++;
         stats.gcFreedBytes += gc.freedBytes;
         assert.deepEqual(temps(layout), [], `${where}: gc removes stale temp files`);
-        const after = await loadedCounter(layout);
-        assert.deepEqual(after, state, `${where}: gc kept the tag`);
+        assert.deepEqual(await loadedCounter(layout), state, `${where}: gc kept the tag`);
+        lap("gc");
       }
     }
   } finally {
     await Promise.all(spares.map((s) => s.kill()));
+  }
+}
+
+test(`SIGKILL during Snapshot.save never corrupts the layout (${ROUNDS} kills)`, { timeout: Math.max(120_000, ROUNDS * 1000) }, async (t) => {
+  const start = performance.now();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-crash-"));
+  const stats: Stats = {
+    saves: 0, saveMs: [], midWrite: 0, committedUnreported: 0, notFound: 0, freshRounds: 0, gcRuns: 0, gcFreedBytes: 0,
+    phases: { spare: 0, ready: 0, run: 0, load: 0, verify: 0, gc: 0 },
+  };
+  try {
+    await Promise.all(Array.from({ length: LANES }, (_, lane) => killLoop(lane, Math.ceil((ROUNDS - lane) / LANES), root, stats)));
+  } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
-  saveMs.sort((a, b) => a - b);
-  const seconds = since(start) / 1000;
-  t.diagnostic(`${ROUNDS} kills in ${seconds.toFixed(1)} s (seed ${SEED}); ${stats.saves} saves completed, median ${saveMs[saveMs.length >> 1]?.toFixed(1)} ms`);
-  t.diagnostic(`kills that left temp files (mid-write): ${stats.midWrite}; committed but unreported: ${stats.committedUnreported}; fresh layouts: ${stats.freshRounds}, of which not found after the kill: ${stats.notFound}`);
+  const saveMs = stats.saveMs.sort((a, b) => a - b);
+  t.diagnostic(`${ROUNDS} kills in ${(since(start) / 1000).toFixed(1)} s (${LANES} lanes, seed ${SEED}); ${stats.saves} saves completed, median ${saveMs[saveMs.length >> 1]?.toFixed(1)} ms`);
+  t.diagnostic(`kills that left a new temp file (mid-write): ${stats.midWrite}; committed but unreported: ${stats.committedUnreported}; fresh layouts: ${stats.freshRounds}, of which nothing committed: ${stats.notFound}`);
+  t.diagnostic(`time per phase, summed over lanes (s): ${Object.entries(stats.phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(", ")}`);
   t.diagnostic(`gc runs: ${stats.gcRuns}, freed ${(stats.gcFreedBytes / 2 ** 20).toFixed(0)} MiB`);
   assert.ok(stats.midWrite > 0 || ROUNDS < 50, "some kills landed in the middle of a save");
 });
