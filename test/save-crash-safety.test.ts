@@ -9,7 +9,7 @@
  *
  * VMLET_CRASH_ROUNDS sets the number of kills (default 200), VMLET_CRASH_SEED replays a
  * run; `npm run test:crash` runs 2000. Spare children are started ahead (node start-up and
- * loading vmlet take ~250 ms) and wait on stdin for the layout to use; two lanes, each
+ * loading vmlet take ~250 ms) and wait on stdin for the layout to use; three lanes, each
  * with its own layout and children, run side by side.
  */
 import assert from "node:assert/strict";
@@ -30,7 +30,7 @@ const SEED = Number(process.env.VMLET_CRASH_SEED ?? Date.now() % 1_000_000);
 const HEAP = 2 << 20;
 const TAG = "t";
 /** Independent kill loops run side by side: a round waits mostly on fsync and child start-up, not on the CPU. */
-const LANES = 2;
+const LANES = 3;
 /** Children started ahead per lane (node start-up and loading vmlet take ~250 ms). */
 const SPARES = 2;
 const GC_EVERY = 8;
@@ -178,6 +178,9 @@ interface Stats {
   saves: number;
   saveMs: number[];
   midWrite: number;
+  /** Of those: the new temp was a partial memory blob (≥ 64 KiB), or a small blob / index.json. */
+  midMemory: number;
+  midSmall: number;
   committedUnreported: number;
   notFound: number;
   freshRounds: number;
@@ -237,7 +240,12 @@ async function killLoop(lane: number, rounds: number, root: string, stats: Stats
         if (i === 0) firstSave = 0.8 * firstSave + 0.2 * ms;
         else meanSave = 0.8 * meanSave + 0.2 * ms;
       });
-      if (temps(layout).some((name) => !tempsBefore.has(name))) stats.midWrite++;
+      const newTemps = temps(layout).filter((name) => !tempsBefore.has(name));
+      if (newTemps.length > 0) {
+        stats.midWrite++;
+        if (newTemps.some((name) => fs.statSync(path.join(layout, name)).size >= 64 << 10)) stats.midMemory++;
+        else stats.midSmall++;
+      }
 
       const expected = saver.lastSaved ?? base;
       const where = `${name} (seed ${seed}, k ${k}, delay ${delay.toFixed(1)} ms, reported ${String(saver.lastSaved)}, base ${base}, layout ${layout})`;
@@ -278,7 +286,7 @@ test(`SIGKILL during Snapshot.save never corrupts the layout (${ROUNDS} kills)`,
   const start = performance.now();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-crash-"));
   const stats: Stats = {
-    saves: 0, saveMs: [], midWrite: 0, committedUnreported: 0, notFound: 0, freshRounds: 0, gcRuns: 0, gcFreedBytes: 0,
+    saves: 0, saveMs: [], midWrite: 0, midMemory: 0, midSmall: 0, committedUnreported: 0, notFound: 0, freshRounds: 0, gcRuns: 0, gcFreedBytes: 0,
     phases: { spare: 0, ready: 0, run: 0, load: 0, verify: 0, gc: 0 },
   };
   try {
@@ -288,7 +296,7 @@ test(`SIGKILL during Snapshot.save never corrupts the layout (${ROUNDS} kills)`,
   }
   const saveMs = stats.saveMs.sort((a, b) => a - b);
   t.diagnostic(`${ROUNDS} kills in ${(since(start) / 1000).toFixed(1)} s (${LANES} lanes, seed ${SEED}); ${stats.saves} saves completed, median ${saveMs[saveMs.length >> 1]?.toFixed(1)} ms`);
-  t.diagnostic(`kills that left a new temp file (mid-write): ${stats.midWrite}; committed but unreported: ${stats.committedUnreported}; fresh layouts: ${stats.freshRounds}, of which nothing committed: ${stats.notFound}`);
+  t.diagnostic(`kills that left a new temp file (mid-write): ${stats.midWrite} (memory blob ${stats.midMemory}, small blob or index ${stats.midSmall}); committed but unreported: ${stats.committedUnreported}; fresh layouts: ${stats.freshRounds}, of which nothing committed: ${stats.notFound}`);
   t.diagnostic(`time per phase, summed over lanes (s): ${Object.entries(stats.phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(", ")}`);
   t.diagnostic(`gc runs: ${stats.gcRuns}, freed ${(stats.gcFreedBytes / 2 ** 20).toFixed(0)} MiB`);
   assert.ok(stats.midWrite > 0 || ROUNDS < 50, "some kills landed in the middle of a save");
