@@ -22,6 +22,8 @@ export function readIndex(dir: string): OciIndex {
     throw new SnapshotNotFoundError(dir, undefined, `no OCI layout in ${dir} (no oci-layout, no index.json)`);
   }
   parseLayoutMarker(readCapped(dir, OCI_LAYOUT_FILE, MAX_BYTES.layoutFile));
+  // save() writes the marker before the first index: a marker alone is a first save that never committed.
+  if (!fs.lstatSync(path.join(dir, INDEX_FILE), { throwIfNoEntry: false })) throw new SnapshotNotFoundError(dir, undefined, `no snapshot in ${dir} (oci-layout but no index.json: no save has completed)`);
   return parseIndex(readCapped(dir, INDEX_FILE, MAX_BYTES.index));
 }
 
