@@ -62,9 +62,11 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
 async function saveStaged(snapshot: Snapshot, dir: string, tag: string, options: SaveOptions, staged: Staged): Promise<string> {
   const index = readIndexForUpdate(dir, staged);
   ensureDir(path.join(dir, BLOBS_DIR));
-  const memory = await putMemory(dir, snapshot.image, staged, options.onProgress);
+  // The ELF and config do not depend on the memory digest: their fsyncs join the memory blob's.
   const guestElf = putBlob(dir, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
   const config = putBlob(dir, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)), staged);
+  staged.startSyncs();
+  const memory = await putMemory(dir, snapshot.image, staged, options.onProgress);
   const annotations: Record<string, string> = {
     [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
     [ANNOTATION.version]: VMLET_VERSION,
@@ -112,11 +114,18 @@ class Staged {
 
   /** Starts the temp's fsync now, on the thread pool. */
   startSync(temp: Temp): void {
-    this.syncing.push(fsyncAsync(temp));
+    const syncing = fsyncAsync(temp);
+    syncing.catch(() => undefined); // awaited in syncAll(); a failed save must not also report it unhandled
+    this.syncing.push(syncing);
+  }
+
+  /** Starts the fsync of every temp written so far. */
+  startSyncs(): void {
+    for (const t of this.unsynced.splice(0)) this.startSync(t);
   }
 
   async syncAll(): Promise<void> {
-    for (const t of this.unsynced.splice(0)) this.startSync(t);
+    this.startSyncs();
     await Promise.all(this.syncing.splice(0));
   }
 
