@@ -6,15 +6,17 @@
  *   node dist/bench/run.js [--json] [--only GROUP[,GROUP...]]
  *   GROUP: sync async host-call build close cancel restore from-snapshot rss disk
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { packageRoot } from "../src/cli/paths.js";
 import { median } from "../src/cli/stats.js";
 import { cKey, ITERS, restoreIters, runCReference, type CJob, type CMetric, type CRun } from "./cref.js";
 import { demoBuilder, demoElf, measureBuild, measureCalls, measureCancel, summarize, type BuildSamples, type CallSamples, type Summary } from "./measure.js";
 import {
-  measureFromSnapshot, measureRestore, measureRss, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotElf, snapshotFixture, HEAP,
+  measureFromSnapshot, measureRestore, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotElf, snapshotFixture, HEAP,
   type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type RssResult, type SizeId, type SnapshotFixture,
 } from "./snapshot-measure.js";
 import { measureDiskSnapshots } from "./disk-snapshot-measure.js";
@@ -230,7 +232,7 @@ async function main(): Promise<void> {
   }
   if (only.has("rss")) {
     progress(`rss: ${PLAN.rssSandboxes} sandboxes from one 64 MiB snapshot`);
-    rss = await measureRss(PLAN.rssSandboxes, PLAN.rssHeapFillMiB, PLAN.rssTouchPages, PLAN.rssReaders);
+    rss = measureRssInChild(PLAN.rssSandboxes, PLAN.rssHeapFillMiB, PLAN.rssTouchPages, PLAN.rssReaders);
   }
   const disk = only.has("disk") ? await measureDiskSnapshots((m) => progress(`disk: ${m}`)) : null; // bench/disk-snapshot-measure.ts
   const cStart = cAll[0];
@@ -489,3 +491,13 @@ main().catch((error: unknown) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });
+
+/** measureRss in a fresh process (bench/rss-child.ts), so nothing else this run did moves its figures. */
+function measureRssInChild(count: number, fillMiB: number, touch: number, readers: number): RssResult {
+  const child = spawnSync(process.execPath, [fileURLToPath(new URL("./rss-child.js", import.meta.url)), String(count), String(fillMiB), String(touch), String(readers)], {
+    encoding: "utf8",
+    maxBuffer: 16 << 20,
+  });
+  if (child.status !== 0) throw new Error(`rss child failed (${child.status ?? child.signal}): ${child.stderr}`);
+  return JSON.parse(child.stdout) as RssResult;
+}
