@@ -3,6 +3,7 @@
  * under guest memory, or shared read-only as the source of restores.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -81,6 +82,58 @@ static napi_value write_non_zero_pages(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* copyNonZeroPages(srcFd, dstFd, offset, size): pread [offset, offset+size) of src, pwrite its
+ * non-zero pages at the same offsets of dst (zero pages stay holes) -> pages written. No
+ * mapping of src: a fresh mapping would fault on every page it reads. */
+static napi_value copy_non_zero_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t src, dst;
+  uint64_t offset, size;
+  if (!get_args(env, info, 4, argv, NULL, "pread") || !arg_i32(env, argv[0], &src) || !arg_i32(env, argv[1], &dst) ||
+      !arg_u64(env, argv[2], &offset) || !arg_u64(env, argv[3], &size))
+    return throw_message(env, "pread", "bad arguments");
+  if (offset % PAGE || size % PAGE) return throw_message(env, "pread", "range not page aligned");
+  enum { CHUNK = 256 * PAGE };
+  uint8_t *buf = malloc(CHUNK);
+  if (!buf) return throw_errno(env, "pread", ENOMEM);
+  uint64_t written = 0;
+  for (uint64_t at = offset; at < offset + size;) {
+    size_t want = (size_t)(offset + size - at < CHUNK ? offset + size - at : CHUNK);
+    ssize_t got = pread(src, buf, want, (off_t)at);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0 || got % PAGE) {
+      int err = got < 0 ? errno : EIO; /* a short read: the source shrank */
+      free(buf);
+      return throw_errno(env, "pread", err);
+    }
+    for (size_t p = 0; p < (size_t)got;) {
+      if (page_is_zero(buf + p)) {
+        p += PAGE;
+        continue;
+      }
+      size_t end = p + PAGE; /* one pwrite per run of non-zero pages */
+      while (end < (size_t)got && !page_is_zero(buf + end)) end += PAGE;
+      for (size_t done = p; done < end;) {
+        ssize_t n = pwrite(dst, buf + done, end - done, (off_t)(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          int err = n < 0 ? errno : EIO;
+          free(buf);
+          return throw_errno(env, "pwrite", err);
+        }
+        done += (size_t)n;
+      }
+      written += (end - p) / PAGE;
+      p = end;
+    }
+    at += (uint64_t)got;
+  }
+  free(buf);
+  napi_value r;
+  napi_create_double(env, (double)written, &r);
+  return r;
+}
+
 /* mapFilePrivate(buffer, offset, size, fd): mmap(MAP_PRIVATE|MAP_FIXED) of the file over that range of the buffer */
 static napi_value map_file_private(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -149,6 +202,7 @@ void register_memory_file(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "dataRanges", data_ranges);
   NAPI_EXPORT_FN(env, exports, "memfdCreate", memfd_new);
   NAPI_EXPORT_FN(env, exports, "writeNonZeroPages", write_non_zero_pages);
+  NAPI_EXPORT_FN(env, exports, "copyNonZeroPages", copy_non_zero_pages);
   NAPI_EXPORT_FN(env, exports, "mapFilePrivate", map_file_private);
   NAPI_EXPORT_FN(env, exports, "mapFileShared", map_file_shared);
 }

@@ -62,6 +62,8 @@ export interface NativeAddon {
   memfdCreate(name: string, size: number): number;
   /** Copies non-zero pages of [offset, offset+size) to the same offsets of the file; returns pages written. */
   writeNonZeroPages(fd: number, memory: ArrayBuffer, offset: number, size: number): number;
+  /** Copies the non-zero pages of [offset, offset+size) of one file to the same offsets of another (pread/pwrite); returns pages written. */
+  copyNonZeroPages(srcFd: number, dstFd: number, offset: number, size: number): number;
   /** Maps the file privately (copy-on-write) over [offset, offset+size) of an allocMemory buffer. */
   mapFilePrivate(memory: ArrayBuffer, offset: number, size: number, fd: number): void;
   /** Data ranges of a file as flat [start, end, …] pairs; holes are left out. */

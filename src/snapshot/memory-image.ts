@@ -94,9 +94,13 @@ export class MemoryImage {
     return native("lseek", () => loadAddon().dataRanges(this.fd, this.size));
   }
 
-  /** Writes the non-zero pages of [start, end) to the same offsets of `fd`; returns pages written. Throws the native error as is. */
+  /**
+   * Writes the non-zero pages of [start, end) to the same offsets of `fd`; returns pages
+   * written. Reads the image file, not the view: a fresh view faults on every page it reads.
+   * Throws the native error as is.
+   */
   writeNonZeroPagesTo(fd: number, start: number, end: number): number {
-    return loadAddon().writeNonZeroPages(fd, this.view.buffer as ArrayBuffer, start, end - start);
+    return loadAddon().copyNonZeroPages(this.fd, fd, start, end - start);
   }
 
   private static create(size: number, fill: (addon: NativeAddon, fd: number) => number): MemoryImage {

@@ -109,14 +109,20 @@ class Staged {
 
   add(temp: Temp, target: string): void {
     this.track(temp);
-    this.renames.push({ temp, target });
+    this.renameLater(temp, target);
   }
 
   /** Starts the temp's fsync now, on the thread pool. */
-  startSync(temp: Temp): void {
+  startSync(temp: Temp): Promise<void> {
     const syncing = fsyncAsync(temp);
     syncing.catch(() => undefined); // awaited in syncAll(); a failed save must not also report it unhandled
     this.syncing.push(syncing);
+    return syncing;
+  }
+
+  /** Renamed to `target` by renameAll(), after every fsync. */
+  renameLater(temp: Temp, target: string): void {
+    this.renames.push({ temp, target });
   }
 
   /** Starts the fsync of every temp written so far. */
@@ -216,19 +222,24 @@ async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProg
     discardTemp(temp);
     throw error instanceof VmletError ? error : storageError(temp.file, error);
   }
-  const syncing = fsyncAsync(temp);
-  syncing.catch(() => undefined); // awaited below; an error must not be reported unhandled meanwhile
+  // Its fsync runs while the image is hashed, and is awaited with the other temps' in
+  // syncAll(), so the manifest and index temps can join the same journal commit.
+  staged.track(temp);
+  const syncing = staged.startSync(temp);
   let digest: string;
   try {
     digest = known ?? (await sha256OfImage(image.view, ranges, image.size, onProgress && ((d, t) => onProgress(t / 2 + d / 2, t))));
-    await syncing;
   } catch (error) {
-    discardTemp(temp);
+    await syncing.catch(() => undefined); // the caller removes the temp; not under a running fsync
     throw error;
   }
   rememberDigest(image, digest);
-  if (present(dir, digest, image.size)) discardTemp(temp);
-  else staged.add(temp, blobPath(dir, digest));
+  if (present(dir, digest, image.size)) {
+    await syncing.catch(() => undefined);
+    discardTemp(temp);
+  } else {
+    staged.renameLater(temp, blobPath(dir, digest));
+  }
   onProgress?.(image.size, image.size);
   return { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
 }
