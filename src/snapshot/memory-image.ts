@@ -44,7 +44,8 @@ export class MemoryImage {
     for (const page of written) isWritten[page] = 1;
     return MemoryImage.create(base.size, (addon, fd) => {
       let pages = 0;
-      const copyRuns = (from: ArrayBuffer, first: number, last: number, include: (page: number) => boolean): void => {
+      /** Calls `copy(start, pages)` for each run of pages in [first, last) that `include` accepts. */
+      const forRuns = (first: number, last: number, include: (page: number) => boolean, copy: (start: number, count: number) => number): void => {
         for (let page = first; page < last; ) {
           if (!include(page)) {
             page++;
@@ -52,19 +53,22 @@ export class MemoryImage {
           }
           const start = page;
           while (page < last && include(page)) page++;
-          pages += native("pwrite", () => addon.writeNonZeroPages(fd, from, start * PAGE, (page - start) * PAGE));
+          pages += copy(start, page - start);
         }
       };
+      // The base's data, file to file (reading it through the view would fault on every page).
       const ranges = native("lseek", () => addon.dataRanges(base.fd, base.size));
       for (let r = 0; r < ranges.length; r += 2) {
-        copyRuns(base.view.buffer as ArrayBuffer, ranges[r]! / PAGE, Math.ceil(ranges[r + 1]! / PAGE), (p) => isWritten[p] === 0);
+        forRuns(Math.floor(ranges[r]! / PAGE), Math.ceil(ranges[r + 1]! / PAGE), (p) => isWritten[p] === 0,
+          (start, count) => native("pwrite", () => addon.copyNonZeroPages(base.fd, fd, start * PAGE, count * PAGE)));
       }
-      // Written pages, one pwrite per run of consecutive pages (file offset = offset in memory).
+      // Written pages from guest memory, one pwrite per run of consecutive pages (file offset = offset in memory).
       const sorted = [...written].sort((x, y) => x - y);
       for (let i = 0; i < sorted.length; ) {
         let end = i + 1;
         while (end < sorted.length && sorted[end] === sorted[end - 1]! + 1) end++;
-        copyRuns(memory.buffer as ArrayBuffer, sorted[i]!, sorted[end - 1]! + 1, () => true);
+        forRuns(sorted[i]!, sorted[end - 1]! + 1, () => true,
+          (start, count) => native("pwrite", () => addon.writeNonZeroPages(fd, memory.buffer as ArrayBuffer, start * PAGE, count * PAGE)));
         i = end;
       }
       return pages;
