@@ -10,6 +10,7 @@
  * The layouts go to a fresh directory under $VMLET_BENCH_DIR (default: the OS temp dir),
  * removed at the end.
  */
+import { cKey, runCReference } from "./cref.js";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -253,6 +254,7 @@ async function measureLoad(root: string, reps: number, progress: (m: string) => 
       target: { op: "≤", value: DISK_TARGET.loadScaling },
       samples: { vmlet: total["1GiB"]!, ref: total["16MiB"]! }, detail: parts("1GiB"),
     }),
+    kernelShareRow(mem["16MiB"]! / MIB, mem["1GiB"]! / MIB, median(total["1GiB"]!) - median(total["16MiB"]!)),
     row({
       id: "load/load-only", label: "  of which load() alone, 1 GiB ÷ 16 MiB", unit: "ms",
       vmlet: median(load["1GiB"]!), ref: median(load["16MiB"]!), refLabel: "vmlet, 16 MiB", target: null,
@@ -264,6 +266,23 @@ async function measureLoad(root: string, reps: number, progress: (m: string) => 
       samples: { vmlet: create["1GiB"]!, ref: create["16MiB"]! },
     }),
   ];
+}
+
+/**
+ * What the kernel adds for a larger guest: the C reference's VM creation (KVM_CREATE_VM,
+ * the memory slot, the vCPU, the first exit) at both sizes, in this run. Its growth is
+ * KVM's per-page memslot setup (rmap arrays, dirty bitmap), which any VM of that size pays.
+ */
+function kernelShareRow(smallMib: number, bigMib: number, vmletExtraMs: number): DiskRow {
+  const jobs = [smallMib, bigMib].map((memMib) => ({ metrics: ["create_us"] as const, memMib: Math.ceil(memMib), iters: 40 }));
+  const c = runCReference(jobs);
+  const at = (mib: number): number => c.metrics[cKey("create_us", Math.ceil(mib))]!.median / 1000;
+  const cExtra = at(bigMib) - at(smallMib);
+  return row({
+    id: "load/kernel-share", label: "  1 GiB − 16 MiB: vmlet vs C VM create", unit: "ms",
+    vmlet: vmletExtraMs, ref: cExtra, refLabel: "C create_us 1 GiB − 16 MiB", target: null,
+    samples: { vmlet: [vmletExtraMs], ref: [cExtra] },
+  });
 }
 
 /**
