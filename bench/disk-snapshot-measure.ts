@@ -11,6 +11,7 @@
  * removed at the end.
  */
 import { cKey, runCReference } from "./cref.js";
+import { setVmParking } from "../src/sandbox/parked-vms.js";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -190,7 +191,7 @@ async function measureSave(root: string, c: SaveCase, reps: number, progress: (m
   });
 }
 
-/** Snapshot.load + fromSnapshot + first call, alternating between the sizes; parts split out. */
+/** Snapshot.load + fromSnapshot + first call, alternating between the sizes; parts split out. Steady state (VMs reused) carries the target; new VMs are shown beside it. */
 async function measureLoad(root: string, reps: number, progress: (m: string) => void): Promise<DiskRow[]> {
   progress("load + first call, 16 MiB and 1 GiB");
   const sizes = ["16MiB", "1GiB"] as const;
@@ -202,6 +203,53 @@ async function measureLoad(root: string, reps: number, progress: (m: string) => 
     await snaps[0]!.save(dirs[id], "t");
     mem[id] = memorySize;
   }
+  const reused = await loadLoop(dirs, reps, true);
+  const fresh = await loadLoop(dirs, reps, false);
+  const parts = (t: LoadTimes, id: string): Record<string, number> =>
+    ({ majorGcs: t.majorGcs, memoryMiB: mem[id]! / MIB, load: median(t.load[id]!), fromSnapshot: median(t.create[id]!), firstCall: median(t.call[id]!) });
+  const { total, load, create } = reused;
+  return [
+    row({
+      id: "load/16MiB", label: "load() + fromSnapshot() + first call 16 MiB", unit: "ms",
+      vmlet: median(total["16MiB"]!), ref: Number.NaN, refLabel: "(for the ÷ row)", target: null,
+      samples: { vmlet: total["16MiB"]!, ref: [] }, detail: parts(reused, "16MiB"),
+    }),
+    row({
+      id: "load/scaling", label: "load() + fromSnapshot() + first call 1 GiB ÷ 16 MiB", unit: "ms",
+      vmlet: median(total["1GiB"]!), ref: median(total["16MiB"]!), refLabel: "vmlet, 16 MiB",
+      target: { op: "≤", value: DISK_TARGET.loadScaling },
+      samples: { vmlet: total["1GiB"]!, ref: total["16MiB"]! }, detail: parts(reused, "1GiB"),
+    }),
+    row({
+      id: "load/load-only", label: "  of which load() alone, 1 GiB ÷ 16 MiB", unit: "ms",
+      vmlet: median(load["1GiB"]!), ref: median(load["16MiB"]!), refLabel: "vmlet, 16 MiB", target: null,
+      samples: { vmlet: load["1GiB"]!, ref: load["16MiB"]! },
+    }),
+    row({
+      id: "load/from-snapshot-only", label: "  of which fromSnapshot() alone, 1 GiB ÷ 16 MiB", unit: "ms",
+      vmlet: median(create["1GiB"]!), ref: median(create["16MiB"]!), refLabel: "vmlet, 16 MiB", target: null,
+      samples: { vmlet: create["1GiB"]!, ref: create["16MiB"]! },
+    }),
+    row({
+      id: "load/new-vm-scaling", label: "  with a new VM each (first sandbox of a snapshot)", unit: "ms",
+      vmlet: median(fresh.total["1GiB"]!), ref: median(fresh.total["16MiB"]!), refLabel: "vmlet, 16 MiB, new VM", target: null,
+      samples: { vmlet: fresh.total["1GiB"]!, ref: fresh.total["16MiB"]! }, detail: parts(fresh, "1GiB"),
+    }),
+    kernelShareRow(mem["16MiB"]! / MIB, mem["1GiB"]! / MIB, median(fresh.total["1GiB"]!) - median(fresh.total["16MiB"]!)),
+  ];
+}
+
+interface LoadTimes {
+  readonly total: Record<string, number[]>;
+  readonly load: Record<string, number[]>;
+  readonly create: Record<string, number[]>;
+  readonly call: Record<string, number[]>;
+  readonly majorGcs: number;
+}
+
+/** `reps` rounds of load + fromSnapshot + call per size, alternating, each sandbox closed (not timed); VM reuse on or off. */
+async function loadLoop(dirs: Record<string, string>, reps: number, reuseVms: boolean): Promise<LoadTimes> {
+  const sizes = ["16MiB", "1GiB"] as const;
   const total: Record<string, number[]> = { "16MiB": [], "1GiB": [] };
   const load: Record<string, number[]> = { "16MiB": [], "1GiB": [] };
   const create: Record<string, number[]> = { "16MiB": [], "1GiB": [] };
@@ -215,57 +263,38 @@ async function measureLoad(root: string, reps: number, progress: (m: string) => 
     }
   });
   gcObserver.observe({ entryTypes: ["gc"] });
-  for (let i = -2; i < reps; i++) {
-    if (i === 0) measuredFrom = performance.now();
-    for (const id of i % 2 ? sizes : [...sizes].reverse()) {
-      const t0 = nowNs();
-      const snap = await Snapshot.load(dirs[id]!, "t");
-      const t1 = nowNs();
-      const sb = await Sandbox.fromSnapshot(snap, fromSnapshotConfig);
-      const t2 = nowNs();
-      let counter: unknown;
-      let t3: bigint;
-      try {
-        counter = sb.callSync("get_counter");
-        t3 = nowNs();
-      } finally {
-        sb.close();
+  setVmParking(reuseVms);
+  try {
+    for (let i = -2; i < reps; i++) {
+      if (i === 0) measuredFrom = performance.now();
+      for (const id of i % 2 ? sizes : [...sizes].reverse()) {
+        const t0 = nowNs();
+        const snap = await Snapshot.load(dirs[id]!, "t");
+        const t1 = nowNs();
+        const sb = await Sandbox.fromSnapshot(snap, fromSnapshotConfig);
+        const t2 = nowNs();
+        let counter: unknown;
+        let t3: bigint;
+        try {
+          counter = sb.callSync("get_counter");
+          t3 = nowNs();
+        } finally {
+          sb.close();
+        }
+        if (counter !== 0) throw new Error(`load: get_counter() = ${String(counter)}`);
+        if (i < 0) continue;
+        total[id]!.push(msSince(t0, t3));
+        load[id]!.push(msSince(t0, t1));
+        create[id]!.push(msSince(t1, t2));
+        call[id]!.push(msSince(t2, t3));
       }
-      if (counter !== 0) throw new Error(`load: get_counter() = ${String(counter)}`);
-      if (i < 0) continue;
-      total[id]!.push(msSince(t0, t3));
-      load[id]!.push(msSince(t0, t1));
-      create[id]!.push(msSince(t1, t2));
-      call[id]!.push(msSince(t2, t3));
     }
+  } finally {
+    setVmParking(true);
   }
   await new Promise((resolve) => setTimeout(resolve, 50)); // let the observer see the last entries
   gcObserver.disconnect();
-  const parts = (id: string): Record<string, number> => ({ majorGcs, memoryMiB: mem[id]! / MIB, load: median(load[id]!), fromSnapshot: median(create[id]!), firstCall: median(call[id]!) });
-  return [
-    row({
-      id: "load/16MiB", label: "load() + fromSnapshot() + first call 16 MiB", unit: "ms",
-      vmlet: median(total["16MiB"]!), ref: Number.NaN, refLabel: "(for the ÷ row)", target: null,
-      samples: { vmlet: total["16MiB"]!, ref: [] }, detail: parts("16MiB"),
-    }),
-    row({
-      id: "load/scaling", label: "load() + fromSnapshot() + first call 1 GiB ÷ 16 MiB", unit: "ms",
-      vmlet: median(total["1GiB"]!), ref: median(total["16MiB"]!), refLabel: "vmlet, 16 MiB",
-      target: { op: "≤", value: DISK_TARGET.loadScaling },
-      samples: { vmlet: total["1GiB"]!, ref: total["16MiB"]! }, detail: parts("1GiB"),
-    }),
-    kernelShareRow(mem["16MiB"]! / MIB, mem["1GiB"]! / MIB, median(total["1GiB"]!) - median(total["16MiB"]!)),
-    row({
-      id: "load/load-only", label: "  of which load() alone, 1 GiB ÷ 16 MiB", unit: "ms",
-      vmlet: median(load["1GiB"]!), ref: median(load["16MiB"]!), refLabel: "vmlet, 16 MiB", target: null,
-      samples: { vmlet: load["1GiB"]!, ref: load["16MiB"]! },
-    }),
-    row({
-      id: "load/from-snapshot-only", label: "  of which fromSnapshot() alone, 1 GiB ÷ 16 MiB", unit: "ms",
-      vmlet: median(create["1GiB"]!), ref: median(create["16MiB"]!), refLabel: "vmlet, 16 MiB", target: null,
-      samples: { vmlet: create["1GiB"]!, ref: create["16MiB"]! },
-    }),
-  ];
+  return { total, load, create, call, majorGcs };
 }
 
 /**

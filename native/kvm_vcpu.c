@@ -24,13 +24,18 @@ static void release_vcpu(napi_env env, vcpu_t *v) {
   v->exit_ref = NULL;
 }
 
+void vcpu_free(vcpu_t *v) {
+  pthread_mutex_destroy(&v->mu);
+  pthread_cond_destroy(&v->cv);
+  free(v);
+}
+
 static void finalize_vcpu(napi_env env, void *data, void *hint) {
   (void)hint;
   vcpu_t *v = data;
   release_vcpu(env, v);
-  pthread_mutex_destroy(&v->mu);
-  pthread_cond_destroy(&v->cv);
-  free(v);
+  if (v->tsfn_alive) v->free_pending = true; /* its finalizer still gets `v` */
+  else vcpu_free(v);
 }
 
 vcpu_t *vcpu_unwrap(napi_env env, napi_value self, const char *operation) {
@@ -99,8 +104,9 @@ static napi_value vcpu_start_thread(napi_env env, napi_callback_info info) {
   if (!v) return NULL;
   if (v->has_thread) return make_undefined(env);
   napi_create_string_utf8(env, "vmlet-vcpu", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, v, vcpu_deliver_exit, &v->tsfn) != napi_ok)
+  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, v, vcpu_thread_tsfn_finalize, v, vcpu_deliver_exit, &v->tsfn) != napi_ok)
     return throw_message(env, "startThread", "cannot create threadsafe function");
+  v->tsfn_alive = true;
   napi_unref_threadsafe_function(env, v->tsfn);
   int err = pthread_create(&v->thread, NULL, vcpu_thread_main, v);
   if (err) {

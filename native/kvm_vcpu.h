@@ -61,8 +61,14 @@ typedef struct {
   int sleeping;  /* atomic: the vCPU thread waits on cv */
   uint64_t job_timeout_ns;
   napi_threadsafe_function tsfn;
+  /* The thread-safe function exists until its finalizer has run (after release, or when
+   * Node shuts down); a Vcpu finalized before that is freed by that finalizer. */
+  bool tsfn_alive;
+  bool free_pending;
   restore_plan_t restore;
 } vcpu_t;
+
+void vcpu_free(vcpu_t *v);
 
 /* vcpu_run.c */
 void vcpu_install_kick_handler(void);
@@ -75,6 +81,7 @@ void vcpu_thread_post(vcpu_t *v, enum job j);
 void *vcpu_thread_main(void *arg);
 void vcpu_deliver_exit(napi_env env, napi_value callback, void *context, void *data);
 void vcpu_thread_stop(vcpu_t *v);
+void vcpu_thread_tsfn_finalize(napi_env env, void *data, void *hint);
 
 /* kvm_vcpu.c */
 vcpu_t *vcpu_unwrap(napi_env env, napi_value self, const char *operation);

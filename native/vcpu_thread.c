@@ -73,11 +73,34 @@ void vcpu_deliver_exit(napi_env env, napi_value callback, void *context, void *d
   napi_call_function(env, undefined, callback, 1, &arg, NULL);
 }
 
-void vcpu_thread_stop(vcpu_t *v) {
-  if (!v->has_thread) return;
+/* Ends the thread: a guest still running is kicked out of KVM_RUN first. */
+static void join_thread(vcpu_t *v) {
+  if (v->run) __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST)) pthread_kill(v->runner, vcpu_kick_signal());
   vcpu_thread_post(v, JOB_QUIT);
   pthread_join(v->thread, NULL);
-  napi_release_threadsafe_function(v->tsfn, napi_tsfn_release);
   v->has_thread = false;
+}
+
+void vcpu_thread_stop(vcpu_t *v) {
+  if (!v->has_thread) return;
+  join_thread(v);
+  napi_release_threadsafe_function(v->tsfn, napi_tsfn_release);
+  v->tsfn = NULL;
+}
+
+/*
+ * The thread-safe function's finalizer. When Node shuts down it deletes every
+ * thread-safe function, possibly before the Vcpu's own finalizer runs: the thread is
+ * stopped here, so nothing releases or calls the deleted function afterwards.
+ */
+void vcpu_thread_tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  vcpu_t *v = data;
+  if (v->has_thread) join_thread(v);
+  v->tsfn = NULL;
+  v->tsfn_alive = false;
+  if (v->free_pending) vcpu_free(v);
 }
 

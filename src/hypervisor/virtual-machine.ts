@@ -92,6 +92,8 @@ export interface VirtualMachine {
   readonly restorePending: boolean;
   /** Does a pending deferred restore now. Returns the pages the latest restore copied (-1 if it failed). */
   flushRestore(): number;
+  /** Drops a pending deferred restore without doing it (memory and CPU state stay as they are). */
+  discardRestore(): void;
   /** With a restore pending: makes the pages of [address, address + length) equal to the image's before the host writes there. */
   beforeHostWrite(address: number, length: number): void;
   /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */

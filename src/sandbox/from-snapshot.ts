@@ -1,9 +1,11 @@
 /**
  * Assembling a sandbox from a snapshot: memory mapped copy-on-write from the image
- * (O(1) in memory size), a fresh VM, the fixed CPU setup and the snapshot's CPU state.
+ * (O(1) in memory size), a VM (a parked one of the same snapshot, or a new one), the
+ * fixed CPU setup and the snapshot's CPU state.
  */
 import { createVirtualMachine } from "../hypervisor/backend.js";
 import { GuestMemory } from "../mem/guest-memory.js";
+import { unparkVm, type Unparked } from "./parked-vms.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
 import { HostFunctionRegistry } from "./host-functions.js";
@@ -16,10 +18,11 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
   requireSuperset(snapshot.state.hostFunctions, hostFunctions, "Sandbox.fromSnapshot()");
   const { layout, system, cpu, functions } = snapshot.state;
-  const memory = GuestMemory.allocate(layout.memorySize);
-  memory.mapImage(snapshot.image);
-  const vm = createVirtualMachine(memory, { trackDirtyPages: true });
+  const { vm, memory, mapped } = unparkVm(snapshot.image) ?? freshVm(snapshot);
   try {
+    if (!mapped) memory.mapImage(snapshot.image);
+    vm.clearInterrupt();
+    vm.takeDirtyPages(); // a new record: nothing written yet
     vm.configure(system);
     vm.setCpuState(cpu);
   } catch (error) {
@@ -35,4 +38,11 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
     maxGuestLogLevel: config.maxGuestLogLevel ?? snapshot.state.maxGuestLogLevel,
     timeoutMs: config.timeoutMs,
   };
+}
+
+/** A new VM with dirty logging from the start; its memory is mapped before the VM sees it (cheaper than remapping a live VM's). */
+function freshVm(snapshot: Snapshot): Unparked {
+  const memory = GuestMemory.allocate(snapshot.state.layout.memorySize);
+  memory.mapImage(snapshot.image);
+  return { vm: createVirtualMachine(memory, { trackDirtyPages: true }), memory, mapped: true };
 }

@@ -20,6 +20,7 @@ import { MemoryImage } from "../snapshot/memory-image.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snapshot.js";
 import { partsFromSnapshot } from "./from-snapshot.js";
+import { parkVm } from "./parked-vms.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "./snapshot-config.js";
 import { randomSeed } from "./entropy.js";
 import { CallSession, callContext, finishSync, readReturn, type CallContext, type Step } from "./call-session.js";
@@ -271,7 +272,13 @@ export class Sandbox {
     // A deferred restore that never ran is dropped with the VM: it copied nothing.
     this.openReport?.settle(this.vm.restorePending ? 0 : this.vm.flushRestore());
     this.openReport = undefined;
-    this.vm.destroy();
+    if (this.base && !this.poisonedBy) {
+      // Kept for the next sandbox of this snapshot (src/sandbox/parked-vms.ts), which
+      // resets it as fromSnapshot() sets up a new VM.
+      parkVm(this.base.image, this.vm, this.parts.memory);
+    } else {
+      this.vm.destroy();
+    }
   }
 
   /**

@@ -3,6 +3,7 @@
  * plus a read-only shared view used as the source of restores. Sandboxes made from the
  * snapshot map the file privately, so they share its pages until they write them.
  */
+import { fstatSync } from "node:fs";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 
@@ -91,6 +92,13 @@ export class MemoryImage {
       addon.closeFd(fd);
       throw error;
     }
+  }
+
+  /** Whether both images are the same file (a blob loaded twice), compared by device and inode. */
+  sameFileAs(other: MemoryImage): boolean {
+    const a = fstatSync(this.fd);
+    const b = fstatSync(other.fd);
+    return a.dev === b.dev && a.ino === b.ino;
   }
 
   /** The file's data as [start, end, …] byte ranges; everything else is a hole (zeros). */

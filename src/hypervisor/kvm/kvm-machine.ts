@@ -267,11 +267,17 @@ export class KvmMachine implements VirtualMachine {
     this.hostCapacity = hostCapacity;
   }
 
+  discardRestore(): void {
+    this.pending = false;
+    this.control[Ctl.Pending] = 0;
+    this.control[Ctl.SkipCount] = 0;
+    this.skipped.length = 0;
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.pending = false; // a deferred restore that never ran is dropped
-    this.control[Ctl.Pending] = 0;
+    this.discardRestore(); // a deferred restore that never ran is dropped
     this.vcpu.close();
     this.vm.close();
     // Give the pages back now rather than when the ArrayBuffer is collected: the next
