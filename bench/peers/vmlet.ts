@@ -154,7 +154,7 @@ export async function measureVmlet(plan: VmletPlan): Promise<VmletResult> {
       mb: warmMb,
       memory: undefined,
       memoryKey: "vmlet-snapshot",
-      notes: ["call, 1 MB: on a warm sandbox (no restores); call = the bare callSync of the ratio check"],
+      notes: ["fresh: each sandbox is closed before the next, so after the first, fromSnapshot() reuses the closed one's VM (docs/snapshots.md § VM reuse; a new VM costs about 1 ms more on PVM, see npm run bench)", "call, 1 MB: on a warm sandbox (no restores); call = the bare callSync of the ratio check"],
     },
     {
       peer: "vmlet",
