@@ -49,8 +49,13 @@ export function parkVm(image: MemoryImage, vm: VirtualMachine, memory: GuestMemo
     vm.destroy();
     return;
   }
-  vm.discardRestore();
-  memory.mapImage(image);
+  try {
+    vm.discardRestore();
+    memory.mapImage(image);
+  } catch {
+    vm.destroy(); // close() must not fail: a VM that cannot be reset is simply not kept
+    return;
+  }
   parked.push({ key: keyOf(image), vm, memory, image });
   if (parked.length > MAX_PARKED) parked.shift()!.vm.destroy();
 }
