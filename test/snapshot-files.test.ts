@@ -339,3 +339,26 @@ test("remove and gc of a directory without a layout: SnapshotNotFoundError, and 
   await assert.rejects(new SnapshotLayout(empty).gc(), SnapshotNotFoundError);
   assert.deepEqual(fs.readdirSync(empty), [], "no stray lock file");
 });
+
+test("writers in several processes share one layout: every save lands, the layout verifies", async () => {
+  const dir = freshDir();
+  const rounds = 8;
+  const tags = ["p0", "p1", "p2"];
+  const outputs = await Promise.all(tags.map((tag) => new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, "dist/test/fixtures/concurrent-saver.js"), dir, tag, String(rounds)], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`writer ${tag} exited ${code}: ${err}`))));
+  })));
+  for (const out of outputs) assert.match(out, new RegExp(`SAVED ${rounds}`));
+  const layout = new SnapshotLayout(dir);
+  assert.deepEqual(layout.list().map((l) => l.tag).sort(), tags);
+  assert.equal((await layout.verify()).ok, true);
+  for (const tag of tags) {
+    const sb = await Sandbox.fromSnapshot(await Snapshot.checkedLoad(dir, tag), { hostFunctions: [addOne] });
+    assert.equal(sb.callSync("get_counter"), rounds, `${tag} holds its last save`);
+    sb.close();
+  }
+});
