@@ -19,9 +19,9 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { constants as perfConstants, PerformanceObserver } from "node:perf_hooks";
-import { backendInfo, Sandbox, Snapshot } from "../src/index.js";
+import { backendInfo, Snapshot } from "../src/index.js";
 import { median } from "../src/cli/stats.js";
-import { fromSnapshotConfig, snapshotBuilder, snapshotElf } from "./snapshot-measure.js";
+import { fromSnapshotAndCall, snapshotBuilder, snapshotElf } from "./snapshot-measure.js";
 
 const MIB = 2 ** 20;
 const nowNs = (): bigint => process.hrtime.bigint();
@@ -271,17 +271,7 @@ async function loadLoop(dirs: Record<string, string>, reps: number, reuseVms: bo
         const t0 = nowNs();
         const snap = await Snapshot.load(dirs[id]!, "t");
         const t1 = nowNs();
-        const sb = await Sandbox.fromSnapshot(snap, fromSnapshotConfig);
-        const t2 = nowNs();
-        let counter: unknown;
-        let t3: bigint;
-        try {
-          counter = sb.callSync("get_counter");
-          t3 = nowNs();
-        } finally {
-          sb.close();
-        }
-        if (counter !== 0) throw new Error(`load: get_counter() = ${String(counter)}`);
+        const { created: t2, called: t3 } = await fromSnapshotAndCall(snap, "load");
         if (i < 0) continue;
         total[id]!.push(msSince(t0, t3));
         load[id]!.push(msSince(t0, t1));

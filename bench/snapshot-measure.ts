@@ -178,22 +178,31 @@ async function fromSnapshotLoop(fixtures: readonly SnapshotFixture[], iterations
   for (let i = -warmup; i < iterations; i++) {
     for (const f of fixtures) {
       const t0 = nowNs();
-      const sb = await Sandbox.fromSnapshot(f.snap, fromSnapshotConfig);
-      const t1 = nowNs();
-      let counter: unknown;
-      let t2: bigint;
-      try {
-        counter = sb.callSync("get_counter");
-        t2 = nowNs();
-      } finally {
-        sb.close();
-      }
-      if (counter !== 0) throw new Error(`fromSnapshot: get_counter() = ${String(counter)}`);
+      const { created: t1, called: t2 } = await fromSnapshotAndCall(f.snap, "fromSnapshot");
       if (i < 0) continue;
       into.get(f.size)!.total.push(usSince(t0, t2));
       into.get(f.size)!.create.push(usSince(t0, t1));
     }
   }
+}
+
+/**
+ * Sandbox.fromSnapshot(snap) and its first callSync("get_counter") (which must return 0),
+ * then close (not timed). Returns the clock after creation and after the call.
+ */
+export async function fromSnapshotAndCall(snap: Snapshot, what: string): Promise<{ created: bigint; called: bigint }> {
+  const sb = await Sandbox.fromSnapshot(snap, fromSnapshotConfig);
+  const created = nowNs();
+  let counter: unknown;
+  let called: bigint;
+  try {
+    counter = sb.callSync("get_counter");
+    called = nowNs();
+  } finally {
+    sb.close();
+  }
+  if (counter !== 0) throw new Error(`${what}: get_counter() = ${String(counter)}`);
+  return { created, called };
 }
 
 /** /proc/self/smaps_rollup, kB per field. */

@@ -30,40 +30,6 @@ static napi_value set_user_memory_region(napi_env env, napi_callback_info info) 
   return make_undefined(env);
 }
 
-/* KVM_GET_DIRTY_LOG(slot, bitmap): bitmap gets one bit per page of the slot, and is cleared in KVM */
-static napi_value get_dirty_log(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int32_t vm;
-  uint32_t slot;
-  void *data;
-  size_t len;
-  if (!get_args(env, info, 3, argv, NULL, "KVM_GET_DIRTY_LOG") || !arg_i32(env, argv[0], &vm) ||
-      !arg_u32(env, argv[1], &slot) || !arg_bytes(env, argv[2], &data, &len))
-    return throw_message(env, "KVM_GET_DIRTY_LOG", "bad arguments");
-  if (len % 8 != 0) return throw_message(env, "KVM_GET_DIRTY_LOG", "bitmap length must be a multiple of 8");
-  struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = data};
-  if (ioctl(vm, KVM_GET_DIRTY_LOG, &log) < 0) return throw_errno(env, "KVM_GET_DIRTY_LOG", errno);
-  return make_undefined(env);
-}
-
-/* KVM_CLEAR_DIRTY_LOG(slot, firstPage, numPages, bitmap): re-protects the pages whose bits are set */
-static napi_value clear_dirty_log(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  int32_t vm;
-  uint32_t slot, num_pages;
-  uint64_t first_page;
-  void *data;
-  size_t len;
-  if (!get_args(env, info, 5, argv, NULL, "KVM_CLEAR_DIRTY_LOG") || !arg_i32(env, argv[0], &vm) ||
-      !arg_u32(env, argv[1], &slot) || !arg_u64(env, argv[2], &first_page) || !arg_u32(env, argv[3], &num_pages) ||
-      !arg_bytes(env, argv[4], &data, &len))
-    return throw_message(env, "KVM_CLEAR_DIRTY_LOG", "bad arguments");
-  if ((num_pages + 63) / 64 * 8 > len) return throw_message(env, "KVM_CLEAR_DIRTY_LOG", "bitmap too small");
-  struct kvm_clear_dirty_log clear = {.slot = slot, .num_pages = num_pages, .first_page = first_page, .dirty_bitmap = data};
-  if (ioctl(vm, KVM_CLEAR_DIRTY_LOG, &clear) < 0) return throw_errno(env, "KVM_CLEAR_DIRTY_LOG", errno);
-  return make_undefined(env);
-}
-
 /* KVM_ENABLE_CAP(cap, arg0) on a VM fd */
 static napi_value enable_cap(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -92,8 +58,6 @@ static napi_value create_vcpu_fd(napi_env env, napi_callback_info info) {
 
 void register_kvm_vm(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "setUserMemoryRegion", set_user_memory_region);
-  NAPI_EXPORT_FN(env, exports, "getDirtyLog", get_dirty_log);
-  NAPI_EXPORT_FN(env, exports, "clearDirtyLog", clear_dirty_log);
   NAPI_EXPORT_FN(env, exports, "enableCap", enable_cap);
   NAPI_EXPORT_FN(env, exports, "createVcpuFd", create_vcpu_fd);
 }

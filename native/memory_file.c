@@ -48,6 +48,34 @@ static bool page_is_zero(const uint8_t *p) {
   return acc == 0;
 }
 
+/* pwrite each run of non-zero pages of buf[0, len) to fd at file_offset + its offset, so zero
+ * pages stay holes. Adds the pages written to *written; returns 0 or an errno. */
+static int write_non_zero_runs(int fd, const uint8_t *buf, uint64_t len, uint64_t file_offset, uint64_t *written) {
+  for (uint64_t at = 0; at < len;) {
+    if (page_is_zero(buf + at)) {
+      at += PAGE;
+      continue;
+    }
+    uint64_t end = at + PAGE; /* one pwrite per run of non-zero pages */
+    while (end < len && !page_is_zero(buf + end)) end += PAGE;
+    for (uint64_t done = at; done < end;) {
+      ssize_t n = pwrite(fd, buf + done, end - done, (off_t)(file_offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return n < 0 ? errno : EIO;
+      done += (uint64_t)n;
+    }
+    *written += (end - at) / PAGE;
+    at = end;
+  }
+  return 0;
+}
+
+static napi_value pages_result(napi_env env, uint64_t pages) {
+  napi_value r;
+  napi_create_double(env, (double)pages, &r);
+  return r;
+}
+
 /* writeNonZeroPages(fd, buffer, offset, size): pwrite each non-zero page at its own offset, so zero pages stay holes -> pages written */
 static napi_value write_non_zero_pages(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -59,27 +87,10 @@ static napi_value write_non_zero_pages(napi_env env, napi_callback_info info) {
       !arg_u64(env, argv[2], &offset) || !arg_u64(env, argv[3], &size))
     return throw_message(env, "pwrite", "bad arguments");
   if (!range_in(len, offset, size)) return throw_message(env, "pwrite", "range outside buffer or not page aligned");
-  const uint8_t *base = data;
   uint64_t written = 0;
-  for (uint64_t at = offset; at < offset + size;) {
-    if (page_is_zero(base + at)) {
-      at += PAGE;
-      continue;
-    }
-    uint64_t end = at + PAGE; /* one pwrite per run of non-zero pages */
-    while (end < offset + size && !page_is_zero(base + end)) end += PAGE;
-    for (uint64_t done = at; done < end;) {
-      ssize_t n = pwrite(fd, base + done, end - done, (off_t)done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return throw_errno(env, "pwrite", n < 0 ? errno : EIO);
-      done += (uint64_t)n;
-    }
-    written += (end - at) / PAGE;
-    at = end;
-  }
-  napi_value r;
-  napi_create_double(env, (double)written, &r);
-  return r;
+  int err = write_non_zero_runs(fd, (const uint8_t *)data + offset, size, offset, &written);
+  if (err) return throw_errno(env, "pwrite", err);
+  return pages_result(env, written);
 }
 
 /* copyNonZeroPages(srcFd, dstFd, offset, size): pread [offset, offset+size) of src, pwrite its
@@ -97,41 +108,23 @@ static napi_value copy_non_zero_pages(napi_env env, napi_callback_info info) {
   uint8_t *buf = malloc(CHUNK);
   if (!buf) return throw_errno(env, "pread", ENOMEM);
   uint64_t written = 0;
-  for (uint64_t at = offset; at < offset + size;) {
+  const char *op = NULL;
+  int err = 0;
+  for (uint64_t at = offset; at < offset + size && !err;) {
     size_t want = (size_t)(offset + size - at < CHUNK ? offset + size - at : CHUNK);
     ssize_t got = pread(src, buf, want, (off_t)at);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0 || got % PAGE) {
-      int err = got < 0 ? errno : EIO; /* a short read: the source shrank */
-      free(buf);
-      return throw_errno(env, "pread", err);
+      op = "pread";
+      err = got < 0 ? errno : EIO; /* a short read: the source shrank */
+      break;
     }
-    for (size_t p = 0; p < (size_t)got;) {
-      if (page_is_zero(buf + p)) {
-        p += PAGE;
-        continue;
-      }
-      size_t end = p + PAGE; /* one pwrite per run of non-zero pages */
-      while (end < (size_t)got && !page_is_zero(buf + end)) end += PAGE;
-      for (size_t done = p; done < end;) {
-        ssize_t n = pwrite(dst, buf + done, end - done, (off_t)(at + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          int err = n < 0 ? errno : EIO;
-          free(buf);
-          return throw_errno(env, "pwrite", err);
-        }
-        done += (size_t)n;
-      }
-      written += (end - p) / PAGE;
-      p = end;
-    }
+    if ((err = write_non_zero_runs(dst, buf, (uint64_t)got, at, &written))) op = "pwrite";
     at += (uint64_t)got;
   }
   free(buf);
-  napi_value r;
-  napi_create_double(env, (double)written, &r);
-  return r;
+  if (err) return throw_errno(env, op, err);
+  return pages_result(env, written);
 }
 
 /* mapFilePrivate(buffer, offset, size, fd): mmap(MAP_PRIVATE|MAP_FIXED) of the file over that range of the buffer */

@@ -1,11 +1,11 @@
 /** `vmlet snapshot create | ls | inspect | verify | rm | gc`: a thin layer over Snapshot and SnapshotLayout. */
-import fs from "node:fs";
 import path from "node:path";
+import { formatSignature, type Signature } from "../abi/types.js";
 import { SandboxBuilder } from "../sandbox/builder.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { SnapshotLayout } from "../snapshot/file/layout-tools.js";
 import { SnapshotNotFoundError } from "../snapshot/file/errors.js";
-import { BLOBS_DIR, INDEX_FILE, OCI_LAYOUT_FILE } from "../snapshot/file/format.js";
+import { readIndex } from "../snapshot/file/reader.js";
 import { checkRef, checkTag, expectPositionals, isDigestPrefix, parseArgs, parseMs, parseSize, UsageError, type ParsedArgs } from "./args.js";
 import { formatBytes, formatDate, shortDigest, table } from "./format.js";
 import type { Io } from "./io.js";
@@ -141,11 +141,10 @@ function inspect(args: ParsedArgs, usage: string, io: Io): number {
   const ref = resolveRef(dir, checkRef(refText, usage));
   const i = new SnapshotLayout(dir).inspect(ref);
   const c = i.config;
-  const memoryDiskBytes = diskBytes(dir, i.blobs.memory.digest);
-  const size = i.descriptor.size + i.blobs.config.size + i.blobs.memory.size + i.blobs.guestElf.size;
+  const { memoryDiskBytes, size } = i;
   const blob = (d: { mediaType: string; digest: string; size: number }): { mediaType: string; digest: string; size: number } => ({ mediaType: d.mediaType, digest: d.digest, size: d.size });
   const guest = i.annotations["dev.vmlet.snapshot.guest"];
-  const signatures = (list: ReadonlyArray<{ name: string; params: readonly string[]; returns: string }>): string[] => list.map((f) => `${f.name}(${f.params.join(", ")}) -> ${f.returns}`);
+  const signatures = (list: ReadonlyArray<{ name: string } & Signature>): string[] => list.map((f) => formatSignature(f.name, f));
   if (io.json) {
     io.printJson({
       dir,
@@ -166,8 +165,8 @@ function inspect(args: ParsedArgs, usage: string, io: Io): number {
       size,
       memoryDiskBytes,
       blobs: { manifest: blob(i.descriptor), config: blob(i.blobs.config), memory: blob(i.blobs.memory), guestElf: blob(i.blobs.guestElf) },
-      functions: c.functions.map((f) => ({ name: f.name, index: f.index, params: [...f.params], returns: f.returns, signature: `${f.name}(${f.params.join(", ")}) -> ${f.returns}` })),
-      hostFunctions: c.hostFunctions.map((f) => ({ name: f.name, params: [...f.params], returns: f.returns, signature: `${f.name}(${f.params.join(", ")}) -> ${f.returns}` })),
+      functions: c.functions.map((f) => ({ name: f.name, index: f.index, params: [...f.params], returns: f.returns, signature: formatSignature(f.name, f) })),
+      hostFunctions: c.hostFunctions.map((f) => ({ name: f.name, params: [...f.params], returns: f.returns, signature: formatSignature(f.name, f) })),
       layout: c.layout,
       layoutTable: i.layoutTable,
       annotations: i.annotations,
@@ -236,7 +235,6 @@ async function rm(args: ParsedArgs, usage: string, io: Io): Promise<number> {
   const [dir, tag] = expectPositionals(args, ["dir", "tag"], usage) as [string, string];
   if (/^sha256:/.test(tag)) throw new UsageError(`rm takes a tag, not a digest ("${tag}")`, usage);
   checkTag(tag, usage);
-  requireLayout(dir);
   if (!(await new SnapshotLayout(dir).remove(tag))) throw new SnapshotNotFoundError(dir, tag, `no tag "${tag}" in ${dir}`);
   if (io.json) io.printJson({ dir, tag, removed: true });
   else io.out(`removed ${dir}:${tag} (its blobs stay until \`vmlet snapshot gc ${dir}\`)`);
@@ -245,7 +243,6 @@ async function rm(args: ParsedArgs, usage: string, io: Io): Promise<number> {
 
 async function gc(args: ParsedArgs, usage: string, io: Io): Promise<number> {
   const [dir] = expectPositionals(args, ["dir"], usage) as [string];
-  requireLayout(dir);
   const report = await new SnapshotLayout(dir).gc();
   if (io.json) {
     io.printJson({ dir, removedBlobs: report.removedBlobs, removedBlobCount: report.removedBlobs.length, freedBytes: report.freedBytes, removedTempFiles: report.removedTempFiles });
@@ -257,42 +254,12 @@ async function gc(args: ParsedArgs, usage: string, io: Io): Promise<number> {
   return 0;
 }
 
-/**
- * SNAPSHOT_NOT_FOUND for a missing directory or one without a layout, before a writer
- * takes the lock (which would create a lock file there, or fail with STORAGE).
- */
-export function requireLayout(dir: string): void {
-  try {
-    fs.lstatSync(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new SnapshotNotFoundError(dir, undefined, `no snapshot layout at ${dir}`);
-    return; // the library reports anything else precisely
-  }
-  if (!fs.existsSync(path.join(dir, OCI_LAYOUT_FILE)) && !fs.existsSync(path.join(dir, INDEX_FILE))) {
-    throw new SnapshotNotFoundError(dir, undefined, `no OCI layout in ${dir} (no oci-layout, no index.json)`);
-  }
-}
-
 /** A digest prefix ("sha256:ab12…") resolved to the one manifest digest it starts; tags and full digests pass through. */
 export function resolveRef(dir: string, ref: string): string {
   if (!isDigestPrefix(ref)) return ref;
-  requireLayout(dir);
-  let digests: string[];
-  try {
-    const index = JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), "utf8")) as { manifests?: Array<{ digest?: unknown }> };
-    digests = [...new Set((index.manifests ?? []).map((d) => d.digest).filter((d): d is string => typeof d === "string" && d.startsWith(ref)))];
-  } catch {
-    return ref; // the library reads the index first and reports what is wrong with it
-  }
+  const digests = [...new Set(readIndex(dir).manifests.map((d) => d.digest).filter((d) => d.startsWith(ref)))];
   if (digests.length === 0) throw new SnapshotNotFoundError(dir, ref, `no snapshot with a digest starting ${ref} in ${dir}`);
   if (digests.length > 1) throw new SnapshotNotFoundError(dir, ref, `${ref} is ambiguous in ${dir}: ${digests.map(shortDigest).join(", ")}`);
   return digests[0]!;
 }
 
-function diskBytes(dir: string, digest: string): number {
-  try {
-    return fs.lstatSync(path.join(dir, BLOBS_DIR, digest.slice("sha256:".length))).blocks * 512;
-  } catch {
-    return 0;
-  }
-}

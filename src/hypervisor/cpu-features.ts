@@ -26,9 +26,6 @@ const FEATURES: ReadonlyArray<readonly [string, number, number, Reg, number]> = 
   ["nx", 0x80000001, 0, "edx", 20], ["rdtscp", 0x80000001, 0, "edx", 27], ["lm", 0x80000001, 0, "edx", 29],
 ];
 
-/** Every feature name vmlet knows; a snapshot naming another one cannot be resumed here. */
-export const KNOWN_CPU_FEATURES: readonly string[] = FEATURES.map(([name]) => name);
-
 const ENTRY_SIZE = 40; // struct kvm_cpuid_entry2: function, index, flags, eax, ebx, ecx, edx, padding[3]
 const REG_OFFSET: Record<Reg, number> = { eax: 12, ebx: 16, ecx: 20, edx: 24 };
 

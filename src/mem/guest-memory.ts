@@ -68,7 +68,7 @@ export class GuestMemory {
     } catch {
       return; // not reusable; the mapping goes when the buffer is collected
     }
-    const list = spare.get(this.size) ?? [];
-    if (list.length < SPARE_PER_SIZE) spare.set(this.size, [...list, this.buffer]);
+    const list = spare.get(this.size) ?? spare.set(this.size, []).get(this.size)!;
+    if (list.length < SPARE_PER_SIZE) list.push(this.buffer);
   }
 }

@@ -52,8 +52,6 @@ export interface NativeAddon {
   getSupportedCpuid(fd: number, out: Uint8Array): number;
   createVm(fd: number): number;
   setUserMemoryRegion(vm: number, slot: number, flags: number, guestAddress: number, memory: ArrayBuffer, offset: number, size: number): void;
-  getDirtyLog(vm: number, slot: number, bitmap: BigUint64Array): void;
-  clearDirtyLog(vm: number, slot: number, firstPage: number, numPages: number, bitmap: BigUint64Array): void;
   enableCap(vm: number, capability: number, arg0: number): void;
   createVcpuFd(vm: number, id: number): number;
   allocMemory(size: number, hugePages: boolean): ArrayBuffer;

@@ -4,8 +4,9 @@
  * fixed CPU setup and the snapshot's CPU state.
  */
 import { createVirtualMachine } from "../hypervisor/backend.js";
+import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { GuestMemory } from "../mem/guest-memory.js";
-import { unparkVm, type Unparked } from "./parked-vms.js";
+import { unparkVm } from "./parked-vms.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
 import { HostFunctionRegistry } from "./host-functions.js";
@@ -18,11 +19,8 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
   requireSuperset(snapshot.state.hostFunctions, hostFunctions, "Sandbox.fromSnapshot()");
   const { layout, system, cpu, functions } = snapshot.state;
-  const { vm, memory, mapped } = unparkVm(snapshot.image) ?? freshVm(snapshot);
+  const { vm, memory } = unparkVm(snapshot.image) ?? freshVm(snapshot);
   try {
-    if (!mapped) memory.mapImage(snapshot.image);
-    vm.clearInterrupt();
-    vm.takeDirtyPages(); // a new record: nothing written yet
     vm.configure(system);
     vm.setCpuState(cpu);
   } catch (error) {
@@ -41,8 +39,8 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
 }
 
 /** A new VM with dirty logging from the start; its memory is mapped before the VM sees it (cheaper than remapping a live VM's). */
-function freshVm(snapshot: Snapshot): Unparked {
+function freshVm(snapshot: Snapshot): { vm: VirtualMachine; memory: GuestMemory } {
   const memory = GuestMemory.allocate(snapshot.state.layout.memorySize);
   memory.mapImage(snapshot.image);
-  return { vm: createVirtualMachine(memory, { trackDirtyPages: true }), memory, mapped: true };
+  return { vm: createVirtualMachine(memory, { trackDirtyPages: true }), memory };
 }

@@ -14,6 +14,8 @@ const closeWhenCollected = new FinalizationRegistry<{ addon: NativeAddon; fd: nu
 
 export class MemoryImage {
   #view: Uint8Array | undefined;
+  /** Data ranges, found once: an image does not change after it is made. */
+  #ranges: number[] | undefined;
 
   private constructor(readonly fd: number, readonly size: number, readonly pagesStored: number, private readonly addon: NativeAddon) {
     closeWhenCollected.register(this, { addon, fd });
@@ -58,7 +60,7 @@ export class MemoryImage {
         }
       };
       // The base's data, file to file (reading it through the view would fault on every page).
-      const ranges = native("lseek", () => addon.dataRanges(base.fd, base.size));
+      const ranges = base.dataRanges();
       for (let r = 0; r < ranges.length; r += 2) {
         forRuns(Math.floor(ranges[r]! / PAGE), Math.ceil(ranges[r + 1]! / PAGE), (p) => isWritten[p] === 0,
           (start, count) => native("pwrite", () => addon.copyNonZeroPages(base.fd, fd, start * PAGE, count * PAGE)));
@@ -87,7 +89,9 @@ export class MemoryImage {
       const ranges = native("lseek", () => addon.dataRanges(fd, size));
       let pages = 0;
       for (let r = 0; r < ranges.length; r += 2) pages += Math.ceil(ranges[r + 1]! / PAGE) - ranges[r]! / PAGE;
-      return new MemoryImage(fd, size, pages, addon);
+      const image = new MemoryImage(fd, size, pages, addon);
+      image.#ranges = ranges;
+      return image;
     } catch (error) {
       addon.closeFd(fd);
       throw error;
@@ -102,8 +106,8 @@ export class MemoryImage {
   }
 
   /** The file's data as [start, end, …] byte ranges; everything else is a hole (zeros). */
-  dataRanges(): number[] {
-    return native("lseek", () => loadAddon().dataRanges(this.fd, this.size));
+  dataRanges(): readonly number[] {
+    return (this.#ranges ??= native("lseek", () => this.addon.dataRanges(this.fd, this.size)));
   }
 
   /**
@@ -111,8 +115,8 @@ export class MemoryImage {
    * written. Reads the image file, not the view: a fresh view faults on every page it reads.
    * Throws the native error as is.
    */
-  writeNonZeroPagesTo(fd: number, start: number, end: number): number {
-    return loadAddon().copyNonZeroPages(this.fd, fd, start, end - start);
+  copyNonZeroPagesTo(fd: number, start: number, end: number): number {
+    return this.addon.copyNonZeroPages(this.fd, fd, start, end - start);
   }
 
   private static create(size: number, fill: (addon: NativeAddon, fd: number) => number): MemoryImage {

@@ -8,8 +8,9 @@ import { KvmVcpu } from "./vcpu.js";
 import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
 import { DirtyTracker } from "./dirty-tracker.js";
 
-/** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
+/** struct kvm_regs of each CPU state, built once (states are immutable; restores reuse them). */
 const regsCache = new WeakMap<CpuState, BigUint64Array>();
+/** Long mode with paging, write-protect, NX; SSE enabled for CPL 3. */
 const CR0 = 0x80050033n; // PG | AM | WP | NE | ET | MP | PE
 const CR4 = 0x620n; // OSXMMEXCPT | OSFXSR | PAE
 const EFER = 0xd00n; // NXE | LMA | LME; no SCE: `syscall` is #UD, never a way into CPL 0

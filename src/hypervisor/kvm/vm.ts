@@ -18,19 +18,9 @@ export class KvmVm {
     );
   }
 
-  /** KVM_GET_DIRTY_LOG: one bit per 4 KiB page of the slot; KVM clears its copy. */
-  getDirtyLog(slot: number, bitmap: BigUint64Array): void {
-    native("KVM_GET_DIRTY_LOG", () => this.system.addon.getDirtyLog(this.fd, slot, bitmap));
-  }
-
-  /** KVM_CLEAR_DIRTY_LOG: re-protects the pages whose bits are set (manual-protect mode). */
-  clearDirtyLog(slot: number, numPages: number, bitmap: BigUint64Array): void {
-    native("KVM_CLEAR_DIRTY_LOG", () => this.system.addon.clearDirtyLog(this.fd, slot, 0, numPages, bitmap));
-  }
-
   /**
    * KVM_ENABLE_CAP(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2): KVM_GET_DIRTY_LOG stops re-protecting
-   * pages; the caller re-protects with clearDirtyLog. False if the kernel lacks it.
+   * pages; the restore plan re-protects them (native/vcpu_restore.c). False if the kernel lacks it.
    */
   enableManualDirtyProtect(): boolean {
     if (this.system.addon.checkExtension(this.fd, CAP_MANUAL_DIRTY_LOG_PROTECT2) <= 0) return false;

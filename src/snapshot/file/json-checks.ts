@@ -65,11 +65,6 @@ export function base64(value: Json | undefined, where: string, maxBytes: number)
   return new Uint8Array(Buffer.from(text, "base64"));
 }
 
-/** Optional string field: absent or a string. */
-export function optionalString(value: Json | undefined, where: string, maxLength = 4096): string | undefined {
-  return value === undefined ? undefined : string(value, where, undefined, maxLength);
-}
-
 /** Throws when a name appears twice. */
 export function unique(names: readonly string[], where: string): void {
   const seen = new Set<string>();

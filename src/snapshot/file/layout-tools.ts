@@ -6,15 +6,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describeLayout } from "../../mem/layout.js";
-import { MemoryImage } from "../memory-image.js";
 import { encodeConfig, type SnapshotConfigBlob } from "./config-blob.js";
-import { sha256OfImage, type Progress } from "./digest.js";
-import { DigestMismatchError, SnapshotInvalidError } from "./errors.js";
-import { ANNOTATION, BLOBS_DIR, DIGEST_PATTERN, MAX_BYTES, MEDIA_TYPE, TAG_PATTERN } from "./format.js";
+import type { Progress } from "./digest.js";
+import { ANNOTATION, BLOBS_DIR, MAX_BYTES, MEDIA_TYPE, TAG_PATTERN } from "./format.js";
 import { fsyncDir, readCapped, removeStaleTemps, withWriterLock } from "./layout-files.js";
 import { parseDescriptor, tagOf, type Descriptor } from "./oci.js";
 import * as J from "./json-checks.js";
-import { blobRelative, openMemoryBlob, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
+import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 
@@ -43,6 +41,10 @@ export interface SnapshotInspection {
   readonly config: Omit<SnapshotConfigBlob, "cpuState"> & { readonly cpuState: Omit<SnapshotConfigBlob["cpuState"], "xsave"> };
   /** The memory layout as a table, as `describeLayout` renders it. */
   readonly layoutTable: string;
+  /** Sum of the snapshot's blob sizes, as in SnapshotListing. */
+  readonly size: number;
+  /** Bytes the memory blob occupies on this disk. */
+  readonly memoryDiskBytes: number;
 }
 
 export interface VerifyProblem {
@@ -85,8 +87,9 @@ export class SnapshotLayout {
 
   inspect(ref: string): SnapshotInspection {
     const entry = readEntry(this.dir, readIndex(this.dir), ref);
-    const { xsave: _xsave, ...cpuState } = encodeConfig(entry.state).cpuState;
-    const config = { ...encodeConfig(entry.state), cpuState };
+    const encoded = encodeConfig(entry.state);
+    const { xsave: _xsave, ...cpuState } = encoded.cpuState;
+    const config = { ...encoded, cpuState };
     return {
       tag: tagOf(entry.descriptor),
       descriptor: entry.descriptor,
@@ -94,6 +97,8 @@ export class SnapshotLayout {
       blobs: { config: entry.manifest.config, memory: entry.memory, guestElf: entry.guestElf },
       config,
       layoutTable: describeLayout(entry.state.layout),
+      size: entrySize(entry),
+      memoryDiskBytes: this.memoryDiskBytes(entry),
     };
   }
 
@@ -129,7 +134,7 @@ export class SnapshotLayout {
     for (const { ref, entry } of entries) {
       if (verified.has(entry.memory.digest)) continue;
       try {
-        await verifyMemoryBlob(this.dir, entry.memory, options.onProgress && ((d) => options.onProgress!(done + d, total)));
+        await openMemoryImage(this.dir, entry.memory, true, options.onProgress && ((d) => options.onProgress!(done + d, total)));
         verified.add(entry.memory.digest);
       } catch (error) {
         if (!(error instanceof VmletError)) throw error;
@@ -194,31 +199,32 @@ export class SnapshotLayout {
     return reachable;
   }
 
+  /** Disk blocks of the memory blob (holes cost nothing); 0 if it cannot be read. */
+  private memoryDiskBytes(entry: SnapshotEntry): number {
+    try {
+      return fs.lstatSync(path.join(this.dir, blobRelative(entry.memory.digest))).blocks * 512;
+    } catch {
+      return 0;
+    }
+  }
+
   private listing(entry: SnapshotEntry): SnapshotListing {
     const a = entry.manifest.annotations;
-    let memoryDiskBytes = 0;
-    try {
-      memoryDiskBytes = fs.lstatSync(path.join(this.dir, blobRelative(entry.memory.digest))).blocks * 512;
-    } catch {
-      memoryDiskBytes = 0;
-    }
     return {
       tag: tagOf(entry.descriptor),
       digest: entry.descriptor.digest,
       created: entry.state.createdAt.toISOString(),
       guest: a[ANNOTATION.guest],
       memorySize: entry.state.layout.memorySize,
-      size: entry.descriptor.size + entry.manifest.config.size + entry.memory.size + entry.guestElf.size,
-      memoryDiskBytes,
+      size: entrySize(entry),
+      memoryDiskBytes: this.memoryDiskBytes(entry),
       generation: entry.state.generation,
       vmletVersion: a[ANNOTATION.version] ?? "unknown",
     };
   }
 }
 
-async function verifyMemoryBlob(dir: string, memory: Descriptor, onProgress?: Progress): Promise<void> {
-  if (!DIGEST_PATTERN.test(memory.digest)) throw new SnapshotInvalidError("memory", "bad digest");
-  const image = MemoryImage.fromFile(openMemoryBlob(dir, memory), memory.size);
-  const actual = await sha256OfImage(image.view, image.dataRanges(), image.size, onProgress);
-  if (actual !== memory.digest) throw new DigestMismatchError(blobRelative(memory.digest), memory.digest, actual);
+/** The bytes a registry transfers for a snapshot: its manifest and every blob it names. */
+function entrySize(entry: SnapshotEntry): number {
+  return entry.descriptor.size + entry.manifest.config.size + entry.memory.size + entry.guestElf.size;
 }

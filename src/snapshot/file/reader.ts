@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { SnapshotState } from "../snapshot.js";
 import { decodeConfig } from "./config-blob.js";
-import { sha256 } from "./digest.js";
+import { MemoryImage } from "../memory-image.js";
+import { sha256, sha256OfImage, type Progress } from "./digest.js";
 import { DigestMismatchError, SnapshotInvalidError, SnapshotNotFoundError } from "./errors.js";
 import { BLOBS_DIR, INDEX_FILE, MAX_BYTES, OCI_LAYOUT_FILE } from "./format.js";
 import { openRegular, readCapped, requireLayoutDir } from "./layout-files.js";
@@ -68,7 +69,7 @@ export function readEntryAt(dir: string, descriptor: Descriptor): SnapshotEntry 
 }
 
 /** Opens the memory blob and checks its size against the descriptor. The caller owns the fd. */
-export function openMemoryBlob(dir: string, memory: Descriptor): number {
+function openMemoryBlob(dir: string, memory: Descriptor): number {
   const rel = blobRelative(memory.digest);
   const { fd, size } = openRegular(dir, rel);
   if (size !== memory.size) {
@@ -76,4 +77,17 @@ export function openMemoryBlob(dir: string, memory: Descriptor): number {
     throw new SnapshotInvalidError(rel, `is ${size} bytes, its descriptor says ${memory.size}`);
   }
   return fd;
+}
+
+/**
+ * The memory blob as a MemoryImage (mapped, not read). With `verify`, its sha256 is
+ * computed first, through the same file descriptor, and must match the descriptor.
+ */
+export async function openMemoryImage(dir: string, memory: Descriptor, verify: boolean, onProgress?: Progress): Promise<MemoryImage> {
+  const image = MemoryImage.fromFile(openMemoryBlob(dir, memory), memory.size);
+  if (verify) {
+    const actual = await sha256OfImage(image.view, image.dataRanges(), image.size, onProgress);
+    if (actual !== memory.digest) throw new DigestMismatchError(blobRelative(memory.digest), memory.digest, actual);
+  }
+  return image;
 }

@@ -8,7 +8,6 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
-import type { NativeError } from "../../native/addon.js";
 import type { MemoryImage } from "../memory-image.js";
 import type { Snapshot } from "../snapshot.js";
 import { knownDigest, rememberDigest } from "./blob-digests.js";
@@ -207,14 +206,15 @@ async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProg
   const temp = createTemp(dir);
   try {
     fs.ftruncateSync(temp.fd, image.size);
+    const toWrite = Math.max(1, dataBytes(ranges));
     let written = 0;
     for (let r = 0; r < ranges.length; r += 2) {
       const rangeEnd = Math.min(Math.ceil(ranges[r + 1]! / PAGE) * PAGE, image.size);
       for (let at = Math.floor(ranges[r]! / PAGE) * PAGE; at < rangeEnd; at += WRITE_SLICE) {
         const end = Math.min(rangeEnd, at + WRITE_SLICE);
-        writePages(image, temp.fd, at, end, temp.file);
+        image.copyNonZeroPagesTo(temp.fd, at, end); // a native error (ENOSPC, EFBIG, …) becomes a StorageError below
         written += end - at;
-        onProgress?.((written / Math.max(1, dataBytes(ranges))) * (image.size / 2), image.size);
+        onProgress?.((written / toWrite) * (image.size / 2), image.size);
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
@@ -242,15 +242,6 @@ async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProg
   }
   onProgress?.(image.size, image.size);
   return { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
-}
-
-function writePages(image: MemoryImage, fd: number, start: number, end: number, file: string): void {
-  try {
-    image.writeNonZeroPagesTo(fd, start, end);
-  } catch (error) {
-    const e = error as NativeError;
-    throw storageError(file, Object.assign(new Error(e.message), { code: e.code }));
-  }
 }
 
 function dataBytes(ranges: readonly number[]): number {
