@@ -136,7 +136,8 @@ int vcpu_restore_now(vcpu_t *v, bool before_run) {
     ctl[CTL_ERROP] = RESTORE_OP_SET_REGS;
     return -errno;
   }
-  if (ioctl(v->fd, KVM_SET_XSAVE, p->xsave) < 0) {
+  /* No xsave: the snapshot resumes at an instruction that reloads the FPU from its memory. */
+  if (p->xsave && ioctl(v->fd, KVM_SET_XSAVE, p->xsave) < 0) {
     ctl[CTL_ERROP] = RESTORE_OP_SET_XSAVE;
     return -errno;
   }
@@ -159,7 +160,8 @@ napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 2, argv, &self, "KVM_SET_REGS") || !arg_bytes(env, argv[0], &regs, &regs_len) ||
       !arg_bytes(env, argv[1], &xsave, &xsave_len))
     return throw_message(env, "KVM_SET_REGS", "bad arguments");
-  if (regs_len < sizeof(struct kvm_regs) || xsave_len < sizeof(struct kvm_xsave))
+  if (regs_len < sizeof(struct kvm_regs) ||
+      (xsave_len != 0 && xsave_len < sizeof(struct kvm_xsave)))
     return throw_message(env, "KVM_SET_REGS", "buffer too small for the kernel struct");
   vcpu_t *v = vcpu_unwrap(env, self, "KVM_SET_REGS");
   if (!v) return NULL;
@@ -224,7 +226,8 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* restoreSource(image, regs, xsave): the per-snapshot part. SAFETY: as for restorePlan. */
+/* restoreSource(image, regs, xsave): the per-snapshot part. An empty xsave skips
+ * KVM_SET_XSAVE (the guest reloads its FPU state itself). SAFETY: as for restorePlan. */
 napi_value vcpu_restore_source(napi_env env, napi_callback_info info) {
   napi_value argv[3], self;
   void *image, *regs, *xsave;
@@ -236,11 +239,12 @@ napi_value vcpu_restore_source(napi_env env, napi_callback_info info) {
   if (!v) return NULL;
   restore_plan_t *p = &v->restore;
   if (!p->ctl) return throw_message(env, "restoreSource", "restorePlan() was not called");
-  if (image_len != p->pages * PAGE || regs_len < sizeof(struct kvm_regs) || xsave_len < sizeof(struct kvm_xsave))
+  if (image_len != p->pages * PAGE || regs_len < sizeof(struct kvm_regs) ||
+      (xsave_len != 0 && xsave_len < sizeof(struct kvm_xsave)))
     return throw_message(env, "restoreSource", "buffer sizes disagree");
   p->image = image;
   p->regs = regs;
-  p->xsave = xsave;
+  p->xsave = xsave_len ? xsave : NULL;
   return make_undefined(env);
 }
 

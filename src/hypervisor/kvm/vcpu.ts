@@ -122,7 +122,7 @@ export class KvmVcpu {
       this.handle.restorePlan(vm.fd, 0, dirty.manual ? 1 : 0, dirty.bitmap, dirty.previous, dirty.hot, dirty.toClear, memory, control, hostCapacity));
   }
 
-  /** Registers the snapshot a restore copies from. */
+  /** Registers the snapshot a restore copies from; an empty `xsave` skips KVM_SET_XSAVE (the guest reloads its FPU on resume). */
   restoreSource(image: Uint8Array, regs: BigUint64Array, xsave: Uint8Array): void {
     native("restoreSource", () => this.handle.restoreSource(image, new Uint8Array(regs.buffer, regs.byteOffset, REGS_SIZE), xsave));
   }
