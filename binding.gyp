@@ -11,6 +11,7 @@
         "native/vcpu_run.c",
         "native/vcpu_thread.c",
         "native/vcpu_restore.c",
+        "native/dirty_ring.c",
         "native/memory.c",
         "native/reaper.c",
         "native/memory_file.c",

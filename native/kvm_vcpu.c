@@ -17,6 +17,7 @@
 static void release_vcpu(napi_env env, vcpu_t *v) {
   vcpu_thread_stop(v);
   if (v->run) munmap(v->run, v->run_size);
+  dirty_ring_release(v);
   if (v->fd >= 0) reaper_close(v->fd); /* before the VM fd, which is queued after it */
   if (v->exit_ref) napi_delete_reference(env, v->exit_ref);
   v->run = NULL;
@@ -269,6 +270,7 @@ void register_kvm_vcpu(napi_env env, napi_value exports) {
       {"restoreSource", NULL, vcpu_restore_source, NULL, NULL, NULL, napi_default, NULL},
       {"restoreNow", NULL, vcpu_restore_now_js, NULL, NULL, NULL, napi_default, NULL},
       {"takeDirtyLog", NULL, vcpu_take_dirty_log, NULL, NULL, NULL, napi_default, NULL},
+      {"mapDirtyRing", NULL, vcpu_map_dirty_ring, NULL, NULL, NULL, napi_default, NULL},
       {"getEvents", NULL, get_events, NULL, NULL, NULL, napi_default, NULL},
       {"setEvents", NULL, set_events, NULL, NULL, NULL, napi_default, NULL},
       {"getMsrs", NULL, get_msrs, NULL, NULL, NULL, napi_default, NULL},

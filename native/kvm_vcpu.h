@@ -21,7 +21,11 @@ enum job { JOB_NONE, JOB_RUN, JOB_QUIT };
  * header: host-written pages to copy (host_cap slots), then pages JavaScript has already
  * copied from the image (the skip list, the rest). */
 enum { CTL_PENDING, CTL_COPIED, CTL_HOST_COUNT, CTL_SKIP_COUNT, CTL_ERROP, CTL_HEADER = 8 };
-enum { RESTORE_OP_NONE, RESTORE_OP_GET_LOG, RESTORE_OP_CLEAR_LOG, RESTORE_OP_SET_REGS, RESTORE_OP_SET_XSAVE };
+enum { RESTORE_OP_NONE, RESTORE_OP_GET_LOG, RESTORE_OP_CLEAR_LOG, RESTORE_OP_SET_REGS, RESTORE_OP_SET_XSAVE, RESTORE_OP_RESET_RING };
+
+/* How the plan learns dirty pages: KVM_GET_DIRTY_LOG (re-protecting all, or only the
+ * non-hot pages in manual-protect mode), or the vCPU's dirty ring. */
+enum dirty_mode { DIRTY_BITMAP, DIRTY_MANUAL, DIRTY_RING };
 
 /* run() result when a pending restore failed before KVM_RUN: RUN_RESTORE_FAILED - errno (negative). */
 #define RUN_RESTORE_FAILED (-0x20000)
@@ -30,9 +34,12 @@ enum { RESTORE_OP_NONE, RESTORE_OP_GET_LOG, RESTORE_OP_CLEAR_LOG, RESTORE_OP_SET
 typedef struct {
   int vm_fd;
   uint32_t slot;
-  bool manual;    /* manual-protect dirty log: hot pages stay writable */
+  enum dirty_mode mode;
   bool sync_regs; /* KVM_CAP_SYNC_REGS covers the general registers */
   size_t pages, words;
+  /* Bitmap modes: dirty = the last read, prev = the one before, hot = kept writable,
+   * clear = scratch for KVM_CLEAR_DIRTY_LOG. Ring mode: dirty = takeDirtyLog()'s answer,
+   * hot = the ring's writable pages, prev = pages to restore that were re-protected since. */
   uint64_t *dirty, *prev, *hot, *clear;
   uint32_t hot_count;
   size_t prev_first, prev_last; /* the words of prev that may be non-zero */
@@ -42,6 +49,16 @@ typedef struct {
   int32_t *ctl;   /* NULL until restorePlan() */
   uint32_t host_cap, skip_cap;
 } restore_plan_t;
+
+/* The vCPU's dirty ring, when its VM has one (dirty_ring.c). */
+typedef struct {
+  struct kvm_dirty_gfn *gfns; /* NULL until mapDirtyRing() */
+  size_t bytes;
+  uint32_t entries, fetch;
+  uint32_t *writable; /* pages collected since the last reset (still writable) */
+  uint32_t writable_n, writable_cap;
+  uint32_t restores_since_reset;
+} dirty_ring_t;
 
 typedef struct {
   int fd;
@@ -66,6 +83,7 @@ typedef struct {
   bool tsfn_alive;
   bool free_pending;
   restore_plan_t restore;
+  dirty_ring_t ring;
 } vcpu_t;
 
 void vcpu_free(vcpu_t *v);
@@ -93,5 +111,13 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info);
 napi_value vcpu_restore_source(napi_env env, napi_callback_info info);
 napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info);
 napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info);
+
+/* dirty_ring.c */
+napi_value vcpu_map_dirty_ring(napi_env env, napi_callback_info info);
+bool dirty_ring_plan(vcpu_t *v, size_t pages);
+void dirty_ring_harvest(vcpu_t *v);
+int dirty_ring_reset(vcpu_t *v);
+int dirty_ring_spill(vcpu_t *v);
+void dirty_ring_release(vcpu_t *v);
 
 #endif

@@ -9,11 +9,15 @@
  * when JavaScript sets ctl[CTL_PENDING], inside the next run (vcpu_run_once), so that a
  * restore and the call after it cost one crossing.
  *
- * One restore: KVM_GET_DIRTY_LOG; in manual-protect mode learn the hot pages (dirty in
- * two reads in a row, kept writable) and KVM_CLEAR_DIRTY_LOG the other dirty pages,
- * over the range of words that have any; copy every dirty page and every host-written
- * page from the image, except the pages JavaScript already copied (the skip list); then
- * KVM_SET_REGS and KVM_SET_XSAVE. Every pass is over preallocated buffers.
+ * One restore finds the dirty pages either from the vCPU's dirty ring (no ioctl: the
+ * ring is memory; see dirty_ring.c and RING_MAX_WRITABLE for when pages are re-protected)
+ * or, where the kernel has no ring, with KVM_GET_DIRTY_LOG (in manual-protect mode it
+ * learns the hot pages — dirty in two reads in a row, kept writable — and
+ * KVM_CLEAR_DIRTY_LOGs the other dirty pages over the range of words that have any). It
+ * copies every dirty page and every host-written page from the image, except the pages
+ * JavaScript already copied (the skip list); then KVM_SET_REGS (or the kvm_run sync
+ * area) and KVM_SET_XSAVE unless the guest reloads its FPU itself. Every pass is over
+ * preallocated buffers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,8 +29,16 @@
 #define PAGE 4096
 /* A page dirty in two reads in a row becomes hot; at most about this many are hot. */
 #define MAX_HOT_PAGES 64
+/* Ring mode: the writable pages are copied on every restore (~0.2 µs each) instead of
+ * faulting on their next write (~7 µs each on PVM). Reset (re-protect them all) when they
+ * are more than this many, or every RING_RELEARN_EVERY restores, so that pages the guest
+ * stopped writing are not copied for ever: a page is kept for about as many restores as
+ * its fault would cost in copies (ski rental). */
+#define RING_MAX_WRITABLE 512
+#define RING_RELEARN_EVERY 32
 
-static const char *const restore_ops[] = {"restore", "KVM_GET_DIRTY_LOG", "KVM_CLEAR_DIRTY_LOG", "KVM_SET_REGS", "KVM_SET_XSAVE"};
+static const char *const restore_ops[] = {"restore", "KVM_GET_DIRTY_LOG", "KVM_CLEAR_DIRTY_LOG", "KVM_SET_REGS", "KVM_SET_XSAVE",
+                                          "KVM_RESET_DIRTY_RINGS"};
 
 static bool in_list(const int32_t *list, int32_t n, size_t page) {
   for (int32_t i = 0; i < n; i++)
@@ -57,7 +69,7 @@ static int read_dirty_log(restore_plan_t *p, bool copy, const int32_t *skip, int
   for (size_t w = 0; w < p->words; w++) {
     uint64_t dw = d[w];
     if (dw == 0 && (w < p->prev_first || w > p->prev_last || prev[w] == 0)) continue;
-    if (p->manual) {
+    if (p->mode == DIRTY_MANUAL) {
       uint64_t repeated = dw & prev[w] & ~hot[w];
       if (repeated && p->hot_count < MAX_HOT_PAGES) {
         hot[w] |= repeated;
@@ -100,6 +112,50 @@ static int read_dirty_log(restore_plan_t *p, bool copy, const int32_t *skip, int
   return dirty;
 }
 
+static inline bool has_bit(const uint64_t *bits, size_t n) { return (bits[n / 64] >> (n % 64)) & 1; }
+
+/* Ring mode: copy the writable pages and the ones re-protected since the last restore
+ * (they were spilled from a full ring); the latter stay marked until forget_spilled(). */
+static int copy_ring_pages(vcpu_t *v, const int32_t *skip, int32_t skip_n) {
+  restore_plan_t *p = &v->restore;
+  dirty_ring_t *r = &v->ring;
+  dirty_ring_harvest(v);
+  int copied = 0;
+  for (uint32_t i = 0; i < r->writable_n; i++, copied++)
+    if (!(skip_n && in_list(skip, skip_n, r->writable[i]))) copy_page(p, r->writable[i]);
+  if (p->prev_first == SIZE_MAX) return copied;
+  for (size_t w = p->prev_first; w <= p->prev_last; w++) {
+    for (uint64_t bits = p->prev[w] & ~p->hot[w]; bits; bits &= bits - 1, copied++) {
+      size_t page = w * 64 + (size_t)__builtin_ctzll(bits);
+      if (!(skip_n && in_list(skip, skip_n, page))) copy_page(p, page);
+    }
+  }
+  return copied;
+}
+
+static void forget_spilled(restore_plan_t *p) {
+  if (p->prev_first == SIZE_MAX) return;
+  memset(p->prev + p->prev_first, 0, (p->prev_last - p->prev_first + 1) * sizeof *p->prev);
+  p->prev_first = SIZE_MAX;
+  p->prev_last = 0;
+}
+
+/* Whether the dirty-page pass of this restore already counted (and copied) `page`. */
+static bool counted(const restore_plan_t *p, size_t page) {
+  if (p->mode == DIRTY_RING) return has_bit(p->hot, page) || has_bit(p->prev, page);
+  return has_bit(p->dirty, page);
+}
+
+/* Ring mode, after the copies: the ring's policy of when to re-protect (see RING_MAX_WRITABLE). */
+static int maybe_reset_ring(vcpu_t *v) {
+  dirty_ring_t *r = &v->ring;
+  r->restores_since_reset++;
+  if (r->writable_n <= RING_MAX_WRITABLE && (r->writable_n == 0 || r->restores_since_reset < RING_RELEARN_EVERY)) return 0;
+  int e = dirty_ring_reset(v);
+  if (e < 0) v->restore.ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
+  return e;
+}
+
 /* One restore (see the top of the file). Returns pages copied, or -errno with
  * ctl[CTL_ERROP] naming the failed call. Clears ctl[CTL_PENDING] and sets ctl[CTL_COPIED].
  * `before_run`: KVM_RUN follows at once on this thread, so the registers may go through
@@ -118,17 +174,22 @@ int vcpu_restore_now(vcpu_t *v, bool before_run) {
   int32_t host_n = ctl[CTL_HOST_COUNT], skip_n = ctl[CTL_SKIP_COUNT];
   if (host_n < 0 || (uint32_t)host_n > p->host_cap) host_n = 0;
   if (skip_n < 0 || (uint32_t)skip_n > p->skip_cap) skip_n = 0;
-  int copied = read_dirty_log(p, true, skip, skip_n);
+  bool ring = p->mode == DIRTY_RING;
+  int copied = ring ? copy_ring_pages(v, skip, skip_n) : read_dirty_log(p, true, skip, skip_n);
   if (copied < 0) return copied;
-  const uint64_t *d = p->dirty;
   for (int32_t i = 0; i < host_n; i++) {
     size_t page = (size_t)(uint32_t)host[i];
-    if (page >= p->pages || (d[page / 64] >> (page % 64)) & 1) continue; /* out of range, or counted above */
+    if (page >= p->pages || counted(p, page)) continue; /* out of range, or counted above */
     copied++;
     if (!(skip_n && in_list(skip, skip_n, page))) copy_page(p, page);
   }
   ctl[CTL_HOST_COUNT] = 0;
   ctl[CTL_SKIP_COUNT] = 0;
+  if (ring) {
+    forget_spilled(p);
+    int e = maybe_reset_ring(v);
+    if (e < 0) return e;
+  }
   if (before_run && p->sync_regs) {
     memcpy(&v->run->s.regs.regs, p->regs, sizeof(struct kvm_regs));
     v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
@@ -171,8 +232,9 @@ napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info) {
 }
 
 /*
- * restorePlan(vmFd, slot, manual, dirty, prev, hot, clear, memory, ctl, hostCap): the
- * per-vCPU part of the plan. dirty/prev/hot/clear: one bit per page of the slot
+ * restorePlan(vmFd, slot, mode, dirty, prev, hot, clear, memory, ctl, hostCap): the
+ * per-vCPU part of the plan; mode: enum dirty_mode (DIRTY_RING needs mapDirtyRing()
+ * first). dirty/prev/hot/clear: one bit per page of the slot
  * (BigUint64Arrays of equal length; clear all zero); ctl: Int32Array of CTL_HEADER +
  * hostCap + skip slots. SAFETY: the caller (src/hypervisor/kvm) keeps every buffer
  * alive as long as the vCPU, and calls this again before replacing one.
@@ -180,11 +242,11 @@ napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info) {
 napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
   napi_value argv[10], self;
   int32_t vm;
-  uint32_t slot, manual, host_cap;
+  uint32_t slot, mode, host_cap;
   void *dirty, *prev, *hot, *clear, *memory, *ctl;
   size_t dirty_len, prev_len, hot_len, clear_len, memory_len, ctl_len;
   if (!get_args(env, info, 10, argv, &self, "restorePlan") || !arg_i32(env, argv[0], &vm) || !arg_u32(env, argv[1], &slot) ||
-      !arg_u32(env, argv[2], &manual) || !arg_bytes(env, argv[3], &dirty, &dirty_len) ||
+      !arg_u32(env, argv[2], &mode) || !arg_bytes(env, argv[3], &dirty, &dirty_len) ||
       !arg_bytes(env, argv[4], &prev, &prev_len) || !arg_bytes(env, argv[5], &hot, &hot_len) ||
       !arg_bytes(env, argv[6], &clear, &clear_len) || !arg_bytes(env, argv[7], &memory, &memory_len) ||
       !arg_bytes(env, argv[8], &ctl, &ctl_len) || !arg_u32(env, argv[9], &host_cap))
@@ -196,10 +258,12 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
     return throw_message(env, "restorePlan", "buffer sizes disagree");
   vcpu_t *v = vcpu_unwrap(env, self, "restorePlan");
   if (!v) return NULL;
+  if (mode > DIRTY_RING || (mode == DIRTY_RING && !v->ring.gfns)) return throw_message(env, "restorePlan", "no such dirty-page mode, or no dirty ring");
+  if (mode == DIRTY_RING && !dirty_ring_plan(v, pages)) return throw_errno(env, "restorePlan", ENOMEM);
   restore_plan_t *p = &v->restore;
   p->vm_fd = vm;
   p->slot = slot;
-  p->manual = manual != 0;
+  p->mode = (enum dirty_mode)mode;
   p->pages = pages;
   p->words = words;
   p->dirty = dirty;
@@ -260,6 +324,17 @@ napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info) {
   return make_i32(env, r);
 }
 
+/* Ring mode's answer to takeDirtyLog(): the writable pages and the spilled ones, which are then forgotten. */
+static void take_ring_pages(vcpu_t *v) {
+  restore_plan_t *p = &v->restore;
+  dirty_ring_harvest(v);
+  memset(p->dirty, 0, p->words * sizeof *p->dirty);
+  for (uint32_t i = 0; i < v->ring.writable_n; i++) p->dirty[v->ring.writable[i] / 64] |= 1ull << (v->ring.writable[i] % 64);
+  if (p->prev_first != SIZE_MAX)
+    for (size_t w = p->prev_first; w <= p->prev_last; w++) p->dirty[w] |= p->prev[w];
+  forget_spilled(p);
+}
+
 /* takeDirtyLog(): KVM_GET_DIRTY_LOG into the plan's dirty bitmap (+ hot pages, clear), no copies. */
 napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info) {
   napi_value self;
@@ -267,6 +342,10 @@ napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_unwrap(env, self, "KVM_GET_DIRTY_LOG");
   if (!v) return NULL;
   if (!v->restore.ctl) return throw_message(env, "KVM_GET_DIRTY_LOG", "restorePlan() was not called");
+  if (v->restore.mode == DIRTY_RING) {
+    take_ring_pages(v);
+    return make_undefined(env);
+  }
   int r = read_dirty_log(&v->restore, false, NULL, 0);
   if (r < 0) return throw_restore_error(env, v, r);
   return make_undefined(env);

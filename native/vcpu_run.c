@@ -116,8 +116,19 @@ int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
   tls_run = v->run;
   v->runner = pthread_self();
   __atomic_store_n(&v->in_run, 1, __ATOMIC_SEQ_CST);
-  int r = ioctl(v->fd, KVM_RUN, 0);
-  int err = errno;
+  int r, err;
+  for (;;) {
+    r = ioctl(v->fd, KVM_RUN, 0);
+    err = errno;
+    /* The guest dirtied more pages than the ring holds: collect them and go on. */
+    if (r < 0 || v->run->exit_reason != KVM_EXIT_DIRTY_RING_FULL || !v->ring.gfns) break;
+    int e = dirty_ring_spill(v);
+    if (e < 0) {
+      r = -1;
+      err = -e;
+      break;
+    }
+  }
   __atomic_store_n(&v->in_run, 0, __ATOMIC_SEQ_CST);
   tls_run = NULL;
   if (timed) disarm_timer();

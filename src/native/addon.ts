@@ -24,14 +24,16 @@ export interface NativeVcpu {
   getXsave(buf: Uint8Array): void;
   setXsave(buf: Uint8Array): void;
   /** The per-vCPU part of a restore plan (native/vcpu_restore.c); buffers must outlive the vCPU. */
-  restorePlan(vm: number, slot: number, manual: number, dirty: BigUint64Array, previous: BigUint64Array, hot: BigUint64Array,
+  restorePlan(vm: number, slot: number, mode: number, dirty: BigUint64Array, previous: BigUint64Array, hot: BigUint64Array,
     clear: BigUint64Array, memory: Uint8Array, control: Int32Array, hostCapacity: number): void;
   /** The per-snapshot part: image, kvm_regs, XSAVE. */
   restoreSource(image: Uint8Array, regs: Uint8Array, xsave: Uint8Array): void;
   /** One restore as the plan says: dirty log (+ clear of non-hot pages), page copies, regs, XSAVE; returns pages copied. */
   restoreNow(): number;
-  /** KVM_GET_DIRTY_LOG into the plan's bitmap (+ hot pages, clear of the others). */
+  /** KVM_GET_DIRTY_LOG into the plan's bitmap (+ hot pages, clear of the others); with a dirty ring, the ring's pages. */
   takeDirtyLog(): void;
+  /** mmap of the vCPU's dirty ring, `bytes` long (the size the VM enabled). */
+  mapDirtyRing(bytes: number): void;
   /** KVM_SET_REGS then KVM_SET_XSAVE in one call. */
   setRegsXsave(regs: Uint8Array, xsave: Uint8Array): void;
   getEvents(buf: Uint8Array): void;

@@ -6,7 +6,7 @@ import { REGS_RFLAGS, REGS_RIP, SREGS, writeSegment, writeTable, type Segment } 
 import { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
 import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
-import { DirtyTracker } from "./dirty-tracker.js";
+import { DirtyMode, DirtyTracker } from "./dirty-tracker.js";
 
 /** struct kvm_regs of each CPU state, built once (states are immutable; restores reuse them). */
 const regsCache = new WeakMap<CpuState, BigUint64Array>();
@@ -54,11 +54,15 @@ export class KvmMachine implements VirtualMachine {
     this.memory = guestMemory.bytes;
     this.vm = new KvmVm(system, system.createVm());
     try {
-      // Before any slot logs dirty pages: reads of the log then leave re-protection to us.
-      this.dirtyTracker = new DirtyTracker(this.memory.byteLength / PAGE, this.vm.enableManualDirtyProtect());
+      // Before any vCPU or slot logs dirty pages: a dirty ring if the kernel has one,
+      // else a bitmap whose reads leave re-protection to us.
+      const ringBytes = this.vm.enableDirtyRing();
+      const mode = ringBytes > 0 ? DirtyMode.Ring : this.vm.enableManualDirtyProtect() ? DirtyMode.Manual : DirtyMode.Bitmap;
+      this.dirtyTracker = new DirtyTracker(this.memory.byteLength / PAGE, mode);
       this.dirtyLogging = options.trackDirtyPages === true;
       this.vm.setMemoryRegion(0, 0, guestMemory.buffer, this.dirtyLogging ? MEM_LOG_DIRTY_PAGES : 0);
       this.vcpu = new KvmVcpu(this.vm, 0);
+      if (ringBytes > 0) this.vcpu.mapDirtyRing(ringBytes);
       this.vcpu.setCpuid(system.supportedCpuid, system.supportedCpuidCount);
       this.vcpu.restoreErrorOp = () => this.control[Ctl.ErrorOp] ?? 0;
       this.registerPlan(this.hostCapacity);

@@ -119,7 +119,12 @@ export class KvmVcpu {
   /** Registers the per-vCPU restore buffers (native/vcpu_restore.c restorePlan). */
   restorePlan(vm: KvmVm, dirty: DirtyTracker, memory: Uint8Array, control: Int32Array, hostCapacity: number): void {
     native("restorePlan", () =>
-      this.handle.restorePlan(vm.fd, 0, dirty.manual ? 1 : 0, dirty.bitmap, dirty.previous, dirty.hot, dirty.toClear, memory, control, hostCapacity));
+      this.handle.restorePlan(vm.fd, 0, dirty.mode, dirty.bitmap, dirty.previous, dirty.hot, dirty.toClear, memory, control, hostCapacity));
+  }
+
+  /** mmap of the vCPU's dirty ring (KVM_DIRTY_LOG_PAGE_OFFSET), `bytes` as the VM enabled it. */
+  mapDirtyRing(bytes: number): void {
+    native("mmap dirty ring", () => this.handle.mapDirtyRing(bytes));
   }
 
   /** Registers the snapshot a restore copies from; an empty `xsave` skips KVM_SET_XSAVE (the guest reloads its FPU on resume). */
