@@ -21,7 +21,7 @@ $(VMLET_BUILD)/%.c.o: $(VMLET_SDK)/src/%.c $(wildcard $(VMLET_SDK)/include/*.h $
 	@mkdir -p $(VMLET_BUILD)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 
-$(VMLET_BUILD)/%.S.o: $(VMLET_SDK)/src/%.S
+$(VMLET_BUILD)/%.S.o: $(VMLET_SDK)/src/%.S $(wildcard $(VMLET_SDK)/include/*.h)
 	@mkdir -p $(VMLET_BUILD)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 

@@ -81,6 +81,67 @@ static double third(void) {
 }
 VMLET_EXPORT(third, F64);
 
+/* FPU state that lives only in registers between calls, so it survives a call unless
+ * something reloads it (test/fpu-restore.test.ts): xmm15 (no code here uses it), the
+ * whole MXCSR and the x87 control word. */
+static void xmm_put(uint64_t v) { __asm__ volatile("movq %0, %%xmm15" : : "r"(v) : "xmm15"); }
+VMLET_EXPORT(xmm_put, VOID, U64);
+
+static uint64_t xmm_get(void) {
+  uint64_t v;
+  __asm__ volatile("movq %%xmm15, %0" : "=r"(v));
+  return v;
+}
+VMLET_EXPORT(xmm_get, U64);
+
+static void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+VMLET_EXPORT(set_mxcsr, VOID, U32);
+
+static uint32_t get_mxcsr(void) {
+  uint32_t v;
+  __asm__ volatile("stmxcsr %0" : "=m"(v));
+  return v;
+}
+VMLET_EXPORT(get_mxcsr, U32);
+
+static void set_x87_cw(uint32_t v) {
+  uint16_t cw = (uint16_t)v;
+  __asm__ volatile("fldcw %0" : : "m"(cw));
+}
+VMLET_EXPORT(set_x87_cw, VOID, U32);
+
+static uint32_t get_x87_cw(void) {
+  uint16_t cw;
+  __asm__ volatile("fnstcw %0" : "=m"(cw));
+  return cw;
+}
+VMLET_EXPORT(get_x87_cw, U32);
+
+/* State fxrstor64 does not load: the upper half of ymm15 (AVX) and PKRU. vmlet leaves
+ * CR4.OSXSAVE and CR4.PKE clear, so these raise #UD on hardware KVM; on PVM they run. */
+static void ymm_hi_put(uint64_t v) {
+  __asm__ volatile("vmovq %0, %%xmm14\n\tvinsertf128 $1, %%xmm14, %%ymm15, %%ymm15" : : "r"(v) : "xmm14", "xmm15");
+}
+VMLET_EXPORT(ymm_hi_put, VOID, U64);
+
+static uint64_t ymm_hi_get(void) {
+  uint64_t v;
+  __asm__ volatile("vextractf128 $1, %%ymm15, %%xmm14\n\tvmovq %%xmm14, %0" : "=r"(v) : : "xmm14");
+  return v;
+}
+VMLET_EXPORT(ymm_hi_get, U64);
+
+/* Only key 1's bits are meant to be set: every page of the guest has key 0. */
+static void pkru_put(uint32_t v) { __asm__ volatile("wrpkru" : : "a"(v), "c"(0), "d"(0)); }
+VMLET_EXPORT(pkru_put, VOID, U32);
+
+static uint32_t pkru_get(void) {
+  uint32_t a, d;
+  __asm__ volatile("rdpkru" : "=a"(a), "=d"(d) : "c"(0));
+  return a;
+}
+VMLET_EXPORT(pkru_get, U32);
+
 static uint64_t random_u64(void) { return vmlet_random_u64(); }
 VMLET_EXPORT(random_u64, U64);
 

@@ -7,6 +7,9 @@
 extern const vmlet_fn_entry __start_vmlet_fns[], __stop_vmlet_fns[];
 extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
 
+/* start.S: `out READY` with the FPU state saved around it, reloaded first thing on resume. */
+void vmlet__ready(void);
+
 uint8_t *vmlet__in;
 uint32_t vmlet__in_size;
 uint8_t *vmlet__out;
@@ -88,7 +91,7 @@ void vmlet__main(void) {
   write_status(VMLET_STATUS_OK, NULL);
   vmlet__scratch_release();
   for (;;) {
-    VMLET_EXIT(VMLET_PORT_READY);
+    vmlet__ready();
     dispatch();
   }
 }

@@ -6,6 +6,7 @@ import { REGS_RFLAGS, REGS_RIP, SREGS, writeSegment, writeTable, type Segment } 
 import { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
 import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
+import { xsaveToLoad } from "../fpu-reload.js";
 import { DirtyMode, DirtyTracker } from "./dirty-tracker.js";
 
 /** struct kvm_regs of each CPU state, built once (states are immutable; restores reuse them). */
@@ -251,7 +252,7 @@ export class KvmMachine implements VirtualMachine {
     if (this.backend.flavour === "hardware") this.completePendingIo();
     this.restoreSegmentBases(state);
     if (image !== this.sourceImage || state !== this.sourceState) {
-      this.vcpu.restoreSource(image, this.regsOf(state), state.xsave);
+      this.vcpu.restoreSource(image, this.regsOf(state), xsaveToLoad(image, state, this.backend.flavour));
       this.sourceImage = image;
       this.sourceState = state;
     }
