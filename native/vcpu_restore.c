@@ -324,8 +324,10 @@ napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info) {
   return make_i32(env, r);
 }
 
-/* Ring mode's answer to takeDirtyLog(): the writable pages and the spilled ones, which are then forgotten. */
-static void take_ring_pages(vcpu_t *v) {
+/* Ring mode's answer to takeDirtyLog(): the writable pages and the spilled ones, which
+ * are then forgotten and write-protected, so that the next answer holds only pages
+ * written after this one (snapshots rely on it; it is off the restore path). */
+static int take_ring_pages(vcpu_t *v) {
   restore_plan_t *p = &v->restore;
   dirty_ring_harvest(v);
   memset(p->dirty, 0, p->words * sizeof *p->dirty);
@@ -333,6 +335,9 @@ static void take_ring_pages(vcpu_t *v) {
   if (p->prev_first != SIZE_MAX)
     for (size_t w = p->prev_first; w <= p->prev_last; w++) p->dirty[w] |= p->prev[w];
   forget_spilled(p);
+  int e = dirty_ring_reset(v);
+  if (e < 0) p->ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
+  return e;
 }
 
 /* takeDirtyLog(): KVM_GET_DIRTY_LOG into the plan's dirty bitmap (+ hot pages, clear), no copies. */
@@ -342,11 +347,7 @@ napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_unwrap(env, self, "KVM_GET_DIRTY_LOG");
   if (!v) return NULL;
   if (!v->restore.ctl) return throw_message(env, "KVM_GET_DIRTY_LOG", "restorePlan() was not called");
-  if (v->restore.mode == DIRTY_RING) {
-    take_ring_pages(v);
-    return make_undefined(env);
-  }
-  int r = read_dirty_log(&v->restore, false, NULL, 0);
+  int r = v->restore.mode == DIRTY_RING ? take_ring_pages(v) : read_dirty_log(&v->restore, false, NULL, 0);
   if (r < 0) return throw_restore_error(env, v, r);
   return make_undefined(env);
 }
