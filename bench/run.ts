@@ -16,7 +16,7 @@ import { median } from "../src/cli/stats.js";
 import { cKey, ITERS, restoreIters, runCReference, type CJob, type CMetric, type CRun } from "./cref.js";
 import { demoBuilder, demoElf, measureBuild, measureCalls, measureCancel, summarize, type BuildSamples, type CallSamples, type Summary } from "./measure.js";
 import {
-  measureFromSnapshot, measureRestore, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotElf, snapshotFixture, HEAP,
+  measureFromSnapshot, measureRestore, RESTORE_BATCH, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotElf, snapshotFixture, HEAP,
   type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type RssResult, type SizeId, type SnapshotFixture,
 } from "./snapshot-measure.js";
 import { measureDiskSnapshots } from "./disk-snapshot-measure.js";
@@ -48,7 +48,7 @@ const PLAN = {
   callBatch: 25, // calls per batch: small, so that a batch the OS preempts is an outlier, not a shift
   buildIterations: 200,
   cancelIterations: 150,
-  restoreRounds: 400, // interleaved rounds, each one iteration of every (memory size, k)
+  restoreRounds: 20, // interleaved rounds, each RESTORE_BATCH consecutive iterations of every (memory size, k): 400 samples each
   fromSnapshotIterations: 120, // per memory size
   rssSandboxes: 100,
   rssTouchPages: 4,
@@ -447,8 +447,9 @@ async function main(): Promise<void> {
   if (only.has("restore") && restoreTradeoff) {
     const n = restores.get(restoreKey("16MiB", 1))?.restore.length ?? 0;
     out.push(
-      `restore rows: median of ${n} iterations per (size, k), all interleaved: touch_pages(k) (not in the row), restore(), then callSync("get_counter").` +
-        ` pages copied = k + the pages a call itself writes (stack, output, input, control block). C: kvm_ref --pages k, only the k pages.`,
+      `restore rows: median of ${n} iterations per (size, k), in batches of ${RESTORE_BATCH} consecutive iterations on one sandbox (as kvm_ref loops on one VM), the batches of all (size, k) interleaved:` +
+        ` touch_pages(k) (not in the row), restore(), then callSync("get_counter"). pages copied = k + the pages a call itself writes (stack, output, input, control block)` +
+        ` + pages kept writable since earlier cycles (see docs/snapshots.md). C: kvm_ref --pages k, only the k pages.`,
     );
     out.push("", `restore method trade-off (information), ${fixtureMib("16MiB")} MiB guest, µs: C copies dirty pages back (vmlet's method) or drops them with madvise(MADV_DONTNEED);`);
     out.push("cycle = the call that writes the k pages + the restore, i.e. the cost per request when every request dirties the same pages again.");

@@ -98,47 +98,47 @@ export interface RestoreSamples {
   deferredPagesCopied: number[];
 }
 
+/** Consecutive iterations on one sandbox, as the C reference runs its loop on one VM. */
+export const RESTORE_BATCH = 20;
+
 /**
- * `rounds` interleaved rounds: each round runs one iteration on every sandbox (in a
- * rotating order), so drift in the machine hits them alike. An iteration:
- * touch_pages(k) (timed separately, as "touch"), then restore() timed alone, then the
- * next callSync("get_counter") timed. Appends to `into`, keyed by restoreKey().
+ * `rounds` rounds; each round visits every sandbox (in a rotating order, so drift in the
+ * machine hits them alike) and runs RESTORE_BATCH consecutive iterations with restore(),
+ * then as many with restore({ deferred: true }). An iteration: touch_pages(k) (timed
+ * separately, as "touch"), then the restore timed alone, then the next
+ * callSync("get_counter") timed. Every iteration is kept, the first of each batch (cold
+ * after another sandbox ran) included. Appends to `into`, keyed by restoreKey().
  */
-export function measureRestore(sandboxes: readonly RestoreSandbox[], rounds: number, into: Map<string, RestoreSamples>, warmup = 5): void {
+export function measureRestore(sandboxes: readonly RestoreSandbox[], rounds: number, into: Map<string, RestoreSamples>, warmup = 1): void {
   for (const c of sandboxes) if (!into.has(c.key)) into.set(c.key, { restore: [], restoreNext: [], touch: [], pagesCopied: [], deferredRestore: [], deferredRestoreNext: [], deferredPagesCopied: [] });
+  let n = 0;
   for (let r = -warmup; r < rounds; r++) {
     for (let i = 0; i < sandboxes.length; i++) {
       const { sb, snap, k, key } = sandboxes[(r + warmup + i) % sandboxes.length]!;
-      const t0 = nowNs();
-      if (sb.callSync("touch_pages", k, 1 + (((r + warmup) * 7) % 250)) !== k) throw new Error(`touch_pages(${k}) did not touch ${k} pages`);
-      const t1 = nowNs();
-      const report = sb.restore(snap);
-      const t2 = nowNs();
-      const counter = sb.callSync("get_counter");
-      const t3 = nowNs();
-      if (counter !== 0 || report.remapped) throw new Error(`restore went wrong: get_counter() = ${String(counter)}, remapped = ${report.remapped}`);
-      if (r < 0) continue;
       const s = into.get(key)!;
-      s.touch.push(usSince(t0, t1));
-      s.restore.push(usSince(t1, t2));
-      s.restoreNext.push(usSince(t1, t3));
-      s.pagesCopied.push(report.pagesCopied);
-    }
-    // The same iteration with a deferred restore, after every sandbox had its eager one.
-    for (let i = 0; i < sandboxes.length; i++) {
-      const { sb, snap, k, key } = sandboxes[(r + warmup + i) % sandboxes.length]!;
-      if (sb.callSync("touch_pages", k, 1 + (((r + warmup) * 11) % 250)) !== k) throw new Error(`touch_pages(${k}) did not touch ${k} pages`);
-      const t1 = nowNs();
-      const report = sb.restore(snap, { deferred: true });
-      const t2 = nowNs();
-      const counter = sb.callSync("get_counter");
-      const t3 = nowNs();
-      if (counter !== 0 || report.remapped) throw new Error(`deferred restore went wrong: get_counter() = ${String(counter)}, remapped = ${report.remapped}`);
-      if (r < 0) continue;
-      const s = into.get(key)!;
-      s.deferredRestore.push(usSince(t1, t2));
-      s.deferredRestoreNext.push(usSince(t1, t3));
-      s.deferredPagesCopied.push(report.pagesCopied); // read after the call: the count the fused run recorded
+      for (const deferred of [false, true]) {
+        for (let b = 0; b < RESTORE_BATCH; b++, n++) {
+          const t0 = nowNs();
+          if (sb.callSync("touch_pages", k, 1 + ((n * 7) % 250)) !== k) throw new Error(`touch_pages(${k}) did not touch ${k} pages`);
+          const t1 = nowNs();
+          const report = sb.restore(snap, { deferred });
+          const t2 = nowNs();
+          const counter = sb.callSync("get_counter");
+          const t3 = nowNs();
+          if (counter !== 0 || report.remapped) throw new Error(`restore went wrong: get_counter() = ${String(counter)}, remapped = ${report.remapped}`);
+          if (r < 0) continue;
+          if (deferred) {
+            s.deferredRestore.push(usSince(t1, t2));
+            s.deferredRestoreNext.push(usSince(t1, t3));
+            s.deferredPagesCopied.push(report.pagesCopied); // read after the call: the count the fused run recorded
+          } else {
+            s.touch.push(usSince(t0, t1));
+            s.restore.push(usSince(t1, t2));
+            s.restoreNext.push(usSince(t1, t3));
+            s.pagesCopied.push(report.pagesCopied);
+          }
+        }
+      }
     }
   }
   // The restores really put the scratch pages back (checked outside the timed part).
