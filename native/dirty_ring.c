@@ -43,13 +43,16 @@ void dirty_ring_release(vcpu_t *v) {
   memset(&v->ring, 0, sizeof v->ring);
 }
 
-/* Room for the writable list: every page of the slot (it never holds one twice). */
-bool dirty_ring_plan(vcpu_t *v, size_t pages) {
-  if (v->ring.writable && v->ring.writable_cap >= pages) return true;
-  uint32_t *list = realloc(v->ring.writable, pages * sizeof *list);
+/* Room for the writable list: `keep` pages (what a restore may leave writable) plus a
+ * full ring; never more than the slot's pages (it holds no page twice). A harvest that
+ * still finds it full spills (dirty_ring_harvest). */
+bool dirty_ring_plan(vcpu_t *v, size_t pages, size_t keep) {
+  size_t cap = keep + v->ring.entries < pages ? keep + v->ring.entries : pages;
+  if (v->ring.writable && v->ring.writable_cap >= cap) return true;
+  uint32_t *list = realloc(v->ring.writable, cap * sizeof *list);
   if (!list) return false;
   v->ring.writable = list;
-  v->ring.writable_cap = (uint32_t)pages;
+  v->ring.writable_cap = (uint32_t)cap;
   return true;
 }
 
@@ -57,22 +60,33 @@ static inline bool test_bit(const uint64_t *bits, size_t n) { return (bits[n / 6
 static inline void set_bit(uint64_t *bits, size_t n) { bits[n / 64] |= 1ull << (n % 64); }
 static inline void clear_bit(uint64_t *bits, size_t n) { bits[n / 64] &= ~(1ull << (n % 64)); }
 
+static void mark_spilled(restore_plan_t *p, size_t page);
+
 /* Reads every entry the kernel published into the writable list (bitmap p->hot), and
- * marks them collected, so the next reset re-protects their pages. */
-void dirty_ring_harvest(vcpu_t *v) {
+ * marks them collected, so the next reset re-protects their pages. Returns 0 or -errno
+ * (a reset, when the list is full, failed). */
+int dirty_ring_harvest(vcpu_t *v) {
   dirty_ring_t *r = &v->ring;
   restore_plan_t *p = &v->restore;
+  bool listing = p->mode == DIRTY_RING && r->writable_cap > 0; /* else: no plan yet, nothing to restore */
   for (;;) {
+    if (listing && r->writable_n == r->writable_cap) {
+      /* Full: the listed pages become "to restore" and are re-protected now, never left writable unlisted. */
+      for (uint32_t i = 0; i < r->writable_n; i++) mark_spilled(p, r->writable[i]);
+      int err = dirty_ring_reset(v);
+      if (err < 0) return err;
+    }
     struct kvm_dirty_gfn *e = &r->gfns[r->fetch & (r->entries - 1)];
     if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY)) break;
     uint64_t page = e->offset;
-    if (p->mode == DIRTY_RING && e->slot == p->slot && page < p->pages && !test_bit(p->hot, page)) {
+    if (listing && e->slot == p->slot && page < p->pages && !test_bit(p->hot, page)) {
       set_bit(p->hot, page);
       r->writable[r->writable_n++] = (uint32_t)page;
     }
     __atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
     r->fetch++;
   }
+  return 0;
 }
 
 /* KVM_RESET_DIRTY_RINGS: every collected page is write-protected again and leaves the writable list. */
@@ -98,7 +112,8 @@ static void mark_spilled(restore_plan_t *p, size_t page) {
 /* The ring is full (KVM_EXIT_DIRTY_RING_FULL) or about to be: collect it, remember its
  * pages as dirty, and reset so the guest can go on. */
 int dirty_ring_spill(vcpu_t *v) {
-  dirty_ring_harvest(v);
+  int e = dirty_ring_harvest(v);
+  if (e < 0) return e;
   dirty_ring_t *r = &v->ring;
   for (uint32_t i = 0; i < r->writable_n; i++) mark_spilled(&v->restore, r->writable[i]);
   return dirty_ring_reset(v);

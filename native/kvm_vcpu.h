@@ -114,8 +114,8 @@ napi_value vcpu_take_dirty_log(napi_env env, napi_callback_info info);
 
 /* dirty_ring.c */
 napi_value vcpu_map_dirty_ring(napi_env env, napi_callback_info info);
-bool dirty_ring_plan(vcpu_t *v, size_t pages);
-void dirty_ring_harvest(vcpu_t *v);
+bool dirty_ring_plan(vcpu_t *v, size_t pages, size_t keep);
+int dirty_ring_harvest(vcpu_t *v);
 int dirty_ring_reset(vcpu_t *v);
 int dirty_ring_spill(vcpu_t *v);
 void dirty_ring_release(vcpu_t *v);

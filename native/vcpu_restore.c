@@ -119,7 +119,11 @@ static inline bool has_bit(const uint64_t *bits, size_t n) { return (bits[n / 64
 static int copy_ring_pages(vcpu_t *v, const int32_t *skip, int32_t skip_n) {
   restore_plan_t *p = &v->restore;
   dirty_ring_t *r = &v->ring;
-  dirty_ring_harvest(v);
+  int e = dirty_ring_harvest(v);
+  if (e < 0) {
+    p->ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
+    return e;
+  }
   int copied = 0;
   for (uint32_t i = 0; i < r->writable_n; i++, copied++)
     if (!(skip_n && in_list(skip, skip_n, r->writable[i]))) copy_page(p, r->writable[i]);
@@ -259,7 +263,7 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_unwrap(env, self, "restorePlan");
   if (!v) return NULL;
   if (mode > DIRTY_RING || (mode == DIRTY_RING && !v->ring.gfns)) return throw_message(env, "restorePlan", "no such dirty-page mode, or no dirty ring");
-  if (mode == DIRTY_RING && !dirty_ring_plan(v, pages)) return throw_errno(env, "restorePlan", ENOMEM);
+  if (mode == DIRTY_RING && !dirty_ring_plan(v, pages, RING_MAX_WRITABLE)) return throw_errno(env, "restorePlan", ENOMEM);
   restore_plan_t *p = &v->restore;
   p->vm_fd = vm;
   p->slot = slot;
@@ -329,13 +333,17 @@ napi_value vcpu_restore_now_js(napi_env env, napi_callback_info info) {
  * written after this one (snapshots rely on it; it is off the restore path). */
 static int take_ring_pages(vcpu_t *v) {
   restore_plan_t *p = &v->restore;
-  dirty_ring_harvest(v);
+  int e = dirty_ring_harvest(v);
+  if (e < 0) {
+    p->ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
+    return e;
+  }
   memset(p->dirty, 0, p->words * sizeof *p->dirty);
   for (uint32_t i = 0; i < v->ring.writable_n; i++) p->dirty[v->ring.writable[i] / 64] |= 1ull << (v->ring.writable[i] % 64);
   if (p->prev_first != SIZE_MAX)
     for (size_t w = p->prev_first; w <= p->prev_last; w++) p->dirty[w] |= p->prev[w];
   forget_spilled(p);
-  int e = dirty_ring_reset(v);
+  e = dirty_ring_reset(v);
   if (e < 0) p->ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
   return e;
 }
