@@ -15,7 +15,8 @@
         "native/memory.c",
         "native/reaper.c",
         "native/memory_file.c",
-        "native/file_lock.c"
+        "native/file_lock.c",
+        "native/cpu.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE"],

@@ -19,8 +19,11 @@ enum job { JOB_NONE, JOB_RUN, JOB_QUIT };
 
 /* Slots of the restore control array shared with TypeScript (Int32Array). After the
  * header: host-written pages to copy (host_cap slots), then pages JavaScript has already
- * copied from the image (the skip list, the rest). */
-enum { CTL_PENDING, CTL_COPIED, CTL_HOST_COUNT, CTL_SKIP_COUNT, CTL_ERROP, CTL_HEADER = 8 };
+ * copied from the image (the skip list), then CTL_PATCHES (address, value) pairs: 32-bit
+ * host writes to apply after the copies (the control block's host fields of a deferred
+ * restore, written without copying their page in JavaScript first). */
+enum { CTL_PENDING, CTL_COPIED, CTL_HOST_COUNT, CTL_SKIP_COUNT, CTL_ERROP, CTL_PATCH_COUNT, CTL_HEADER = 8 };
+#define CTL_PATCHES 8
 enum { RESTORE_OP_NONE, RESTORE_OP_GET_LOG, RESTORE_OP_CLEAR_LOG, RESTORE_OP_SET_REGS, RESTORE_OP_SET_XSAVE, RESTORE_OP_RESET_RING };
 
 /* How the plan learns dirty pages: KVM_GET_DIRTY_LOG (re-protecting all, or only the
@@ -47,7 +50,7 @@ typedef struct {
   const uint8_t *image;
   void *regs, *xsave;
   int32_t *ctl;   /* NULL until restorePlan() */
-  uint32_t host_cap, skip_cap;
+  uint32_t host_cap, skip_cap; /* skip_cap excludes the CTL_PATCHES pairs at the end */
 } restore_plan_t;
 
 /* The vCPU's dirty ring, when its VM has one (dirty_ring.c). */

@@ -112,6 +112,18 @@ static int read_dirty_log(restore_plan_t *p, bool copy, const int32_t *skip, int
   return dirty;
 }
 
+/* The 32-bit host writes JavaScript queued for after the copies (CTL_PATCHES). */
+static void apply_patches(restore_plan_t *p) {
+  int32_t *ctl = p->ctl, n = ctl[CTL_PATCH_COUNT];
+  const int32_t *pairs = ctl + CTL_HEADER + p->host_cap + p->skip_cap;
+  if (n < 0 || n > CTL_PATCHES) n = 0;
+  for (int32_t i = 0; i < n; i++) {
+    size_t at = (size_t)(uint32_t)pairs[2 * i];
+    if (at <= p->pages * PAGE - 4) memcpy(p->memory + at, &pairs[2 * i + 1], 4);
+  }
+  ctl[CTL_PATCH_COUNT] = 0;
+}
+
 static inline bool has_bit(const uint64_t *bits, size_t n) { return (bits[n / 64] >> (n % 64)) & 1; }
 
 /* Ring mode: copy the writable pages and the ones re-protected since the last restore
@@ -189,6 +201,7 @@ int vcpu_restore_now(vcpu_t *v, bool before_run) {
   }
   ctl[CTL_HOST_COUNT] = 0;
   ctl[CTL_SKIP_COUNT] = 0;
+  apply_patches(p);
   if (ring) {
     forget_spilled(p);
     int e = maybe_reset_ring(v);
@@ -240,7 +253,7 @@ napi_value vcpu_set_regs_xsave(napi_env env, napi_callback_info info) {
  * per-vCPU part of the plan; mode: enum dirty_mode (DIRTY_RING needs mapDirtyRing()
  * first). dirty/prev/hot/clear: one bit per page of the slot
  * (BigUint64Arrays of equal length; clear all zero); ctl: Int32Array of CTL_HEADER +
- * hostCap + skip slots. SAFETY: the caller (src/hypervisor/kvm) keeps every buffer
+ * hostCap + skip slots + 2 × CTL_PATCHES. SAFETY: the caller (src/hypervisor/kvm) keeps every buffer
  * alive as long as the vCPU, and calls this again before replacing one.
  */
 napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
@@ -257,7 +270,7 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
     return throw_message(env, "restorePlan", "bad arguments");
   size_t pages = memory_len / PAGE, words = (pages + 63) / 64;
   if (dirty_len != words * 8 || prev_len != dirty_len || hot_len != dirty_len || clear_len != dirty_len ||
-      ctl_len / 4 < CTL_HEADER + (size_t)host_cap || ((uintptr_t)dirty | (uintptr_t)prev | (uintptr_t)hot | (uintptr_t)clear) & 7 ||
+      ctl_len / 4 < CTL_HEADER + (size_t)host_cap + 2 * CTL_PATCHES || ((uintptr_t)dirty | (uintptr_t)prev | (uintptr_t)hot | (uintptr_t)clear) & 7 ||
       (uintptr_t)ctl & 3)
     return throw_message(env, "restorePlan", "buffer sizes disagree");
   vcpu_t *v = vcpu_unwrap(env, self, "restorePlan");
@@ -277,7 +290,7 @@ napi_value vcpu_restore_plan(napi_env env, napi_callback_info info) {
   p->memory = memory;
   p->ctl = ctl;
   p->host_cap = host_cap;
-  p->skip_cap = (uint32_t)(ctl_len / 4 - CTL_HEADER - host_cap);
+  p->skip_cap = (uint32_t)(ctl_len / 4 - CTL_HEADER - host_cap - 2 * CTL_PATCHES);
   int sync = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
   p->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
   /* hot_count and the range of prev follow the bitmaps, which may carry over from an earlier plan */

@@ -33,6 +33,7 @@
 #define VMLET_CB_HEAP_ADDR 0x20     /* u64 */
 #define VMLET_CB_HEAP_SIZE 0x28     /* u64 */
 #define VMLET_CB_MAX_LOG_LEVEL 0x30 /* u32, read by the guest before every log record */
+#define VMLET_CB_FPU_XSAVE_MASK 0x34 /* u32, read by vmlet__ready: 0 = fxsave64, else xsave64 of these components */
 #define VMLET_CB_RNG_SEED 0x38      /* u64 */
 #define VMLET_CB_RNG_GENERATION 0x40 /* u64, guest reseeds when it changes */
 #define VMLET_CB_FN_TABLE_ADDR 0x48 /* u64, guest-written at init */

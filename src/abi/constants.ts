@@ -30,6 +30,7 @@ export const CB = {
   heapAddress: 0x20,
   heapSize: 0x28,
   maxLogLevel: 0x30,
+  fpuXsaveMask: 0x34,
   rngSeed: 0x38,
   rngGeneration: 0x40,
   fnTableAddress: 0x48,

@@ -1,68 +1,118 @@
 /**
- * Whether a snapshot's guest reloads its own FPU/SSE state on resume, so that a restore
- * may skip KVM_SET_XSAVE (one ioctl, microseconds on PVM).
+ * Whether a snapshot's guest reloads its own FPU state on resume, so that a restore may
+ * skip KVM_SET_XSAVE (one ioctl, ~4 µs on PVM), and what the host must tell or fix in
+ * the guest for that reload to be right.
  *
  * Guests built with the current SDK wait for calls in vmlet__ready (guest/src/start.S):
- * `fxsave64` to the stack, `out READY`, then `fxrstor64 (%rsp)`, the instruction every
- * snapshot's RIP points at. Skipping is safe even for a hostile guest: vmlet runs guests
- * with CR4.OSXSAVE clear (no AVX or other XSAVE-only state is reachable) and EFER.FFXSR
- * clear (fxrstor64 always loads the XMM registers), so as the very first instruction after
- * the restore fxrstor64 loads every piece of FPU/SSE state the guest can observe (x87
- * registers and control/status/tag words, FOP/FIP/FDP, MXCSR, XMM0–15) from the snapshot's
- * memory. The state after a restore is a function of the snapshot alone, whatever the vCPU
- * held before. Only the bytes at RIP matter, so a guest that places them there itself gets
- * the same guarantee.
+ * they save their FPU state to an area on the stack, exit with `out READY`, and resume at
+ * vmlet__resume, the RIP of every snapshot, which reloads it. How is the host's word,
+ * control-block field FPU_XSAVE_MASK: 0 means fxsave64/fxrstor64 (x87 and SSE); otherwise
+ * xsave64/xrstor64 of the components in the mask. The guest records the mask it used in the
+ * area (bytes 464..511, which neither instruction writes), and the resume sequence reads
+ * that record, so save and reload always agree.
  *
- * Two exceptions keep KVM_SET_XSAVE. PVM: the guest runs under the host's CR4, so AVX
- * (the upper halves of the YMM registers) and RDPKRU/WRPKRU work in the guest, and
- * fxrstor64 loads neither; test/fpu-restore.test.ts shows a YMM value and PKRU surviving a
- * restore there without the ioctl. CPUs with the FXSAVE leak (older AMD: fxrstor keeps
- * FOP/FIP/FDP unless the image has an exception pending).
+ * Skipping the ioctl is safe even for a hostile guest when the reload covers every piece of
+ * FPU state the guest can reach: the reload is then the very first thing after the
+ * restore, it reads only the snapshot's memory, and so the state after a restore is a
+ * function of the snapshot alone, whatever the vCPU held before. What the guest reaches:
+ * - hardware KVM: vmlet runs guests with CR4.OSXSAVE clear (no AVX or other XSAVE-only
+ *   state) and EFER.FFXSR clear, so fxrstor64 loads all of it (x87 registers and
+ *   control/status/tag words, FOP/FIP/FDP, MXCSR, XMM0–15);
+ * - PVM: the guest runs under the host's CR4 and XCR0, so it reaches every component in
+ *   the host's XCR0 (here AVX and PKRU); xrstor64 with a mask covering all of XCR0 loads
+ *   them all (components marked unused in the image's header are set to their initial
+ *   values: still a function of the snapshot).
+ * Only the bytes at RIP and the recorded mask (both in the snapshot's memory) matter, so a
+ * guest that places them there itself gets the same guarantee. Not on CPUs with the FXSAVE
+ * leak (older AMD: the reload keeps FOP/FIP/FDP unless an exception is pending).
+ *
+ * A snapshot may resume where its recorded mask does not work: taken under PVM (mask set)
+ * and resumed on hardware KVM (xrstor64 is #UD there), or on a host whose XCR0 lacks some
+ * of the mask's components. The host then rewrites the record to 0 before the guest runs
+ * (the area's first 512 bytes are valid for fxrstor64 either way) and keeps the ioctl unless
+ * fxrstor64 covers all the guest reaches.
  */
 import { readFileSync } from "node:fs";
 import type { BackendInfo, CpuState } from "./virtual-machine.js";
 
-/** fxrstor64 (%rsp) */
-const FXRSTOR64_RSP = [0x48, 0x0f, 0xae, 0x0c, 0x24] as const;
-const FXSAVE_AREA = 512;
+/** vmlet__resume up to its last reload: mov 464(%rsp),%eax; xor %edx,%edx; test %eax,%eax; jz 3f; xrstor64 (%rsp); jmp 4f; 3: fxrstor64 (%rsp). */
+export const RESUME_SEQUENCE: readonly number[] = [
+  0x8b, 0x84, 0x24, 0xd0, 0x01, 0x00, 0x00, 0x31, 0xd2, 0x85, 0xc0, 0x74, 0x07, 0x48, 0x0f, 0xae, 0x2c, 0x24, 0xeb, 0x05,
+  0x48, 0x0f, 0xae, 0x0c, 0x24,
+];
+/** Offset of the recorded mask in the area, and the area's size (guest/src/start.S FPU_MARK, FPU_AREA). */
+export const FPU_MARK = 464;
+const FPU_AREA = 2752;
+/** XCR0 components the SDK's area has room for: x87 … AVX-512 (bits 0–7) and PKRU (bit 9). */
+const AREA_COMPONENTS = 0x2ff;
 const RSP = 6;
 /** Passed to the restore plan instead of the XSAVE area: native skips KVM_SET_XSAVE. */
 const NO_XSAVE = new Uint8Array(0);
 
-/** Images and states are immutable, so each pair is looked at once. */
-const decided = new WeakMap<Uint8Array, WeakMap<CpuState, boolean>>();
+type Flavour = BackendInfo["flavour"];
+
+/** What resuming a snapshot needs from the host. */
+export interface FpuResume {
+  /** The guest's reload covers all FPU state it can reach: KVM_SET_XSAVE may be skipped. */
+  readonly reloads: boolean;
+  /** Guest address of the recorded mask, which the host must set to 0 before the guest runs. */
+  readonly fixMarkAt?: number;
+}
+
+const KEEP: FpuResume = { reloads: false };
+/** Images and states are immutable, so each (image, state, host) is looked at once. */
+const decided = new WeakMap<Uint8Array, WeakMap<CpuState, { key: string; resume: FpuResume }>>();
 let enabled = true;
 let fxsaveLeak: boolean | undefined;
 
-/** @internal Tests: false forces KVM_SET_XSAVE on every restore. */
+/** @internal Tests: false forces KVM_SET_XSAVE on every restore (record fix-ups still happen). */
 export function setGuestFpuReload(on: boolean): void {
   enabled = on;
 }
 
-/** True if the guest's first instruction after resuming `state` over `memory` reloads all of its FPU state. */
-export function reloadsFpuOnResume(memory: Uint8Array, state: CpuState): boolean {
-  if (!enabled || hostLeaksFpuPointers()) return false;
+/** The FPU_XSAVE_MASK the host writes: the components the guest reaches, if the SDK's area holds them all. */
+export function guestXsaveMask(guestXcr0: number): number {
+  return guestXcr0 > 0 && guestXcr0 <= AREA_COMPONENTS && (guestXcr0 & ~AREA_COMPONENTS) === 0 ? guestXcr0 : 0;
+}
+
+/** How resuming `state` over `memory` reloads the FPU, on a host whose guests run with `guestXcr0` (VirtualMachine.guestXcr0). */
+export function fpuResume(memory: Uint8Array, state: CpuState, flavour: Flavour, guestXcr0: number): FpuResume {
+  const key = `${flavour}/${guestXcr0}/${enabled}`;
   let byState = decided.get(memory);
   if (!byState) decided.set(memory, (byState = new WeakMap()));
-  let yes = byState.get(state);
-  if (yes === undefined) byState.set(state, (yes = checkResumePoint(memory, state)));
-  return yes;
+  const known = byState.get(state);
+  if (known?.key === key) return known.resume;
+  const resume = decide(memory, state, flavour, guestXcr0);
+  byState.set(state, { key, resume });
+  return resume;
 }
 
-/**
- * The XSAVE area a restore to `state` over `image` must load: none if the guest reloads
- * all the FPU state it can reach (hardware KVM only: see the top of this file).
- */
-export function xsaveToLoad(image: Uint8Array, state: CpuState, flavour: BackendInfo["flavour"]): Uint8Array {
-  return flavour === "hardware" && reloadsFpuOnResume(image, state) ? NO_XSAVE : state.xsave;
+/** The XSAVE area a restore to `state` over `image` must load: none if the guest's reload covers everything. */
+export function xsaveToLoad(image: Uint8Array, state: CpuState, flavour: Flavour, guestXcr0: number): Uint8Array {
+  return fpuResume(image, state, flavour, guestXcr0).reloads ? NO_XSAVE : state.xsave;
 }
 
-function checkResumePoint(memory: Uint8Array, state: CpuState): boolean {
-  const rip = state.rip, rsp = state.gprs[RSP]!;
+function decide(memory: Uint8Array, state: CpuState, flavour: Flavour, guestXcr0: number): FpuResume {
+  const rsp = state.gprs[RSP]!;
+  if (!resumesAtSequence(memory, state.rip, rsp)) return KEEP;
+  const at = Number(rsp) + FPU_MARK;
+  const mark = (memory[at]! | (memory[at + 1]! << 8) | (memory[at + 2]! << 16) | (memory[at + 3]! << 24)) >>> 0;
+  const xcr0 = flavour === "hardware" ? 0 : guestXcr0;
+  const low = xcr0 % 2 ** 32; // the mark is 32 bits; components above bit 31 are never covered
+  // xrstor64 faults where XSAVE is off or the mask names components this host lacks: fall back to fxrstor64.
+  const fixMarkAt = mark !== 0 && (xcr0 === 0 || (mark & ~low) >>> 0 !== 0) ? at : undefined;
+  const reloadMask = fixMarkAt === undefined ? mark : 0;
+  const coversAll = xcr0 === 0 || (xcr0 === low && (reloadMask & low) >>> 0 === low);
+  const reloads = enabled && coversAll && !hostLeaksFpuPointers();
+  return fixMarkAt === undefined ? { reloads } : { reloads, fixMarkAt };
+}
+
+/** RIP is vmlet__resume's exact bytes and RSP a 64-byte-aligned area inside memory. */
+function resumesAtSequence(memory: Uint8Array, rip: bigint, rsp: bigint): boolean {
   const size = BigInt(memory.length);
-  if (rip + BigInt(FXRSTOR64_RSP.length) > size || rsp % 16n !== 0n || rsp + BigInt(FXSAVE_AREA) > size) return false;
+  if (rip + BigInt(RESUME_SEQUENCE.length) > size || rsp % 64n !== 0n || rsp + BigInt(FPU_AREA) > size) return false;
   const at = Number(rip);
-  return FXRSTOR64_RSP.every((byte, i) => memory[at + i] === byte);
+  return RESUME_SEQUENCE.every((byte, i) => memory[at + i] === byte);
 }
 
 /** @internal Whether /proc/cpuinfo's bug list names the FXSAVE leak. */

@@ -58,6 +58,12 @@ export interface FaultRegisters {
 
 export interface VirtualMachine {
   readonly backend: BackendInfo;
+  /**
+   * The XCR0 guest code runs with: 0 where vmlet's CR4 (no OSXSAVE) applies and the guest
+   * reaches only x87 and SSE state (hardware KVM); under PVM the guest runs under the
+   * host's CR4 and XCR0 and reaches every component it enables (AVX, PKRU, …).
+   */
+  readonly guestXcr0: number;
   /** Guest memory, mapped at guest physical address 0. Writes are seen by the guest. */
   readonly memory: Uint8Array;
   /** Sets up long mode at CPL 3 and the CPU's feature set. Called once, before the first run. */
@@ -80,14 +86,14 @@ export interface VirtualMachine {
    * since the last dirty-page read plus `hostPages`, and sets the CPU state. Returns
    * the pages copied. Requires trackDirtyPages(). A pending deferred restore is done first.
    */
-  restoreFrom(image: Uint8Array, hostPages: readonly number[], state: CpuState): number;
+  restoreFrom(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): number;
   /**
    * The same restore, deferred: it is done at the start of the next run (in the same
    * crossing into the backend), or by flushRestore(), whichever comes first. Until then
    * the host must call beforeHostWrite() before writing guest memory, and must not read
    * guest memory; every other method here flushes it first (destroy() drops it).
    */
-  deferRestore(image: Uint8Array, hostPages: readonly number[], state: CpuState): void;
+  deferRestore(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): void;
   /** Whether a deferred restore waits for the next run. */
   readonly restorePending: boolean;
   /** Does a pending deferred restore now. Returns the pages the latest restore copied (-1 if it failed). */
@@ -96,6 +102,13 @@ export interface VirtualMachine {
   discardRestore(): void;
   /** With a restore pending: makes the pages of [address, address + length) equal to the image's before the host writes there. */
   beforeHostWrite(address: number, length: number): void;
+  /**
+   * Writes a little-endian u32 into guest memory as the host. With a restore pending the
+   * write is queued and lands right after the restore's copies, in the same crossing (no
+   * page copied in JavaScript first); otherwise it lands now. The caller records the page
+   * as host-written, as for any host write.
+   */
+  writeU32(address: number, value: number): void;
   /** Runs until the next exit, on the calling thread. `timeoutNs` 0 means none. */
   run(timeoutNs: number): VmExit;
   /** Runs until the next exit on the VM's own thread; the event loop stays free. */

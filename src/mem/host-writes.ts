@@ -6,7 +6,9 @@ const PAGE = 4096;
 
 export class HostWrites {
   private readonly marked: Uint8Array;
-  private readonly pages: number[] = [];
+  /** The marked pages, in order, in a typed array: a restore allocates nothing and resets no array length. */
+  private pages = new Int32Array(64);
+  private count = 0;
 
   constructor(memorySize: number) {
     this.marked = new Uint8Array(Math.ceil(memorySize / PAGE));
@@ -17,7 +19,8 @@ export class HostWrites {
     for (let page = Math.floor(address / PAGE); page <= last; page++) {
       if (this.marked[page] === 0) {
         this.marked[page] = 1;
-        this.pages.push(page);
+        if (this.count === this.pages.length) this.grow();
+        this.pages[this.count++] = page;
       }
     }
   }
@@ -25,7 +28,8 @@ export class HostWrites {
   /** Pages in the guest's dirty bitmap or marked here, each once; clears the marks. O(marked + bitmap words). */
   drainWith(guestDirty: BigUint64Array): number[] {
     const words = new Uint32Array(guestDirty.buffer, guestDirty.byteOffset, guestDirty.length * 2);
-    const out = this.pages.splice(0); // still marked, so guest pages below skip them
+    const out = Array.from(this.pages.subarray(0, this.count)); // still marked, so guest pages below skip them
+    this.count = 0;
     for (let w = 0; w < words.length; w++) {
       let bits = words[w]!;
       while (bits !== 0) {
@@ -42,16 +46,22 @@ export class HostWrites {
     return out;
   }
 
-  /** The marked pages, each once; clears the marks. */
-  takePages(): number[] {
-    const out = this.pages.splice(0);
-    for (const page of out) this.marked[page] = 0;
+  /** The marked pages, each once; clears the marks. A view of internal storage: valid until the next mark(). */
+  takePages(): Int32Array {
+    const out = this.pages.subarray(0, this.count);
+    for (let i = 0; i < out.length; i++) this.marked[out[i]!] = 0;
+    this.count = 0;
     return out;
   }
 
   /** Forgets every mark (after a snapshot or a full remap). */
   clear(): void {
-    for (const page of this.pages) this.marked[page] = 0;
-    this.pages.length = 0;
+    this.takePages();
+  }
+
+  private grow(): void {
+    const bigger = new Int32Array(this.pages.length * 2);
+    bigger.set(this.pages);
+    this.pages = bigger;
   }
 }

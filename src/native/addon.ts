@@ -44,6 +44,8 @@ export interface NativeVcpu {
 }
 
 export interface NativeAddon {
+  /** XGETBV(0) of the host CPU (0 without OSXSAVE). */
+  hostXcr0(): number;
   openKvm(): number;
   closeFd(fd: number): void;
   /** close(fd) on a background thread, in queue order (a VM's teardown is slow). */

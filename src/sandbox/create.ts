@@ -2,6 +2,7 @@
  * Building a sandbox from a guest ELF: lay out memory, load the image, write the
  * system tables and page tables, start the guest and run its initialisation.
  */
+import { guestXsaveMask } from "../hypervisor/fpu-reload.js";
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
@@ -90,11 +91,11 @@ function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, l
   loadElf(image, bytes, vm.memory);
   const system = { ...writeSystemTables(vm.memory), pml4Address: buildPageTables(vm.memory, layout) };
   vm.configure(system);
-  writeControlBlock(vm.memory, layout, levelNumber(config.maxGuestLogLevel));
+  writeControlBlock(vm.memory, layout, levelNumber(config.maxGuestLogLevel), guestXsaveMask(vm.guestXcr0));
   return system;
 }
 
-function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: number): void {
+function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: number, xsaveMask: number): void {
   const view = new DataView(memory.buffer, memory.byteOffset + layout.controlBlock, CB.size);
   view.setUint32(CB.magic, CONTROL_MAGIC, true);
   view.setUint32(CB.abiVersion, ABI_VERSION, true);
@@ -105,6 +106,7 @@ function writeControlBlock(memory: Uint8Array, layout: MemoryLayout, logLevel: n
   view.setBigUint64(CB.heapAddress, BigInt(layout.heap.address), true);
   view.setBigUint64(CB.heapSize, BigInt(layout.heap.size), true);
   view.setUint32(CB.maxLogLevel, logLevel, true);
+  view.setUint32(CB.fpuXsaveMask, xsaveMask, true);
   view.setBigUint64(CB.rngSeed, randomSeed(), true);
   view.setBigUint64(CB.rngGeneration, 1n, true);
 }

@@ -3,6 +3,7 @@
  * A call that faults, aborts, times out or is cancelled poisons the sandbox:
  * later calls reject with PoisonedError.
  */
+import { fpuResume, guestXsaveMask } from "../hypervisor/fpu-reload.js";
 import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
@@ -22,7 +23,7 @@ import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snap
 import { partsFromSnapshot } from "./from-snapshot.js";
 import { parkVm } from "./parked-vms.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "./snapshot-config.js";
-import { randomSeed } from "./entropy.js";
+import { randomWord } from "./entropy.js";
 import { CallSession, callContext, finishSync, readReturn, type CallContext, type Step } from "./call-session.js";
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
@@ -90,6 +91,14 @@ class DeferredRestoreReport implements RestoreReport {
   }
 }
 
+/** Per base snapshot: a view of its image, and how this host's guests save their FPU state and must fix the snapshot's record of it. */
+interface BaseFacts {
+  readonly base: Snapshot;
+  readonly view: DataView;
+  readonly xsaveMask: number;
+  readonly fixMarkAt: number | undefined;
+}
+
 /** Frees the VM of a sandbox that was garbage-collected without close(). */
 const leaked = new FinalizationRegistry<VirtualMachine>((vm) => vm.destroy());
 
@@ -103,7 +112,6 @@ export class Sandbox {
   private maxLogLevel: LogLevel;
   private readonly ctx: CallContext;
   private readonly vm: VirtualMachine;
-  private readonly controlBlock: DataView;
   private readonly hostWrites: HostWrites;
   private base: Snapshot | undefined;
   /** Whether guest state may differ from `base` (a call ran, or the base was replaced). */
@@ -112,6 +120,8 @@ export class Sandbox {
   private coveredSnapshot: Snapshot | undefined;
   /** The report of the latest deferred restore, until its count is known. */
   private openReport: DeferredRestoreReport | undefined;
+  /** baseFacts() of the current base. */
+  private facts: BaseFacts | undefined;
 
   /** @internal Use SandboxBuilder or Sandbox.fromSnapshot. */
   constructor(private readonly parts: SandboxParts) {
@@ -120,7 +130,6 @@ export class Sandbox {
     this.base = parts.base;
     this.modified = parts.base === undefined;
     this.ctx = callContext(parts.vm, parts.layout, parts.hostFunctions, this.hostWrites, parts.logger, () => this.cancelRequested);
-    this.controlBlock = this.ctx.input.view;
     this.maxLogLevel = parts.maxGuestLogLevel;
     leaked.register(this, parts.vm, this);
   }
@@ -335,20 +344,48 @@ export class Sandbox {
 
   private writeLogLevel(): void {
     const at = this.parts.layout.controlBlock;
-    this.vm.beforeHostWrite(at, CB.size);
-    this.controlBlock.setUint32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
+    this.vm.writeU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
     this.hostWrites.mark(at, CB.size);
   }
 
-  /** @internal Host-owned control-block fields after the guest state came from a snapshot: log level, new seed. */
+  /**
+   * @internal Host-owned fields after the guest state came from a snapshot: log level, new
+   * seed, how this host's guests save their FPU state, and (for a snapshot taken where the
+   * guest saved it another way) the guest's record of how to reload it (hypervisor/fpu-reload.ts).
+   */
   applyHostFields(): void {
     const at = this.parts.layout.controlBlock;
-    const cb = this.controlBlock;
-    this.vm.beforeHostWrite(at, CB.size);
-    cb.setUint32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel), true);
-    cb.setBigUint64(at + CB.rngSeed, randomSeed(), true);
-    cb.setBigUint64(at + CB.rngGeneration, cb.getBigUint64(at + CB.rngGeneration, true) + 1n, true);
+    const { vm } = this;
+    const base = this.baseFacts(this.base!); // only sandboxes resumed from a snapshot get here
+    // The generation the restored control block holds is the snapshot's: read it there (a deferred restore has not run yet).
+    const low = base.view.getUint32(at + CB.rngGeneration, true);
+    const high = base.view.getUint32(at + CB.rngGeneration + 4, true);
+    vm.writeU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
+    vm.writeU32(at + CB.fpuXsaveMask, base.xsaveMask);
+    vm.writeU32(at + CB.rngSeed, randomWord());
+    vm.writeU32(at + CB.rngSeed + 4, randomWord());
+    vm.writeU32(at + CB.rngGeneration, (low + 1) >>> 0);
+    vm.writeU32(at + CB.rngGeneration + 4, low === 0xffffffff ? (high + 1) >>> 0 : high);
     this.hostWrites.mark(at, CB.size);
+    if (base.fixMarkAt !== undefined) {
+      vm.writeU32(base.fixMarkAt, 0);
+      this.hostWrites.mark(base.fixMarkAt, 4);
+    }
+  }
+
+  /** What applyHostFields() needs of the base, worked out once per base (hypervisor/fpu-reload.ts for the FPU record). */
+  private baseFacts(base: Snapshot): BaseFacts {
+    if (this.facts?.base !== base) {
+      const { vm } = this;
+      const image = base.image.view;
+      this.facts = {
+        base,
+        view: new DataView(image.buffer, image.byteOffset, image.byteLength),
+        xsaveMask: guestXsaveMask(vm.guestXcr0),
+        fixMarkAt: fpuResume(image, base.state.cpu, vm.backend.flavour, vm.guestXcr0).fixMarkAt,
+      };
+    }
+    return this.facts;
   }
 
   /**

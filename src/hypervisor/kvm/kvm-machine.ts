@@ -19,13 +19,17 @@ const RFLAGS_IF = 0x202n;
 const PAGE = 4096;
 
 /** Slots of the restore control array (native/kvm_vcpu.h CTL_*). */
-const enum Ctl { Pending = 0, Copied = 1, HostCount = 2, SkipCount = 3, ErrorOp = 4, Header = 8 }
+const enum Ctl { Pending = 0, Copied = 1, HostCount = 2, SkipCount = 3, ErrorOp = 4, PatchCount = 5, Header = 8 }
 /** Pages JavaScript may copy itself while a restore is deferred; beyond, it is done at once. */
 const SKIP_CAPACITY = 64;
+/** 32-bit host writes queued behind a deferred restore (native CTL_PATCHES). */
+const PATCH_CAPACITY = 8;
 
 export class KvmMachine implements VirtualMachine {
   readonly backend: BackendInfo;
+  readonly guestXcr0: number;
   readonly memory: Uint8Array;
+  private readonly view: DataView;
   private readonly vm: KvmVm;
   private readonly vcpu: KvmVcpu;
   private lastExitWasIo = false;
@@ -43,8 +47,8 @@ export class KvmMachine implements VirtualMachine {
   private sourceState: CpuState | undefined;
   /** A deferred restore waits for the next run (ctl[Pending] is set). */
   private pending = false;
-  /** Pages copied from the image by beforeHostWrite() while a restore is pending. */
-  private readonly skipped: number[] = [];
+  /** Pages copied from the image by beforeHostWrite() while a restore is pending (listed in the control array's skip slots). */
+  private skippedCount = 0;
   /** FS/GS bases loaded in the vCPU (configure() zeroes them). */
   private segmentBases = { fs: 0n, gs: 0n };
 
@@ -52,7 +56,9 @@ export class KvmMachine implements VirtualMachine {
   constructor(private readonly guestMemory: GuestMemory, options: { trackDirtyPages?: boolean } = {}) {
     const system = KvmSystem.open();
     this.backend = system.backend;
+    this.guestXcr0 = system.guestXcr0;
     this.memory = guestMemory.bytes;
+    this.view = new DataView(this.memory.buffer, this.memory.byteOffset, this.memory.byteLength);
     this.vm = new KvmVm(system, system.createVm());
     try {
       // Before any vCPU or slot logs dirty pages: a dirty ring if the kernel has one,
@@ -205,12 +211,12 @@ export class KvmMachine implements VirtualMachine {
     return this.dirtyTracker.bitmap;
   }
 
-  restoreFrom(image: Uint8Array, hostPages: readonly number[], state: CpuState): number {
+  restoreFrom(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): number {
     this.prepareRestore(image, hostPages, state);
     return this.vcpu.restoreNow();
   }
 
-  deferRestore(image: Uint8Array, hostPages: readonly number[], state: CpuState): void {
+  deferRestore(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): void {
     this.prepareRestore(image, hostPages, state);
     this.pending = true;
     this.control[Ctl.Pending] = 1;
@@ -231,28 +237,48 @@ export class KvmMachine implements VirtualMachine {
   beforeHostWrite(address: number, length: number): void {
     if (!this.pending) return;
     const last = Math.floor((address + Math.max(length, 1) - 1) / PAGE);
+    const control = this.control, skips = Ctl.Header + this.hostCapacity;
     for (let page = Math.floor(address / PAGE); page <= last; page++) {
-      if (this.skipped.includes(page)) continue;
-      if (this.skipped.length === SKIP_CAPACITY) {
+      if (this.isSkipped(page)) continue;
+      if (this.skippedCount === SKIP_CAPACITY) {
         this.flushRestore(); // pages freshened so far stay skipped; the rest are copied now
         return;
       }
       const at = page * PAGE;
       this.memory.set(this.sourceImage!.subarray(at, at + PAGE), at);
-      this.control[Ctl.Header + this.hostCapacity + this.skipped.length] = page;
-      this.skipped.push(page);
-      this.control[Ctl.SkipCount] = this.skipped.length;
+      control[skips + this.skippedCount++] = page;
+      control[Ctl.SkipCount] = this.skippedCount;
     }
   }
 
+  private isSkipped(page: number): boolean {
+    const control = this.control, skips = Ctl.Header + this.hostCapacity;
+    for (let i = 0; i < this.skippedCount; i++) if (control[skips + i] === page) return true;
+    return false;
+  }
+
+  writeU32(address: number, value: number): void {
+    const control = this.control;
+    const n = control[Ctl.PatchCount]!;
+    if (this.pending && n < PATCH_CAPACITY) {
+      const at = Ctl.Header + this.hostCapacity + SKIP_CAPACITY + 2 * n;
+      control[at] = address;
+      control[at + 1] = value;
+      control[Ctl.PatchCount] = n + 1;
+      return;
+    }
+    if (this.pending) this.flushRestore();
+    this.view.setUint32(address, value, true);
+  }
+
   /** Everything a restore needs before the native part: at most one pending restore, the source, host pages. */
-  private prepareRestore(image: Uint8Array, hostPages: readonly number[], state: CpuState): void {
+  private prepareRestore(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): void {
     if (this.pending) this.flushRestore();
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
     if (this.backend.flavour === "hardware") this.completePendingIo();
     this.restoreSegmentBases(state);
     if (image !== this.sourceImage || state !== this.sourceState) {
-      this.vcpu.restoreSource(image, this.regsOf(state), xsaveToLoad(image, state, this.backend.flavour));
+      this.vcpu.restoreSource(image, this.regsOf(state), xsaveToLoad(image, state, this.backend.flavour, this.guestXcr0));
       this.sourceImage = image;
       this.sourceState = state;
     }
@@ -261,13 +287,14 @@ export class KvmMachine implements VirtualMachine {
     for (let i = 0; i < hostPages.length; i++) control[Ctl.Header + i] = hostPages[i]!;
     control[Ctl.HostCount] = hostPages.length;
     control[Ctl.SkipCount] = 0;
-    this.skipped.length = 0;
+    control[Ctl.PatchCount] = 0;
+    this.skippedCount = 0;
     this.lastExitWasIo = false;
   }
 
   /** (Re)registers the restore plan with room for `hostCapacity` host-written pages. */
   private registerPlan(hostCapacity: number): void {
-    const control = new Int32Array(Ctl.Header + hostCapacity + SKIP_CAPACITY);
+    const control = new Int32Array(Ctl.Header + hostCapacity + SKIP_CAPACITY + 2 * PATCH_CAPACITY);
     this.vcpu.restorePlan(this.vm, this.dirtyTracker, this.memory, control, hostCapacity);
     this.control = control;
     this.hostCapacity = hostCapacity;
@@ -277,7 +304,8 @@ export class KvmMachine implements VirtualMachine {
     this.pending = false;
     this.control[Ctl.Pending] = 0;
     this.control[Ctl.SkipCount] = 0;
-    this.skipped.length = 0;
+    this.control[Ctl.PatchCount] = 0;
+    this.skippedCount = 0;
   }
 
   destroy(): void {

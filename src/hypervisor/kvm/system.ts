@@ -18,6 +18,8 @@ const MAX_CPUID_ENTRIES = 256;
 
 export class KvmSystem {
   readonly backend: BackendInfo;
+  /** VirtualMachine.guestXcr0: PVM runs guests under the host's XCR0; vmlet's own CR4 has no OSXSAVE. */
+  readonly guestXcr0: number;
   readonly vcpuMmapSize: number;
   /** KVM_GET_SUPPORTED_CPUID entries, handed to every vCPU so guests see the host's features. */
   readonly supportedCpuid: Uint8Array;
@@ -25,6 +27,7 @@ export class KvmSystem {
 
   private constructor(readonly addon: NativeAddon, readonly fd: number) {
     this.backend = { name: "kvm", flavour: detectFlavour() };
+    this.guestXcr0 = this.backend.flavour === "pvm" ? addon.hostXcr0() : 0;
     this.vcpuMmapSize = native("KVM_GET_VCPU_MMAP_SIZE", () => addon.getVcpuMmapSize(fd));
     const cpuid = new Uint8Array(MAX_CPUID_ENTRIES * CPUID_ENTRY_SIZE);
     this.supportedCpuidCount = native("KVM_GET_SUPPORTED_CPUID", () => addon.getSupportedCpuid(fd, cpuid));
