@@ -98,6 +98,8 @@ int dirty_ring_reset(vcpu_t *v) {
     for (uint32_t i = 0; i < r->writable_n; i++) clear_bit(p->hot, r->writable[i]);
   r->writable_n = 0;
   r->restores_since_reset = 0;
+  r->judging = false;
+  if (p->ctl) p->ctl[CTL_RING_RESETS]++; /* a count tests read */
   return 0;
 }
 

@@ -22,7 +22,7 @@ enum job { JOB_NONE, JOB_RUN, JOB_QUIT };
  * copied from the image (the skip list), then CTL_PATCHES (address, value) pairs: 32-bit
  * host writes to apply after the copies (the control block's host fields of a deferred
  * restore, written without copying their page in JavaScript first). */
-enum { CTL_PENDING, CTL_COPIED, CTL_HOST_COUNT, CTL_SKIP_COUNT, CTL_ERROP, CTL_PATCH_COUNT, CTL_HEADER = 8 };
+enum { CTL_PENDING, CTL_COPIED, CTL_HOST_COUNT, CTL_SKIP_COUNT, CTL_ERROP, CTL_PATCH_COUNT, CTL_RING_RESETS, CTL_HEADER = 8 };
 #define CTL_PATCHES 8
 enum { RESTORE_OP_NONE, RESTORE_OP_GET_LOG, RESTORE_OP_CLEAR_LOG, RESTORE_OP_SET_REGS, RESTORE_OP_SET_XSAVE, RESTORE_OP_RESET_RING };
 
@@ -61,6 +61,9 @@ typedef struct {
   uint32_t *writable; /* pages collected since the last reset (still writable) */
   uint32_t writable_n, writable_cap;
   uint32_t restores_since_reset;
+  /* The restore policy's relearning period (vcpu_restore.c), and what it judges it by. */
+  uint32_t relearn_every, kept_before, hot_size;
+  bool judging;
 } dirty_ring_t;
 
 typedef struct {

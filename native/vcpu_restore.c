@@ -31,11 +31,17 @@
 #define MAX_HOT_PAGES 64
 /* Ring mode: the writable pages are copied on every restore (~0.2 µs each) instead of
  * faulting on their next write (~7 µs each on PVM). Reset (re-protect them all) when they
- * are more than this many, or every RING_RELEARN_EVERY restores, so that pages the guest
+ * are more than this many, or every `relearn_every` restores, so that pages the guest
  * stopped writing are not copied for ever: a page is kept for about as many restores as
- * its fault would cost in copies (ski rental). */
+ * its fault would cost in copies (ski rental). The period starts at RING_RELEARN_EVERY and
+ * doubles, up to RING_RELEARN_MAX, each time a relearn finds the guest writing nearly all
+ * the same pages again (nothing was stale): a steady working set then pays its faults
+ * rarely. A relearn that sheds pages sets it back, and so does a writable set grown well
+ * past the working set the last relearn found (one request wrote many other pages: they
+ * are likely stale at the next restore already). */
 #define RING_MAX_WRITABLE 512
 #define RING_RELEARN_EVERY 32
+#define RING_RELEARN_MAX 1024
 
 static const char *const restore_ops[] = {"restore", "KVM_GET_DIRTY_LOG", "KVM_CLEAR_DIRTY_LOG", "KVM_SET_REGS", "KVM_SET_XSAVE",
                                           "KVM_RESET_DIRTY_RINGS"};
@@ -162,14 +168,34 @@ static bool counted(const restore_plan_t *p, size_t page) {
   return has_bit(p->dirty, page);
 }
 
+/* The first restore after a relearn: were nearly all the pages written again (7/8)? */
+static void judge_relearn(dirty_ring_t *r) {
+  r->judging = false;
+  r->hot_size = r->writable_n;
+  bool steady = (uint64_t)r->writable_n * 8 >= (uint64_t)r->kept_before * 7;
+  r->relearn_every = steady && r->relearn_every < RING_RELEARN_MAX ? r->relearn_every * 2 : steady ? RING_RELEARN_MAX : RING_RELEARN_EVERY;
+}
+
 /* Ring mode, after the copies: the ring's policy of when to re-protect (see RING_MAX_WRITABLE). */
 static int maybe_reset_ring(vcpu_t *v) {
   dirty_ring_t *r = &v->ring;
+  if (r->relearn_every == 0) r->relearn_every = RING_RELEARN_EVERY;
+  if (r->judging) judge_relearn(r);
   r->restores_since_reset++;
-  if (r->writable_n <= RING_MAX_WRITABLE && (r->writable_n == 0 || r->restores_since_reset < RING_RELEARN_EVERY)) return 0;
+  bool grown = r->writable_n > r->hot_size + r->hot_size / 4 + 8;
+  bool relearn = r->writable_n > 0 && r->restores_since_reset >= (grown ? RING_RELEARN_EVERY : r->relearn_every);
+  if (r->writable_n <= RING_MAX_WRITABLE && !relearn) return 0;
+  uint32_t kept = r->writable_n;
   int e = dirty_ring_reset(v);
-  if (e < 0) v->restore.ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
-  return e;
+  if (e < 0) {
+    v->restore.ctl[CTL_ERROP] = RESTORE_OP_RESET_RING;
+    return e;
+  }
+  if (kept <= RING_MAX_WRITABLE) { /* a relearn, not an overflow: judge it at the next restore */
+    r->kept_before = kept;
+    r->judging = true;
+  }
+  return 0;
 }
 
 /* One restore (see the top of the file). Returns pages copied, or -errno with

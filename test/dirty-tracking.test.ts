@@ -19,9 +19,14 @@ const MIB = 2 ** 20;
 const PAGE = 4096;
 /** The ring holds 4096 entries (src/hypervisor/kvm/vm.ts); this many pages overflow it twice. */
 const BEYOND_RING = 32 * MIB;
-/** native/vcpu_restore.c: RING_MAX_WRITABLE, RING_RELEARN_EVERY. */
+/** native/vcpu_restore.c: RING_MAX_WRITABLE, RING_RELEARN_EVERY (the first relearning period). */
 const RING_MAX_WRITABLE = 512;
 const RING_RELEARN_EVERY = 32;
+
+/** How many times the sandbox's dirty ring re-protected its pages (a native count). */
+function ringResets(sb: Sandbox): number {
+  return (sb as unknown as { vm: { dirtyRingResets: number } }).vm.dirtyRingResets;
+}
 
 /** The dirty-page mode the sandbox's VM uses (native enum dirty_mode: 1 manual bitmap, 2 ring). */
 function dirtyMode(sb: Sandbox): number {
@@ -119,6 +124,46 @@ describe("the ring's policy: which pages stay writable", () => {
         last = sb.restore(snap).pagesCopied;
       }
       assert.ok(last < 32, `after ${RING_RELEARN_EVERY} restores only the pages still written are copied (${last})`);
+      assert.equal(sb.callSync("scratch_sum"), 0);
+    } finally {
+      sb.close();
+    }
+  });
+
+  test("a steady working set is relearned ever more rarely; pages written once are shed at the next relearn", async () => {
+    const { sb, snap } = await heapSnapshot(MIB, PAGE, 1);
+    try {
+      const start = ringResets(sb);
+      for (let i = 0; i < 400; i++) {
+        sb.callSync("touch_pages", 16, 1 + (i % 200));
+        sb.restore(snap);
+      }
+      const steady = ringResets(sb) - start;
+      // Periods 32, 64, 128, 256: resets after restores 32, 96, 224 (a fixed period: 12).
+      assert.ok(steady >= 2 && steady <= 4, `${steady} relearns in 400 restores of the same 16 pages`);
+      // One request writes many other pages: they are re-protected at once, not after the long period.
+      sb.callSync("touch_pages", 256, 7);
+      assert.ok(sb.restore(snap).pagesCopied >= 256);
+      sb.callSync("touch_pages", 16, 8);
+      const after = sb.restore(snap).pagesCopied;
+      assert.ok(after < 64, `the restore after the one-off copies the working set only (${after})`);
+      assert.equal(sb.callSync("scratch_sum"), 0);
+    } finally {
+      sb.close();
+    }
+  });
+
+  test("pages written only now and then keep the short period (each relearn sheds them)", async () => {
+    const { sb, snap } = await heapSnapshot(MIB, PAGE, 1);
+    try {
+      const start = ringResets(sb);
+      for (let i = 0; i < 200; i++) {
+        sb.callSync("touch_pages", i % 10 === 0 ? 64 : 1, 1 + (i % 200)); // 63 pages written in one cycle of ten
+        sb.restore(snap);
+      }
+      const resets = ringResets(sb) - start;
+      // A steady set would be relearned twice in 200 restores (after 32 and 96); a fixed period of 32 gives 6.
+      assert.ok(resets >= 4, `${resets} relearns in 200 restores`);
       assert.equal(sb.callSync("scratch_sum"), 0);
     } finally {
       sb.close();

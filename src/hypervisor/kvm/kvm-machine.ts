@@ -19,7 +19,7 @@ const RFLAGS_IF = 0x202n;
 const PAGE = 4096;
 
 /** Slots of the restore control array (native/kvm_vcpu.h CTL_*). */
-const enum Ctl { Pending = 0, Copied = 1, HostCount = 2, SkipCount = 3, ErrorOp = 4, PatchCount = 5, Header = 8 }
+const enum Ctl { Pending = 0, Copied = 1, HostCount = 2, SkipCount = 3, ErrorOp = 4, PatchCount = 5, RingResets = 6, Header = 8 }
 /** Pages JavaScript may copy itself while a restore is deferred; beyond, it is done at once. */
 const SKIP_CAPACITY = 64;
 /** 32-bit host writes queued behind a deferred restore (native CTL_PATCHES). */
@@ -222,6 +222,11 @@ export class KvmMachine implements VirtualMachine {
     this.control[Ctl.Pending] = 1;
   }
 
+  /** @internal Tests: how many times the dirty ring re-protected its pages. */
+  get dirtyRingResets(): number {
+    return this.control[Ctl.RingResets]!;
+  }
+
   get restorePending(): boolean {
     return this.pending;
   }
@@ -295,6 +300,7 @@ export class KvmMachine implements VirtualMachine {
   /** (Re)registers the restore plan with room for `hostCapacity` host-written pages. */
   private registerPlan(hostCapacity: number): void {
     const control = new Int32Array(Ctl.Header + hostCapacity + SKIP_CAPACITY + 2 * PATCH_CAPACITY);
+    control[Ctl.RingResets] = this.control[Ctl.RingResets] ?? 0;
     this.vcpu.restorePlan(this.vm, this.dirtyTracker, this.memory, control, hostCapacity);
     this.control = control;
     this.hostCapacity = hostCapacity;
