@@ -6,7 +6,7 @@ export { Snapshot } from "./snapshot/snapshot.js";
 export type { SaveOptions } from "./snapshot/file/save.js";
 export type { LoadOptions } from "./snapshot/file/load.js";
 export {
-  SnapshotLayout, type SnapshotListing, type SnapshotInspection, type VerifyReport, type VerifyProblem, type GcReport, type LayoutWriteOptions,
+  SnapshotLayout, type SnapshotListing, type SnapshotScan, type SnapshotInspection, type VerifyReport, type VerifyProblem, type GcReport, type LayoutWriteOptions,
 } from "./snapshot/file/layout-tools.js";
 export {
   SnapshotNotFoundError, SnapshotInvalidError, DigestMismatchError, SnapshotIncompatibleError, CpuIncompatibleError, LayoutLockedError, StorageError,

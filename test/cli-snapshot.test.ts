@@ -312,6 +312,26 @@ describe("snapshot commands and run (KVM)", () => {
     assert.match(expectExit(1, "run", "snaps:two", "get_counter", "--verify").stderr, /^vmlet: SNAPSHOT_DIGEST_MISMATCH: /m);
   });
 
+  test("ls lists around a snapshot whose manifest cannot be read, names it, and exits 1", () => {
+    const layout = path.join(tmp, "snaps");
+    const manifest = path.join(layout, "blobs/sha256", digest.slice("sha256:".length));
+    const saved = fs.readFileSync(manifest);
+    fs.chmodSync(manifest, 0o644);
+    fs.writeFileSync(manifest, "{ not json");
+    try {
+      const r = expectExit(1, "snapshot", "ls", "snaps");
+      assert.ok(r.stdout.split("\n").some((line) => line.startsWith("demo ")), `the readable snapshot is listed:\n${r.stdout}`);
+      assert.ok(!r.stdout.includes("two "), "the broken one is not a row");
+      assert.match(r.stderr, /^vmlet: two: SNAPSHOT_(INVALID|DIGEST_MISMATCH): /m);
+      const doc = json(expectExit(1, "snapshot", "ls", "snaps", "--json"));
+      assert.deepEqual((doc.snapshots as Array<{ tag: string }>).map((x) => x.tag), ["demo"]);
+      assert.deepEqual((doc.problems as Array<{ ref: string }>).map((p) => p.ref), ["two"]);
+    } finally {
+      fs.writeFileSync(manifest, saved);
+    }
+    assert.deepEqual((json(expectExit(0, "snapshot", "ls", "snaps", "--json")).problems as unknown[]), [], "whole again");
+  });
+
   test("rm, then gc frees the blobs", () => {
     const before = blobsIn("snaps").length;
     assert.match(expectExit(0, "snapshot", "rm", "snaps", "two").stdout, /removed snaps:two/);

@@ -118,22 +118,26 @@ async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> 
   }
 }
 
+/** Lists what it can read; unreadable manifests go to stderr (or "problems") and make the exit status 1. */
 function ls(args: ParsedArgs, usage: string, io: Io): number {
   const [dir] = expectPositionals(args, ["dir"], usage) as [string];
-  const list = new SnapshotLayout(dir).list();
+  const { snapshots, problems } = new SnapshotLayout(dir).scan();
+  const status = problems.length ? 1 : 0;
   if (io.json) {
     io.printJson({
       dir,
-      snapshots: list.map((s) => ({
+      snapshots: snapshots.map((s) => ({
         tag: s.tag ?? null, digest: s.digest, created: s.created, guest: s.guest ?? null, memorySize: s.memorySize, size: s.size,
         memoryDiskBytes: s.memoryDiskBytes, generation: s.generation, vmletVersion: s.vmletVersion,
       })),
+      problems: problems.map((p) => ({ ref: p.ref, code: p.error.code, message: p.error.message })),
     });
-    return 0;
+    return status;
   }
-  const rows = list.map((s) => [s.tag ?? "<none>", shortDigest(s.digest), formatBytes(s.memorySize), formatBytes(s.size), formatBytes(s.memoryDiskBytes), s.guest ?? "-", formatDate(s.created)]);
+  const rows = snapshots.map((s) => [s.tag ?? "<none>", shortDigest(s.digest), formatBytes(s.memorySize), formatBytes(s.size), formatBytes(s.memoryDiskBytes), s.guest ?? "-", formatDate(s.created)]);
   for (const line of table(["TAG", "DIGEST", "MEMORY", "SIZE", "DISK", "GUEST", "CREATED"], rows)) io.out(line);
-  return 0;
+  for (const p of problems) io.err(`vmlet: ${p.ref}: ${p.error.code}: ${p.error.message}`);
+  return status;
 }
 
 function inspect(args: ParsedArgs, usage: string, io: Io): number {

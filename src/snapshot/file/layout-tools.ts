@@ -53,6 +53,12 @@ export interface VerifyProblem {
   readonly error: VmletError;
 }
 
+/** What scan() found: the readable snapshots, and the manifests it could not read. */
+export interface SnapshotScan {
+  readonly snapshots: readonly SnapshotListing[];
+  readonly problems: readonly VerifyProblem[];
+}
+
 export interface VerifyReport {
   readonly ok: boolean;
   /** Manifests checked. */
@@ -79,10 +85,31 @@ export class SnapshotLayout {
     if (typeof dir !== "string" || dir === "") throw new InvalidConfigError("SnapshotLayout needs a directory path");
   }
 
-  /** Every vmlet snapshot in the index, in index order. Other artifacts are skipped. */
+  /** Every vmlet snapshot in the index, in index order. Other artifacts are skipped. Throws the first unreadable manifest's error (scan() lists around it). */
   list(): SnapshotListing[] {
+    const { snapshots, problems } = this.scan();
+    if (problems[0]) throw problems[0].error;
+    return [...snapshots];
+  }
+
+  /**
+   * The readable snapshots of the index, in index order, and a problem for each manifest
+   * whose manifest or config cannot be read or fails its checks (the memory blob is not
+   * read: verify() hashes it). Throws only when the layout itself (index.json) is unusable.
+   */
+  scan(): SnapshotScan {
     const index = readIndex(this.dir);
-    return index.manifests.filter((d) => d.mediaType === MEDIA_TYPE.manifest).map((d) => this.listing(readEntryAt(this.dir, d)));
+    const snapshots: SnapshotListing[] = [];
+    const problems: VerifyProblem[] = [];
+    for (const d of index.manifests.filter((m) => m.mediaType === MEDIA_TYPE.manifest)) {
+      try {
+        snapshots.push(this.listing(readEntryAt(this.dir, d)));
+      } catch (error) {
+        if (!(error instanceof VmletError)) throw error;
+        problems.push({ ref: tagOf(d) ?? d.digest, error });
+      }
+    }
+    return { snapshots, problems };
   }
 
   inspect(ref: string): SnapshotInspection {
