@@ -115,6 +115,11 @@ function resumesAtSequence(memory: Uint8Array, rip: bigint, rsp: bigint): boolea
   return RESUME_SEQUENCE.every((byte, i) => memory[at + i] === byte);
 }
 
+/** How this host's guests save their FPU state, and whether restores can leave reloading it to them. */
+export function describeGuestFpu(guestXcr0: number): { readonly xsaveMask: number; readonly reloadSkipsIoctl: boolean } {
+  return { xsaveMask: guestXsaveMask(guestXcr0), reloadSkipsIoctl: !hostLeaksFpuPointers() && (guestXcr0 === 0 || guestXsaveMask(guestXcr0) === guestXcr0) };
+}
+
 /** @internal Whether /proc/cpuinfo's bug list names the FXSAVE leak. */
 export function cpuinfoHasFxsaveLeak(cpuinfo: string): boolean {
   return /^bugs\s*:.*\bfxsave_leak\b/m.test(cpuinfo);

@@ -17,6 +17,18 @@ export function setDirtyRingAllowed(allowed: boolean): void {
   dirtyRingAllowed = allowed;
 }
 
+/** The dirty-ring capability to enable on `fd` (a VM or /dev/kvm), or 0 if the kernel has no ring of DIRTY_RING_BYTES. */
+function dirtyRingCap(system: KvmSystem, fd: number): number {
+  const { addon } = system;
+  const cap = addon.checkExtension(fd, CAP_DIRTY_LOG_RING_ACQ_REL) > 0 ? CAP_DIRTY_LOG_RING_ACQ_REL : CAP_DIRTY_LOG_RING;
+  return addon.checkExtension(fd, cap) >= DIRTY_RING_BYTES ? cap : 0;
+}
+
+/** Whether new VMs get a dirty ring (else restores read the dirty bitmap). */
+export function dirtyRingAvailable(system: KvmSystem): boolean {
+  return dirtyRingAllowed && dirtyRingCap(system, system.fd) !== 0;
+}
+
 export class KvmVm {
   private closed = false;
 
@@ -45,12 +57,9 @@ export class KvmVm {
    * bytes, or 0 if the kernel has no ring (the dirty bitmap is used then).
    */
   enableDirtyRing(): number {
-    if (!dirtyRingAllowed) return 0;
-    const { addon } = this.system;
-    const cap = addon.checkExtension(this.fd, CAP_DIRTY_LOG_RING_ACQ_REL) > 0 ? CAP_DIRTY_LOG_RING_ACQ_REL : CAP_DIRTY_LOG_RING;
-    const max = addon.checkExtension(this.fd, cap);
-    if (max < DIRTY_RING_BYTES) return 0;
-    native("KVM_ENABLE_CAP", () => addon.enableCap(this.fd, cap, DIRTY_RING_BYTES));
+    const cap = dirtyRingAllowed ? dirtyRingCap(this.system, this.fd) : 0;
+    if (cap === 0) return 0;
+    native("KVM_ENABLE_CAP", () => this.system.addon.enableCap(this.fd, cap, DIRTY_RING_BYTES));
     return DIRTY_RING_BYTES;
   }
 
