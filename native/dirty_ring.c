@@ -56,11 +56,19 @@ bool dirty_ring_plan(vcpu_t *v, size_t pages, size_t keep) {
   return true;
 }
 
-static inline bool test_bit(const uint64_t *bits, size_t n) { return (bits[n / 64] >> (n % 64)) & 1; }
-static inline void set_bit(uint64_t *bits, size_t n) { bits[n / 64] |= 1ull << (n % 64); }
-static inline void clear_bit(uint64_t *bits, size_t n) { bits[n / 64] &= ~(1ull << (n % 64)); }
+/* Pages to restore that are no longer writable (bitmap p->prev over words prev_first..prev_last). */
+static void mark_spilled(restore_plan_t *p, size_t page) {
+  set_bit(p->prev, page);
+  size_t w = page / 64;
+  if (p->prev_first == SIZE_MAX || w < p->prev_first) p->prev_first = w;
+  if (w > p->prev_last) p->prev_last = w;
+}
 
-static void mark_spilled(restore_plan_t *p, size_t page);
+/* The writable pages become pages to restore, and are write-protected again. */
+static int spill_writable(vcpu_t *v) {
+  for (uint32_t i = 0; i < v->ring.writable_n; i++) mark_spilled(&v->restore, v->ring.writable[i]);
+  return dirty_ring_reset(v);
+}
 
 /* Reads every entry the kernel published into the writable list (bitmap p->hot), and
  * marks them collected, so the next reset re-protects their pages. Returns 0 or -errno
@@ -71,9 +79,7 @@ int dirty_ring_harvest(vcpu_t *v) {
   bool listing = p->mode == DIRTY_RING && r->writable_cap > 0; /* else: no plan yet, nothing to restore */
   for (;;) {
     if (listing && r->writable_n == r->writable_cap) {
-      /* Full: the listed pages become "to restore" and are re-protected now, never left writable unlisted. */
-      for (uint32_t i = 0; i < r->writable_n; i++) mark_spilled(p, r->writable[i]);
-      int err = dirty_ring_reset(v);
+      int err = spill_writable(v); /* full: re-protect now rather than leave a page writable unlisted */
       if (err < 0) return err;
     }
     struct kvm_dirty_gfn *e = &r->gfns[r->fetch & (r->entries - 1)];
@@ -103,20 +109,9 @@ int dirty_ring_reset(vcpu_t *v) {
   return 0;
 }
 
-/* Pages to restore that are no longer writable (bitmap p->prev over words prev_first..prev_last). */
-static void mark_spilled(restore_plan_t *p, size_t page) {
-  set_bit(p->prev, page);
-  size_t w = page / 64;
-  if (p->prev_first == SIZE_MAX || w < p->prev_first) p->prev_first = w;
-  if (w > p->prev_last) p->prev_last = w;
-}
-
-/* The ring is full (KVM_EXIT_DIRTY_RING_FULL) or about to be: collect it, remember its
- * pages as dirty, and reset so the guest can go on. */
+/* The ring is full (KVM_EXIT_DIRTY_RING_FULL): collect it, remember its pages as dirty,
+ * and reset so the guest can go on. */
 int dirty_ring_spill(vcpu_t *v) {
   int e = dirty_ring_harvest(v);
-  if (e < 0) return e;
-  dirty_ring_t *r = &v->ring;
-  for (uint32_t i = 0; i < r->writable_n; i++) mark_spilled(&v->restore, r->writable[i]);
-  return dirty_ring_reset(v);
+  return e < 0 ? e : spill_writable(v);
 }

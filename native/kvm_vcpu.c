@@ -39,17 +39,20 @@ static void finalize_vcpu(napi_env env, void *data, void *hint) {
   else vcpu_free(v);
 }
 
+/* `v`, or NULL with a JS error if its fd was closed. */
+static vcpu_t *open_vcpu(napi_env env, vcpu_t *v, const char *operation) {
+  if (v->fd >= 0) return v;
+  throw_message(env, operation, "vCPU is closed");
+  return NULL;
+}
+
 vcpu_t *vcpu_unwrap(napi_env env, napi_value self, const char *operation) {
   vcpu_t *v = NULL;
   if (napi_unwrap(env, self, (void **)&v) != napi_ok || !v) {
     throw_message(env, operation, "not a Vcpu");
     return NULL;
   }
-  if (v->fd < 0) {
-    throw_message(env, operation, "vCPU is closed");
-    return NULL;
-  }
-  return v;
+  return open_vcpu(env, v, operation);
 }
 
 /* The hot methods (run, runAsync) are own properties of each Vcpu bound to its vcpu_t:
@@ -63,11 +66,7 @@ static vcpu_t *bound_vcpu(napi_env env, napi_callback_info info, size_t argc, na
     throw_message(env, op, "bad arguments");
     return NULL;
   }
-  if (v->fd < 0) {
-    throw_message(env, op, "vCPU is closed");
-    return NULL;
-  }
-  return v;
+  return open_vcpu(env, v, op);
 }
 
 /* Defines self[name] bound to `v`; the function holds `self` (property "vcpu"), so `v` lives as long as it. */

@@ -94,6 +94,11 @@ typedef struct {
 
 void vcpu_free(vcpu_t *v);
 
+/* One bit per guest page in the plan's bitmaps. */
+static inline bool test_bit(const uint64_t *bits, size_t n) { return (bits[n / 64] >> (n % 64)) & 1; }
+static inline void set_bit(uint64_t *bits, size_t n) { bits[n / 64] |= 1ull << (n % 64); }
+static inline void clear_bit(uint64_t *bits, size_t n) { bits[n / 64] &= ~(1ull << (n % 64)); }
+
 /* vcpu_run.c */
 void vcpu_install_kick_handler(void);
 int vcpu_kick_signal(void);

@@ -130,8 +130,6 @@ static void apply_patches(restore_plan_t *p) {
   ctl[CTL_PATCH_COUNT] = 0;
 }
 
-static inline bool has_bit(const uint64_t *bits, size_t n) { return (bits[n / 64] >> (n % 64)) & 1; }
-
 /* Ring mode: copy the writable pages and the ones re-protected since the last restore
  * (they were spilled from a full ring); the latter stay marked until forget_spilled(). */
 static int copy_ring_pages(vcpu_t *v, const int32_t *skip, int32_t skip_n) {
@@ -164,8 +162,8 @@ static void forget_spilled(restore_plan_t *p) {
 
 /* Whether the dirty-page pass of this restore already counted (and copied) `page`. */
 static bool counted(const restore_plan_t *p, size_t page) {
-  if (p->mode == DIRTY_RING) return has_bit(p->hot, page) || has_bit(p->prev, page);
-  return has_bit(p->dirty, page);
+  if (p->mode == DIRTY_RING) return test_bit(p->hot, page) || test_bit(p->prev, page);
+  return test_bit(p->dirty, page);
 }
 
 /* The first restore after a relearn: were nearly all the pages written again (7/8)? */

@@ -60,8 +60,14 @@ export interface FpuResume {
 }
 
 const KEEP: FpuResume = { reloads: false };
-/** Images and states are immutable, so each (image, state, host) is looked at once. */
-const decided = new WeakMap<Uint8Array, WeakMap<CpuState, { key: string; resume: FpuResume }>>();
+/** Images and states are immutable, so each (image, state) is looked at once per host setting. */
+interface Decided {
+  readonly flavour: Flavour;
+  readonly guestXcr0: number;
+  readonly enabled: boolean;
+  readonly resume: FpuResume;
+}
+const decided = new WeakMap<Uint8Array, WeakMap<CpuState, Decided>>();
 let enabled = true;
 let fxsaveLeak: boolean | undefined;
 
@@ -72,18 +78,18 @@ export function setGuestFpuReload(on: boolean): void {
 
 /** The FPU_XSAVE_MASK the host writes: the components the guest reaches, if the SDK's area holds them all. */
 export function guestXsaveMask(guestXcr0: number): number {
+  // <= AREA_COMPONENTS also keeps bits above 31 (which `&` would drop) out.
   return guestXcr0 > 0 && guestXcr0 <= AREA_COMPONENTS && (guestXcr0 & ~AREA_COMPONENTS) === 0 ? guestXcr0 : 0;
 }
 
 /** How resuming `state` over `memory` reloads the FPU, on a host whose guests run with `guestXcr0` (VirtualMachine.guestXcr0). */
 export function fpuResume(memory: Uint8Array, state: CpuState, flavour: Flavour, guestXcr0: number): FpuResume {
-  const key = `${flavour}/${guestXcr0}/${enabled}`;
   let byState = decided.get(memory);
   if (!byState) decided.set(memory, (byState = new WeakMap()));
   const known = byState.get(state);
-  if (known?.key === key) return known.resume;
+  if (known?.flavour === flavour && known.guestXcr0 === guestXcr0 && known.enabled === enabled) return known.resume;
   const resume = decide(memory, state, flavour, guestXcr0);
-  byState.set(state, { key, resume });
+  byState.set(state, { flavour, guestXcr0, enabled, resume });
   return resume;
 }
 
@@ -97,14 +103,21 @@ function decide(memory: Uint8Array, state: CpuState, flavour: Flavour, guestXcr0
   if (!resumesAtSequence(memory, state.rip, rsp)) return KEEP;
   const at = Number(rsp) + FPU_MARK;
   const mark = (memory[at]! | (memory[at + 1]! << 8) | (memory[at + 2]! << 16) | (memory[at + 3]! << 24)) >>> 0;
-  const xcr0 = flavour === "hardware" ? 0 : guestXcr0;
+  const { fits, covers } = reloadWithMark(mark, flavour === "hardware" ? 0 : guestXcr0);
+  const reloads = enabled && covers && !hostLeaksFpuPointers();
+  return fits ? { reloads } : { reloads, fixMarkAt: at };
+}
+
+/**
+ * For a recorded mask and the XCR0 guests run with (0: XSAVE off): whether xrstor64 of that
+ * mask can run here (else the record must become 0, i.e. fxrstor64), and whether the reload
+ * that then happens covers every component the guest reaches.
+ */
+function reloadWithMark(mark: number, xcr0: number): { fits: boolean; covers: boolean } {
   const low = xcr0 % 2 ** 32; // the mark is 32 bits; components above bit 31 are never covered
-  // xrstor64 faults where XSAVE is off or the mask names components this host lacks: fall back to fxrstor64.
-  const fixMarkAt = mark !== 0 && (xcr0 === 0 || (mark & ~low) >>> 0 !== 0) ? at : undefined;
-  const reloadMask = fixMarkAt === undefined ? mark : 0;
-  const coversAll = xcr0 === 0 || (xcr0 === low && (reloadMask & low) >>> 0 === low);
-  const reloads = enabled && coversAll && !hostLeaksFpuPointers();
-  return fixMarkAt === undefined ? { reloads } : { reloads, fixMarkAt };
+  const fits = mark === 0 || (xcr0 !== 0 && (mark & ~low) >>> 0 === 0);
+  const reloaded = fits ? mark : 0;
+  return { fits, covers: xcr0 === 0 || (xcr0 === low && (reloaded & low) >>> 0 === low) };
 }
 
 /** RIP is vmlet__resume's exact bytes and RSP a 64-byte-aligned area inside memory. */
@@ -117,7 +130,8 @@ function resumesAtSequence(memory: Uint8Array, rip: bigint, rsp: bigint): boolea
 
 /** How this host's guests save their FPU state, and whether restores can leave reloading it to them. */
 export function describeGuestFpu(guestXcr0: number): { readonly xsaveMask: number; readonly reloadSkipsIoctl: boolean } {
-  return { xsaveMask: guestXsaveMask(guestXcr0), reloadSkipsIoctl: !hostLeaksFpuPointers() && (guestXcr0 === 0 || guestXsaveMask(guestXcr0) === guestXcr0) };
+  const xsaveMask = guestXsaveMask(guestXcr0); // what a fresh SDK guest records
+  return { xsaveMask, reloadSkipsIoctl: !hostLeaksFpuPointers() && reloadWithMark(xsaveMask, guestXcr0).covers };
 }
 
 /** @internal Whether /proc/cpuinfo's bug list names the FXSAVE leak. */

@@ -17,16 +17,25 @@ export function setDirtyRingAllowed(allowed: boolean): void {
   dirtyRingAllowed = allowed;
 }
 
-/** The dirty-ring capability to enable on `fd` (a VM or /dev/kvm), or 0 if the kernel has no ring of DIRTY_RING_BYTES. */
-function dirtyRingCap(system: KvmSystem, fd: number): number {
-  const { addon } = system;
-  const cap = addon.checkExtension(fd, CAP_DIRTY_LOG_RING_ACQ_REL) > 0 ? CAP_DIRTY_LOG_RING_ACQ_REL : CAP_DIRTY_LOG_RING;
-  return addon.checkExtension(fd, cap) >= DIRTY_RING_BYTES ? cap : 0;
+/** The kernel's answer per KvmSystem (it does not change): asked once, not on every VM creation. */
+const ringCaps = new WeakMap<KvmSystem, number>();
+
+/** The dirty-ring capability to enable, or 0 if the kernel has no ring of DIRTY_RING_BYTES (or tests turned it off). */
+function dirtyRingCap(system: KvmSystem): number {
+  if (!dirtyRingAllowed) return 0;
+  let cap = ringCaps.get(system);
+  if (cap === undefined) {
+    const { addon, fd } = system;
+    const ring = addon.checkExtension(fd, CAP_DIRTY_LOG_RING_ACQ_REL) > 0 ? CAP_DIRTY_LOG_RING_ACQ_REL : CAP_DIRTY_LOG_RING;
+    cap = addon.checkExtension(fd, ring) >= DIRTY_RING_BYTES ? ring : 0;
+    ringCaps.set(system, cap);
+  }
+  return cap;
 }
 
 /** Whether new VMs get a dirty ring (else restores read the dirty bitmap). */
 export function dirtyRingAvailable(system: KvmSystem): boolean {
-  return dirtyRingAllowed && dirtyRingCap(system, system.fd) !== 0;
+  return dirtyRingCap(system) !== 0;
 }
 
 export class KvmVm {
@@ -57,7 +66,7 @@ export class KvmVm {
    * bytes, or 0 if the kernel has no ring (the dirty bitmap is used then).
    */
   enableDirtyRing(): number {
-    const cap = dirtyRingAllowed ? dirtyRingCap(this.system, this.fd) : 0;
+    const cap = dirtyRingCap(this.system);
     if (cap === 0) return 0;
     native("KVM_ENABLE_CAP", () => this.system.addon.enableCap(this.fd, cap, DIRTY_RING_BYTES));
     return DIRTY_RING_BYTES;
