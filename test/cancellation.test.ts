@@ -4,15 +4,13 @@
  * sandboxes run at once; one sandbox runs one call at a time. Timing asserts are
  * deliberately loose (a stop must come, and well within timeout + 500 ms).
  */
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   CancelledError, PoisonedError, SandboxBuilder, SandboxBusyError, TimeoutError, type Sandbox,
 } from "../src/index.js";
-import { guestPath, requireKvm, since } from "./helpers.js";
-
-requireKvm();
+import { guestPath, since } from "./helpers.js";
 
 /** How late a stop may come; generous for loaded CI machines. */
 const SLACK_MS = 500;

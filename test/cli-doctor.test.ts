@@ -6,14 +6,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "./kvm.js";
 import { CB, CONTROL_BLOCK_ADDRESS } from "../src/abi/constants.js";
 import { backendDetails, backendInfo } from "../src/hypervisor/backend.js";
 import { Sandbox } from "../src/index.js";
-import { repoRoot, requireKvm } from "./helpers.js";
+import { repoRoot } from "./helpers.js";
 import { buildSnapshotGuest, addOne } from "./snapshot-guest.js";
-
-requireKvm();
 
 const vmOf = (sb: Sandbox): { memory: Uint8Array; dirtyTracker: { mode: number } } =>
   (sb as unknown as { vm: { memory: Uint8Array; dirtyTracker: { mode: number } } }).vm;

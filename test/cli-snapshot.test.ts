@@ -9,12 +9,13 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { SandboxBuilder } from "../src/index.js";
 import { parseSize, splitDirRef, UsageError } from "../src/cli/args.js";
 import { ProgressBar } from "../src/cli/progress.js";
 import { formatResult, jsonResult, parseCallArgs, parseSignature, parseValue } from "../src/cli/values.js";
-import { guestPath, repoRoot, requireKvm } from "./helpers.js";
+import { guestPath, repoRoot } from "./helpers.js";
+import * as kvm from "./kvm.js";
 
 const CLI = path.join(repoRoot, "dist/src/cli/main.js");
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -181,9 +182,8 @@ describe("usage errors exit 2 (no KVM)", () => {
   });
 });
 
-describe("snapshot commands and run (KVM)", () => {
+kvm.describe("snapshot commands and run (KVM)", () => {
   let digest = "";
-  before(() => requireKvm());
 
   test("create with --call, then run reads the state back", () => {
     const r = expectExit(0, "snapshot", "create", guestPath("snapshot"), "snaps", "two", "--call", "bump", "--call", "heap_fill", "50000", "7", "--call", "bump");

@@ -1,10 +1,8 @@
 /** The config of a sandbox built from a guest binary: every field is checked, none is ignored. */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./kvm.js";
 import { createSandbox, InvalidConfigError, SandboxBuilder, type SandboxConfig } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 test("createSandbox builds from a config object like the builder does", async () => {
   const sb = await createSandbox({

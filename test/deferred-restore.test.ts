@@ -5,11 +5,9 @@
  * snapshot, another restore, a report read, a fault report, close) must see or settle it.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import { InvalidConfigError, Sandbox, SandboxBuilder, type HostFunctionDefinition, type Snapshot } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 const MIB = 2 ** 20;
 const addOne: HostFunctionDefinition = { name: "host_add_one", params: ["i32"], returns: "i32", impl: (x: number) => x + 1 } as unknown as HostFunctionDefinition;

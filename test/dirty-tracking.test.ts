@@ -6,14 +6,12 @@
  * kept for a while — is checked by counting pages copied, never by time.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test } from "./kvm.js";
 import { Sandbox, SandboxBuilder, type Snapshot } from "../src/index.js";
 import { setDirtyRingAllowed } from "../src/hypervisor/kvm/vm.js";
 import { setVmParking } from "../src/sandbox/parked-vms.js";
-import { guestPath, requireKvm } from "./helpers.js";
+import { guestPath } from "./helpers.js";
 import { addOne } from "./snapshot-guest.js";
-
-requireKvm();
 
 const MIB = 2 ** 20;
 const PAGE = 4096;

@@ -6,12 +6,9 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test } from "./kvm.js";
 import { startService, type Service } from "../examples/http-service.js";
 import { startServiceProcess } from "../examples/load.js";
-import { requireKvm } from "./helpers.js";
-
-requireKvm();
 
 interface Reply {
   status: number;

@@ -12,16 +12,15 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { after, describe, test } from "node:test";
+import { after, describe, test } from "./kvm.js";
 import { GuestFaultError, Sandbox, Snapshot, type HostFunctionDefinition } from "../src/index.js";
 import { backendInfo } from "../src/hypervisor/backend.js";
 import { cpuinfoHasFxsaveLeak, FPU_MARK, fpuResume, guestXsaveMask, RESUME_SEQUENCE, setGuestFpuReload, xsaveToLoad } from "../src/hypervisor/fpu-reload.js";
 import { KvmVcpu } from "../src/hypervisor/kvm/vcpu.js";
 import type { CpuState, VirtualMachine } from "../src/hypervisor/virtual-machine.js";
-import { repoRoot, requireKvm } from "./helpers.js";
+import { repoRoot } from "./helpers.js";
 import { addOne, buildSnapshotGuest } from "./snapshot-guest.js";
 
-requireKvm();
 after(() => setGuestFpuReload(true));
 
 const XMM = 0x1234_5678_9abc_def0n;

@@ -7,11 +7,9 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import { HostFunctionsIncompatibleError, Sandbox, Snapshot, SnapshotLayout, type HostFunctionDefinition } from "../src/index.js";
-import { repoRoot, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { repoRoot } from "./helpers.js";
 
 interface Expected {
   digest: string;

@@ -5,16 +5,14 @@
  * re-entering the sandbox — reaches the guest as a status and the caller as a
  * typed error, without poisoning.
  */
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ArgumentMismatchError, BufferTooSmallError, HostFunctionError, HostFunctionMissingError, HostFunctionSignatureError,
   SandboxBusyError, SandboxBuilder, type CallOptions, type GuestValue, type Sandbox,
 } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 /** VMLET_HOST_* statuses the guest sees (guest/include/vmlet_abi.h). */
 const HOST_OK = 0;

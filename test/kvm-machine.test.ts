@@ -3,18 +3,16 @@
  * backend-neutral CPU state round-trips, and dirty-page logging reports guest writes.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./kvm.js";
 import { KvmMachine } from "../src/hypervisor/kvm/kvm-machine.js";
 import { IMAGE_BASE } from "../src/abi/constants.js";
 import { computeLayout } from "../src/mem/layout.js";
 import { GuestMemory } from "../src/mem/guest-memory.js";
 import { buildPageTables } from "../src/mem/page-tables.js";
 import { writeSystemTables } from "../src/mem/system-tables.js";
-import { requireKvm } from "./helpers.js";
 
 /** A VM whose guest runs `code` at IMAGE_BASE (user RX page), with a user RW data page after it. */
 function machineWith(code: number[], options: { noIdt?: boolean } = {}): { vm: KvmMachine; data: number; stackTop: number } {
-  requireKvm();
   const layout = computeLayout({
     image: [{ start: IMAGE_BASE, size: 0x1000, access: "user-rx" }, { start: IMAGE_BASE + 0x1000, size: 0x1000, access: "user-rw" }],
     imageEnd: IMAGE_BASE + 0x2000, inputSize: 4096, outputSize: 4096, heapSize: 4096, stackSize: 16384,

@@ -4,14 +4,12 @@
  * ones are filtered inside the guest; the level can change at run time; the
  * default logger writes to stderr.
  */
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import assert from "node:assert/strict";
 import {
   InvalidConfigError, SandboxBuilder, type GuestLogRecord, type LogLevel, type Sandbox,
 } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 const LEVELS = ["error", "warn", "info", "debug", "trace"] as const;
 

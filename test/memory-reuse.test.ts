@@ -5,12 +5,10 @@
  * pages a fresh sandbox's first snapshot stores (its non-zero pages).
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "./kvm.js";
 import { Sandbox } from "../src/index.js";
-import { requireKvm } from "./helpers.js";
-import { addOne, buildSnapshotGuest } from "./snapshot-guest.js";
 
-requireKvm();
+import { addOne, buildSnapshotGuest } from "./snapshot-guest.js";
 
 /** Each test uses its own guest size, so its first sandbox gets a new mapping: a clean baseline. Large enough for huge pages. */
 const HEAP_A = 24 << 20;

@@ -5,7 +5,7 @@
  * PoisonedError with the original as cause), and leaves the process and new
  * sandboxes working. Each case runs through callSync() and call().
  */
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -13,9 +13,7 @@ import {
   GuestAbortedError, GuestFaultError, GuestProtocolError, OutOfMemoryError, PoisonedError, SandboxBuilder,
   type CallOptions, type GuestValue, type Sandbox, type VmletError,
 } from "../src/index.js";
-import { guestPath, repoRoot, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath, repoRoot } from "./helpers.js";
 
 type Invoke = (sb: Sandbox, name: string, ...args: Array<GuestValue | CallOptions>) => Promise<GuestValue | undefined>;
 const MODES: ReadonlyArray<readonly [string, Invoke]> = [

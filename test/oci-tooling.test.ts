@@ -12,12 +12,10 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { after, before, test } from "./kvm.js";
 import { promisify } from "node:util";
 import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 const execFileAsync = promisify(execFile);
 

@@ -8,13 +8,11 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, test } from "node:test";
+import { after, test } from "./kvm.js";
 import { Sandbox, Snapshot, type GuestLogRecord } from "../src/index.js";
 import { parkedVmStats } from "../src/sandbox/parked-vms.js";
-import { guestPath, repoRoot, requireKvm } from "./helpers.js";
+import { guestPath, repoRoot } from "./helpers.js";
 import { addOne, assertPreparedState, prepared } from "./snapshot-guest.js";
-
-requireKvm();
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-parked-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -5,14 +5,12 @@
  * what happened; pools of different snapshots coexist; options are validated.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import {
   HostFunctionsIncompatibleError, InvalidConfigError, PoolClosedError, PoolTimeoutError, SandboxBuilder, SandboxPool,
   VmletError, type HostFunctionDefinition, type Sandbox, type SandboxPoolOptions, type Snapshot,
 } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 const addOne = { name: "host_add_one", params: ["i32"], returns: "i32", impl: (x: number) => x + 1 } as unknown as HostFunctionDefinition;
 const hostFunctions = [addOne];

@@ -18,12 +18,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { test } from "node:test";
+import { test } from "./kvm.js";
 import { fileURLToPath } from "node:url";
 import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout, SnapshotNotFoundError } from "../src/index.js";
-import { guestPath, requireKvm, since } from "./helpers.js";
-
-requireKvm();
+import { guestPath, since } from "./helpers.js";
 
 const ROUNDS = Number(process.env.VMLET_CRASH_ROUNDS ?? 200);
 const SEED = Number(process.env.VMLET_CRASH_SEED ?? Date.now() % 1_000_000);

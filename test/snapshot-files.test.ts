@@ -8,14 +8,12 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, describe, test } from "node:test";
+import { after, describe, test } from "./kvm.js";
 import {
   DigestMismatchError, InvalidConfigError, LayoutLockedError, Sandbox, Snapshot, SnapshotLayout, SnapshotNotFoundError, StorageError,
 } from "../src/index.js";
-import { repoRoot, requireKvm } from "./helpers.js";
+import { repoRoot } from "./helpers.js";
 import { addOne, assertPreparedState as assertSnapshotState, prepared } from "./snapshot-guest.js";
-
-requireKvm();
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-files-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));

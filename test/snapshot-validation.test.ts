@@ -9,11 +9,9 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test } from "./kvm.js";
 import { SandboxBuilder, Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 type Obj = Record<string, unknown>;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-validate-"));

@@ -4,15 +4,13 @@
  * and entropy after load, and many sandboxes from one snapshot staying isolated.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "./kvm.js";
 import {
   HostFunctionsIncompatibleError, InvalidConfigError, PoisonedError, Sandbox, SnapshotMismatchError,
   type GuestLogRecord, type HostFunctionDefinition, type Snapshot,
 } from "../src/index.js";
-import { requireKvm } from "./helpers.js";
-import { addOne, assertPreparedState, buildSnapshotGuest, prepared } from "./snapshot-guest.js";
 
-requireKvm();
+import { addOne, assertPreparedState, buildSnapshotGuest, prepared } from "./snapshot-guest.js";
 
 const build = buildSnapshotGuest;
 const assertSnapshotState = assertPreparedState;

@@ -4,15 +4,13 @@
  * caller's mistakes (wrong types or counts, unknown names, NUL in strings,
  * oversized arguments and results), which are rejected without poisoning.
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, test } from "./kvm.js";
 import assert from "node:assert/strict";
 import {
   ArgumentMismatchError, BufferTooSmallError, SandboxBuilder, UnknownFunctionError,
   type CallOptions, type GuestValue, type Sandbox,
 } from "../src/index.js";
-import { guestPath, requireKvm } from "./helpers.js";
-
-requireKvm();
+import { guestPath } from "./helpers.js";
 
 type Invoke = (sb: Sandbox, name: string, ...args: Array<GuestValue | CallOptions>) => Promise<GuestValue | undefined>;
 
