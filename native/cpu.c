@@ -16,6 +16,24 @@ static napi_value host_xcr0(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* cpuid(leaf, subleaf) -> [eax, ebx, ecx, edx] of the host CPU (what a process-backend guest sees) */
+static napi_value cpuid(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  uint32_t leaf, subleaf;
+  if (!get_args(env, info, 2, argv, NULL, "cpuid") || !arg_u32(env, argv[0], &leaf) || !arg_u32(env, argv[1], &subleaf))
+    return throw_message(env, "cpuid", "bad arguments");
+  unsigned r[4] = {0, 0, 0, 0};
+  __cpuid_count(leaf, subleaf, r[0], r[1], r[2], r[3]);
+  napi_create_array_with_length(env, 4, &out);
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value v;
+    napi_create_uint32(env, r[i], &v);
+    napi_set_element(env, out, i, v);
+  }
+  return out;
+}
+
 void register_cpu(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "cpuid", cpuid);
   NAPI_EXPORT_FN(env, exports, "hostXcr0", host_xcr0);
 }

@@ -3,6 +3,7 @@
  * under guest memory, or shared read-only as the source of restores.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -163,6 +164,129 @@ static napi_value map_file_shared(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* mapFileSharedWritable(fd, size) -> read-write ArrayBuffer over the whole file (MAP_SHARED):
+ * guest memory of the process backend, which the sandbox's child maps too */
+static napi_value map_file_shared_writable(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t fd;
+  uint64_t size;
+  if (!get_args(env, info, 2, argv, NULL, "mmap") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &size))
+    return throw_message(env, "mmap", "bad arguments");
+  if (size == 0 || size % PAGE) return throw_message(env, "mmap", "size must be a positive multiple of 4096");
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
+  if (napi_create_external_arraybuffer(env, p, size, unmap_view, (void *)(uintptr_t)size, &result) != napi_ok) {
+    munmap(p, size);
+    return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap shared memory");
+  }
+  return result;
+}
+
+/* punchHole(fd, offset, size): fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros, its pages are freed */
+static napi_value punch_hole(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  uint64_t offset, size;
+  if (!get_args(env, info, 3, argv, NULL, "fallocate") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &offset) ||
+      !arg_u64(env, argv[2], &size))
+    return throw_message(env, "fallocate", "bad arguments");
+  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)size) != 0) return throw_errno(env, "fallocate", errno);
+  return make_undefined(env);
+}
+
+/* Data ranges of a file as [start, end) pairs (lseek SEEK_DATA/SEEK_HOLE); *count pairs. */
+static int collect_ranges(int fd, uint64_t size, uint64_t **out, size_t *count) {
+  size_t cap = 16, n = 0;
+  uint64_t *r = malloc(cap * 2 * sizeof *r);
+  if (!r) return ENOMEM;
+  off_t at = 0;
+  while ((uint64_t)at < size) {
+    off_t start = lseek(fd, at, SEEK_DATA);
+    if (start < 0) {
+      if (errno == ENXIO) break;
+      free(r);
+      return errno;
+    }
+    off_t end = lseek(fd, start, SEEK_HOLE);
+    if (end < 0) {
+      free(r);
+      return errno;
+    }
+    if (n == cap) {
+      uint64_t *grown = realloc(r, (cap *= 2) * 2 * sizeof *r);
+      if (!grown) {
+        free(r);
+        return ENOMEM;
+      }
+      r = grown;
+    }
+    r[2 * n] = (uint64_t)start;
+    r[2 * n + 1] = (uint64_t)end < size ? (uint64_t)end : size;
+    n++;
+    at = end;
+  }
+  *out = r;
+  *count = n;
+  return 0;
+}
+
+static bool in_ranges(const uint64_t *r, size_t n, size_t *cursor, uint64_t at) {
+  while (*cursor < n && r[2 * *cursor + 1] <= at) (*cursor)++;
+  return *cursor < n && r[2 * *cursor] <= at;
+}
+
+/* syncToImage(memoryFd, memory, imageFd, image): makes shared guest memory equal to a
+ * snapshot image, visiting only pages that hold data in either file: a page the image has
+ * is compared and copied if it differs, any other page with data is zeroed. Returns pages
+ * changed. (The process backend's restore: it has no dirty log of the child's writes.) */
+static napi_value sync_to_image(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t mem_fd, img_fd;
+  void *mem, *img;
+  size_t mem_len, img_len;
+  if (!get_args(env, info, 4, argv, NULL, "lseek") || !arg_i32(env, argv[0], &mem_fd) || !arg_bytes(env, argv[1], &mem, &mem_len) ||
+      !arg_i32(env, argv[2], &img_fd) || !arg_bytes(env, argv[3], &img, &img_len))
+    return throw_message(env, "lseek", "bad arguments");
+  if (mem_len != img_len || mem_len % PAGE) return throw_message(env, "lseek", "memory and image differ in size");
+  static const uint8_t zero[PAGE];
+  uint64_t *mr = NULL, *ir = NULL;
+  size_t mn = 0, in = 0;
+  int err = collect_ranges(mem_fd, mem_len, &mr, &mn);
+  if (!err) err = collect_ranges(img_fd, img_len, &ir, &in);
+  if (err) {
+    free(mr);
+    return throw_errno(env, "lseek", err);
+  }
+  uint64_t changed = 0;
+  size_t mc = 0, ic = 0, mi = 0, ii = 0;
+  for (;;) {
+    /* The next page with data in either file. */
+    while (mi < mn && mr[2 * mi + 1] <= 0) mi++;
+    uint64_t next_m = mi < mn ? mr[2 * mi] : UINT64_MAX, next_i = ii < in ? ir[2 * ii] : UINT64_MAX;
+    uint64_t start = next_m < next_i ? next_m : next_i;
+    if (start == UINT64_MAX) break;
+    uint64_t end = start == next_m ? mr[2 * mi + 1] : ir[2 * ii + 1];
+    if (start == next_m && start == next_i) end = mr[2 * mi + 1] > ir[2 * ii + 1] ? mr[2 * mi + 1] : ir[2 * ii + 1];
+    for (uint64_t at = start & ~(uint64_t)(PAGE - 1); at < end; at += PAGE) {
+      uint8_t *m = (uint8_t *)mem + at;
+      const uint8_t *want = in_ranges(ir, in, &ic, at) ? (const uint8_t *)img + at : zero;
+      (void)in_ranges(mr, mn, &mc, at);
+      if (memcmp(m, want, PAGE) != 0) {
+        memcpy(m, want, PAGE);
+        changed++;
+      }
+    }
+    /* Past `end` in both lists. */
+    while (mi < mn && mr[2 * mi + 1] <= end) mi++;
+    while (ii < in && ir[2 * ii + 1] <= end) ii++;
+    if (mi < mn && mr[2 * mi] < end) mr[2 * mi] = end;
+    if (ii < in && ir[2 * ii] < end) ir[2 * ii] = end;
+  }
+  free(mr);
+  free(ir);
+  return pages_result(env, changed);
+}
+
 /* dataRanges(fd, size) -> [start, end, start, end, ...] of the file's data (lseek SEEK_DATA/SEEK_HOLE) */
 static napi_value data_ranges(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
@@ -198,4 +322,7 @@ void register_memory_file(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "copyNonZeroPages", copy_non_zero_pages);
   NAPI_EXPORT_FN(env, exports, "mapFilePrivate", map_file_private);
   NAPI_EXPORT_FN(env, exports, "mapFileShared", map_file_shared);
+  NAPI_EXPORT_FN(env, exports, "mapFileSharedWritable", map_file_shared_writable);
+  NAPI_EXPORT_FN(env, exports, "punchHole", punch_hole);
+  NAPI_EXPORT_FN(env, exports, "syncToImage", sync_to_image);
 }

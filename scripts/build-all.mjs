@@ -79,6 +79,11 @@ function buildAddon() {
   run(process.execPath, [nodeGyp(), "rebuild", ...nodedir, ...(quiet ? ["--silent"] : [])], "building the native addon");
 }
 
+/** The process backend's child: a freestanding static program (native/process/), beside the addon. */
+function buildProcessHelper() {
+  run("make", ["-s", "-C", "native/process", `OUT=${path.join(root, "build/Release")}`], "building the process backend's helper");
+}
+
 function buildGuests() {
   log("building the guest SDK and guests (make)");
   run("make", ["-s", "-C", "guests"], "building the guests");
@@ -104,6 +109,7 @@ requireTools([
   ["python3", "run node-gyp"],
 ]);
 buildAddon();
+buildProcessHelper();
 buildGuests();
 buildBenchReference();
 buildTypeScript();

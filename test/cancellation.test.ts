@@ -4,7 +4,7 @@
  * sandboxes run at once; one sandbox runs one call at a time. Timing asserts are
  * deliberately loose (a stop must come, and well within timeout + 500 ms).
  */
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {

@@ -1,32 +1,49 @@
 /**
- * `vmlet doctor`, run as a user runs it: it says whether this machine can run sandboxes,
- * which KVM flavour it has, how restores learn dirty pages and how guests save their FPU
- * state, and what it says matches what sandboxes really do here.
+ * `vmlet doctor`, run as a user runs it: it says which backends work here, which one
+ * sandboxes use, how restores learn dirty pages and how guests save their FPU state, and
+ * what it says matches what sandboxes really do here.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { test } from "./kvm.js";
+import { test } from "node:test";
 import { CB, CONTROL_BLOCK_ADDRESS } from "../src/abi/constants.js";
-import { backendDetails, backendInfo } from "../src/hypervisor/backend.js";
+import { existsSync } from "node:fs";
+import { backendAvailability, backendDetails, backendInfo } from "../src/hypervisor/backend.js";
 import { Sandbox } from "../src/index.js";
 import { repoRoot } from "./helpers.js";
 import { buildSnapshotGuest, addOne } from "./snapshot-guest.js";
 
-const vmOf = (sb: Sandbox): { memory: Uint8Array; dirtyTracker: { mode: number } } =>
-  (sb as unknown as { vm: { memory: Uint8Array; dirtyTracker: { mode: number } } }).vm;
+const vmOf = (sb: Sandbox): { memory: Uint8Array; dirtyTracker: { mode: number } | undefined } =>
+  (sb as unknown as { vm: { memory: Uint8Array; dirtyTracker: { mode: number } | undefined } }).vm;
 
-test("doctor: exit 0, the flavour, dirty pages, guest FPU state and a working test sandbox", () => {
+test("doctor: exit 0, each backend, the one sandboxes use, dirty pages, guest FPU state and a working test sandbox", () => {
   const r = spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), "doctor"], { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  const lines = r.stdout.trim().split("\n");
+  const lines = r.stdout.trim().split("\n").filter((line) => !line.startsWith("  "));
   const details = backendDetails();
-  assert.equal(lines[0], "/dev/kvm: present");
-  assert.match(lines[1]!, new RegExp(`^backend: kvm, flavour ${backendInfo().flavour} `));
-  assert.match(lines[2]!, details.dirtyPages === "ring" ? /^dirty pages: KVM dirty ring / : /^dirty pages: KVM dirty bitmap /);
-  assert.match(lines[3]!, details.xsaveMask === 0 ? /^guest FPU state: fxsave64 / : new RegExp(`^guest FPU state: xsave64 of XCR0 0x${details.xsaveMask.toString(16)} `));
-  assert.match(lines[3]!, details.reloadSkipsIoctl ? /restores skip KVM_SET_XSAVE$/ : /restores load it with KVM_SET_XSAVE$/);
-  assert.equal(lines[4], "test sandbox: ok");
+  const info = backendInfo();
+  assert.equal(lines[0], `/dev/kvm: ${existsSync("/dev/kvm") ? "present" : "missing"}`);
+  for (const [i, b] of backendAvailability().entries()) {
+    assert.match(lines[1 + i]!, b.works ? new RegExp(`^backend ${b.name}: works; `) : new RegExp(`^backend ${b.name}: not usable: `));
+  }
+  assert.match(lines[3]!, new RegExp(`^sandboxes use: ${info.name}, flavour ${info.flavour}`));
+  const dirty = { ring: /^dirty pages: KVM dirty ring /, bitmap: /^dirty pages: KVM dirty bitmap /, compare: /^dirty pages: compared with the snapshot / }[details.dirtyPages];
+  assert.match(lines[4]!, dirty);
+  assert.match(lines[5]!, details.xsaveMask === 0 ? /^guest FPU state: fxsave64 / : new RegExp(`^guest FPU state: xsave64 of XCR0 0x${details.xsaveMask.toString(16)} `));
+  if (info.name === "kvm") assert.match(lines[5]!, details.reloadSkipsIoctl ? /restores skip KVM_SET_XSAVE$/ : /restores load it with KVM_SET_XSAVE$/);
+  assert.equal(lines[6], "test sandbox: ok");
+});
+
+test("doctor without a usable KVM says what to do about it, and still runs a sandbox on the process backend", () => {
+  const kvm = backendAvailability().find((b) => b.name === "kvm")!;
+  const r = spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), "doctor"], {
+    encoding: "utf8", timeout: 60_000, env: { ...process.env, VMLET_BACKEND: "process" },
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^sandboxes use: process, flavour seccomp \(VMLET_BACKEND\)$/m);
+  assert.match(r.stdout, /^test sandbox: ok$/m);
+  if (!kvm.works) assert.match(r.stdout, /--device \/dev\/kvm/);
 });
 
 test("what doctor reports is what sandboxes do: the dirty-page source and the FPU mask guests get", async () => {
@@ -37,7 +54,8 @@ test("what doctor reports is what sandboxes do: the dirty-page source and the FP
   try {
     for (const s of [sb, other]) {
       const { memory, dirtyTracker } = vmOf(s);
-      assert.equal(dirtyTracker.mode === 2 ? "ring" : "bitmap", details.dirtyPages);
+      const source = dirtyTracker === undefined ? "compare" : dirtyTracker.mode === 2 ? "ring" : "bitmap";
+      assert.equal(source, details.dirtyPages);
       assert.equal(new DataView(memory.buffer, memory.byteOffset).getUint32(CONTROL_BLOCK_ADDRESS + CB.fpuXsaveMask, true), details.xsaveMask);
     }
     if (backendInfo().flavour === "pvm") assert.equal(details.guestXcr0 !== 0, true, "under PVM guests run with the host's XCR0");

@@ -1,6 +1,6 @@
 /** The config of a sandbox built from a guest binary: every field is checked, none is ignored. */
 import assert from "node:assert/strict";
-import { test } from "./kvm.js";
+import { test } from "node:test";
 import { createSandbox, InvalidConfigError, SandboxBuilder, type SandboxConfig } from "../src/index.js";
 import { guestPath } from "./helpers.js";
 

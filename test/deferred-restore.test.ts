@@ -5,7 +5,7 @@
  * snapshot, another restore, a report read, a fault report, close) must see or settle it.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import { InvalidConfigError, Sandbox, SandboxBuilder, type HostFunctionDefinition, type Snapshot } from "../src/index.js";
 import { guestPath } from "./helpers.js";
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
-import { after, before, describe, test } from "./kvm.js";
+import { after, before, describe, test } from "node:test";
 import { startService, type Service } from "../examples/http-service.js";
 import { startServiceProcess } from "../examples/load.js";
 

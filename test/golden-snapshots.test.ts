@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import { HostFunctionsIncompatibleError, Sandbox, Snapshot, SnapshotLayout, type HostFunctionDefinition } from "../src/index.js";
 import { repoRoot } from "./helpers.js";
 

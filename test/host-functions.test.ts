@@ -5,7 +5,7 @@
  * re-entering the sandbox — reaches the guest as a status and the caller as a
  * typed error, without poisoning.
  */
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import {

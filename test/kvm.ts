@@ -1,7 +1,9 @@
 /**
- * node:test's test, describe and hooks for tests that need KVM. Where the machine has no
- * usable KVM (no /dev/kvm, no permission, or a device that does not answer KVM ioctls)
- * every test and suite declared through these is skipped with the reason printed and
+ * node:test's test, describe and hooks for tests of the KVM backend itself (every other
+ * test runs on whichever backend VMLET_BACKEND or "auto" picks). Where the machine has no
+ * usable KVM (no /dev/kvm, no permission, or a device that does not answer KVM ioctls),
+ * or the run is the process backend's, every test and suite declared through these is
+ * skipped with the reason printed and
  * `before` hooks do not run (`after` hooks, which only clean up, still do); elsewhere
  * they are node:test's own.
  */
@@ -12,8 +14,9 @@ import { backendInfo } from "../src/hypervisor/backend.js";
 export const kvmSkipReason: string | undefined = probeKvm();
 
 function probeKvm(): string | undefined {
+  if (process.env.VMLET_BACKEND === "process") return "KVM-only test; this run uses the process backend (VMLET_BACKEND=process)";
   try {
-    backendInfo();
+    backendInfo("kvm");
     return undefined;
   } catch (error) {
     return `needs KVM: ${(error as Error).message}`;

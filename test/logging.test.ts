@@ -4,7 +4,7 @@
  * ones are filtered inside the guest; the level can change at run time; the
  * default logger writes to stderr.
  */
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   InvalidConfigError, SandboxBuilder, type GuestLogRecord, type LogLevel, type Sandbox,

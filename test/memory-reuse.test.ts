@@ -5,7 +5,7 @@
  * pages a fresh sandbox's first snapshot stores (its non-zero pages).
  */
 import assert from "node:assert/strict";
-import { test } from "./kvm.js";
+import { test } from "node:test";
 import { Sandbox } from "../src/index.js";
 
 import { addOne, buildSnapshotGuest } from "./snapshot-guest.js";

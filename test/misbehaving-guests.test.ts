@@ -5,7 +5,7 @@
  * PoisonedError with the original as cause), and leaves the process and new
  * sandboxes working. Each case runs through callSync() and call().
  */
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";

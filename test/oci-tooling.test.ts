@@ -12,7 +12,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { after, before, test } from "./kvm.js";
+import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout } from "../src/index.js";
 import { guestPath } from "./helpers.js";

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, test } from "./kvm.js";
+import { after, test } from "node:test";
 import { Sandbox, Snapshot, type GuestLogRecord } from "../src/index.js";
 import { parkedVmStats } from "../src/sandbox/parked-vms.js";
 import { guestPath, repoRoot } from "./helpers.js";

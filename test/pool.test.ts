@@ -5,7 +5,7 @@
  * what happened; pools of different snapshots coexist; options are validated.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import {
   HostFunctionsIncompatibleError, InvalidConfigError, PoolClosedError, PoolTimeoutError, SandboxBuilder, SandboxPool,
   VmletError, type HostFunctionDefinition, type Sandbox, type SandboxPoolOptions, type Snapshot,

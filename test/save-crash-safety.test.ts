@@ -18,7 +18,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { test } from "./kvm.js";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout, SnapshotNotFoundError } from "../src/index.js";
 import { guestPath, since } from "./helpers.js";

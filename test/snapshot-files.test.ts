@@ -8,7 +8,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, describe, test } from "./kvm.js";
+import { after, describe, test } from "node:test";
 import {
   DigestMismatchError, InvalidConfigError, LayoutLockedError, Sandbox, Snapshot, SnapshotLayout, SnapshotNotFoundError, StorageError,
 } from "../src/index.js";

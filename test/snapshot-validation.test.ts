@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, describe, test } from "./kvm.js";
+import { after, before, describe, test } from "node:test";
 import { SandboxBuilder, Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
 import { guestPath } from "./helpers.js";
 

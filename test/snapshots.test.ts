@@ -4,7 +4,7 @@
  * and entropy after load, and many sandboxes from one snapshot staying isolated.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "./kvm.js";
+import { describe, test } from "node:test";
 import {
   HostFunctionsIncompatibleError, InvalidConfigError, PoisonedError, Sandbox, SnapshotMismatchError,
   type GuestLogRecord, type HostFunctionDefinition, type Snapshot,

@@ -4,7 +4,7 @@
  * caller's mistakes (wrong types or counts, unknown names, NUL in strings,
  * oversized arguments and results), which are rejected without poisoning.
  */
-import { after, before, describe, test } from "./kvm.js";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ArgumentMismatchError, BufferTooSmallError, SandboxBuilder, UnknownFunctionError,

@@ -1,25 +1,92 @@
-/** The one place that picks a backend: everything above hypervisor/ asks here. */
+/**
+ * The one place that picks a backend: everything above hypervisor/ asks here.
+ *
+ * "kvm": a KVM virtual machine per sandbox (hardware virtualisation, or PVM on nested
+ * hosts). "process": a seccomp-confined child process per sandbox, for machines without a
+ * usable /dev/kvm (docs/backends.md compares them). "auto", the default, takes KVM when
+ * /dev/kvm opens and answers KVM ioctls, and the process backend otherwise. The
+ * VMLET_BACKEND environment variable sets the default.
+ */
 import { KvmMachine } from "./kvm/kvm-machine.js";
 import { KvmSystem } from "./kvm/system.js";
 import { dirtyRingAvailable } from "./kvm/vm.js";
+import { ProcessMachine } from "./process/process-machine.js";
+import { helperPath } from "./process/helper-path.js";
 import { describeGuestFpu } from "./fpu-reload.js";
-import type { BackendInfo, VirtualMachine } from "./virtual-machine.js";
-import { cpuIdentityFromCpuid, type CpuIdentity } from "./cpu-features.js";
-import type { GuestMemory } from "../mem/guest-memory.js";
+import type { BackendInfo, BackendName, VirtualMachine } from "./virtual-machine.js";
+import { cpuIdentityFromCpuid, cpuIdentityFromHost, type CpuIdentity } from "./cpu-features.js";
+import { GuestMemory } from "../mem/guest-memory.js";
+import { BackendUnavailableError, InvalidConfigError } from "../errors/errors.js";
+import { loadAddon } from "../native/addon.js";
 
-/** A new VM whose guest physical memory (from address 0) is `memory`. */
-export function createVirtualMachine(memory: GuestMemory, options: { trackDirtyPages?: boolean } = {}): VirtualMachine {
-  return new KvmMachine(memory, options);
+export type BackendChoice = "auto" | BackendName;
+export const BACKEND_CHOICES: readonly BackendChoice[] = ["auto", "kvm", "process"];
+
+const PROCESS_INFO: BackendInfo = { name: "process", flavour: "seccomp" };
+
+/** The backend a choice means on this machine (throws BackendUnavailableError for an explicit one that does not work). */
+export function resolveBackend(choice: BackendChoice = defaultChoice()): BackendName {
+  if (choice === "kvm") {
+    KvmSystem.open();
+    return "kvm";
+  }
+  if (choice === "process") {
+    helperPath();
+    return "process";
+  }
+  return (autoChoice ??= kvmWorks() ? "kvm" : "process");
+}
+
+let autoChoice: BackendName | undefined;
+
+function kvmWorks(): boolean {
+  try {
+    KvmSystem.open();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function defaultChoice(): BackendChoice {
+  const env = process.env.VMLET_BACKEND;
+  if (env === undefined || env === "") return "auto";
+  if ((BACKEND_CHOICES as readonly string[]).includes(env)) return env as BackendChoice;
+  throw new InvalidConfigError(`VMLET_BACKEND must be one of ${BACKEND_CHOICES.join(", ")} (got ${JSON.stringify(env)})`);
+}
+
+/** Zeroed guest memory of the kind `backend` runs on. */
+export function allocateGuestMemory(size: number, backend: BackendName = resolveBackend()): GuestMemory {
+  return backend === "process" ? GuestMemory.allocateShared(size) : GuestMemory.allocate(size);
+}
+
+/** A new VM whose guest physical memory (from address 0) is `memory` (from allocateGuestMemory for the same backend). */
+export function createVirtualMachine(memory: GuestMemory, options: { trackDirtyPages?: boolean; backend?: BackendName } = {}): VirtualMachine {
+  const backend = options.backend ?? resolveBackend();
+  return backend === "process" ? new ProcessMachine(memory) : new KvmMachine(memory, options);
 }
 
 /** Opens the backend (checking it is usable) and says which one and which flavour it is. */
-export function backendInfo(): BackendInfo {
-  return KvmSystem.open().backend;
+export function backendInfo(choice?: BackendChoice): BackendInfo {
+  return resolveBackend(choice) === "process" ? PROCESS_INFO : KvmSystem.open().backend;
+}
+
+/** Why each backend does or does not work here (vmlet doctor). */
+export function backendAvailability(): ReadonlyArray<{ readonly name: BackendName; readonly works: boolean; readonly why?: string }> {
+  const check = (name: BackendName): { name: BackendName; works: boolean; why?: string } => {
+    try {
+      resolveBackend(name);
+      return { name, works: true };
+    } catch (error) {
+      return { name, works: false, why: error instanceof BackendUnavailableError || error instanceof Error ? error.message : String(error) };
+    }
+  };
+  return [check("kvm"), check("process")];
 }
 
 /** What `vmlet doctor` reports beyond the flavour: how restores learn dirty pages, and how guests save their FPU state. */
 export interface BackendDetails {
-  readonly dirtyPages: "ring" | "bitmap";
+  readonly dirtyPages: "ring" | "bitmap" | "compare";
   /** VirtualMachine.guestXcr0: 0 where guests reach only x87/SSE. */
   readonly guestXcr0: number;
   /** FPU_XSAVE_MASK the host gives SDK guests (0: fxsave64). */
@@ -28,19 +95,25 @@ export interface BackendDetails {
   readonly reloadSkipsIoctl: boolean;
 }
 
-export function backendDetails(): BackendDetails {
+export function backendDetails(choice?: BackendChoice): BackendDetails {
+  if (resolveBackend(choice) === "process") {
+    const guestXcr0 = loadAddon().hostXcr0() & 0x2ff;
+    return { dirtyPages: "compare", guestXcr0, ...describeGuestFpu(guestXcr0), reloadSkipsIoctl: false };
+  }
   const system = KvmSystem.open();
   const fpu = describeGuestFpu(system.guestXcr0);
   return { dirtyPages: dirtyRingAvailable(system) ? "ring" : "bitmap", guestXcr0: system.guestXcr0, ...fpu };
 }
 
-/** Vendor and features the backend's vCPUs show guests. */
-export function guestCpuIdentity(): CpuIdentity {
-  if (!identity) {
+/** Vendor and features the backend's vCPUs (or, for the process backend, the host CPU) show guests. */
+export function guestCpuIdentity(backend: BackendName = resolveBackend()): CpuIdentity {
+  if (backend === "process") return (hostIdentity ??= cpuIdentityFromHost((leaf, subleaf) => loadAddon().cpuid(leaf, subleaf)));
+  if (!kvmIdentity) {
     const system = KvmSystem.open();
-    identity = cpuIdentityFromCpuid(system.supportedCpuid, system.supportedCpuidCount);
+    kvmIdentity = cpuIdentityFromCpuid(system.supportedCpuid, system.supportedCpuidCount);
   }
-  return identity;
+  return kvmIdentity;
 }
 
-let identity: CpuIdentity | undefined;
+let kvmIdentity: CpuIdentity | undefined;
+let hostIdentity: CpuIdentity | undefined;

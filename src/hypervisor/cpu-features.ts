@@ -50,6 +50,20 @@ export function cpuIdentityFromCpuid(entries: Uint8Array, count: number): CpuIde
   return { vendor, features: features.sort() };
 }
 
+/** The same, from the host CPU's own CPUID (what code in a host process sees). */
+export function cpuIdentityFromHost(cpuid: (leaf: number, subleaf: number) => readonly number[]): CpuIdentity {
+  const leaves: ReadonlyArray<readonly [number, number]> = [[0, 0], [1, 0], [7, 0], [0x80000001, 0]];
+  const entries = new Uint8Array(leaves.length * ENTRY_SIZE);
+  const view = new DataView(entries.buffer);
+  leaves.forEach(([leaf, subleaf], i) => {
+    const at = i * ENTRY_SIZE;
+    view.setUint32(at, leaf, true);
+    view.setUint32(at + 4, subleaf, true);
+    cpuid(leaf, subleaf).forEach((value, r) => view.setUint32(at + 12 + 4 * r, value >>> 0, true));
+  });
+  return cpuIdentityFromCpuid(entries, leaves.length);
+}
+
 /** Features in `required` that `offered` lacks. */
 export function missingFeatures(required: readonly string[], offered: CpuIdentity): string[] {
   const have = new Set(offered.features);

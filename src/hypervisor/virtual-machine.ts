@@ -1,14 +1,16 @@
 /**
  * The backend interface. Everything above `hypervisor/` talks to a VirtualMachine
- * and never learns which backend (KVM today, a software CPU later) runs it.
+ * and never learns which backend (KVM, or a seccomp-confined child process) runs it.
  */
 
-/** Which backend runs the guest and, for KVM, which flavour. */
-export interface BackendInfo {
-  readonly name: "kvm";
+/** Which backend runs the guest, and its flavour. */
+export type BackendInfo =
   /** "pvm": KVM's software-virtualisation variant for nested hosts; "hardware": VT-x/SVM. */
-  readonly flavour: "pvm" | "hardware";
-}
+  | { readonly name: "kvm"; readonly flavour: "pvm" | "hardware" }
+  /** A child process per sandbox, confined by seccomp (src/hypervisor/process/). */
+  | { readonly name: "process"; readonly flavour: "seccomp" };
+
+export type BackendName = BackendInfo["name"];
 
 /** Why the vCPU stopped. */
 export type VmExit =
@@ -22,7 +24,9 @@ export type VmExit =
   | { readonly kind: "fail-entry"; readonly reason: bigint }
   | { readonly kind: "unknown"; readonly reason: number }
   /** The run itself failed (not an exit of the guest): errno from the kernel. */
-  | { readonly kind: "error"; readonly errno: number; readonly operation?: string };
+  | { readonly kind: "error"; readonly errno: number; readonly operation?: string }
+  /** What ran the guest is gone (a process backend's child died or had to be killed). */
+  | { readonly kind: "lost"; readonly reason: string };
 
 /**
  * CPU state the guest can observe, in a backend-neutral form. Taken at call
@@ -54,6 +58,11 @@ export interface FaultRegisters {
   readonly rip: bigint;
   readonly rsp: bigint;
   readonly cr2: bigint;
+  /**
+   * Where the backend saw the fault itself (no exception frame in guest memory): the
+   * faulting RIP is `rip` and this is the CPU's error code (undefined for vectors without one).
+   */
+  readonly direct?: { readonly errorCode: number | undefined };
 }
 
 export interface VirtualMachine {

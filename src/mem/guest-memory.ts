@@ -14,6 +14,7 @@ import type { MemoryImage } from "../snapshot/memory-image.js";
  * zero-fill (or compaction) on first touch, so they keep 4 KiB pages.
  */
 const HUGE_PAGES_FROM = 16 << 20;
+const PAGE = 4096;
 
 /**
  * Mappings of closed sandboxes, by size, kept for the next sandbox of that size. V8
@@ -28,8 +29,25 @@ export class GuestMemory {
   readonly bytes: Uint8Array;
   private released = false;
 
-  private constructor(private readonly addon: NativeAddon, readonly buffer: ArrayBuffer) {
+  /** `fd`: the memfd behind a shared mapping (the process backend's child maps it too). */
+  private constructor(private readonly addon: NativeAddon, readonly buffer: ArrayBuffer, readonly fd?: number) {
     this.bytes = new Uint8Array(buffer);
+  }
+
+  /**
+   * Fresh zeroed memory in a memfd, mapped shared: another process (a process-backend
+   * child) can map the same pages. Never reused: its file goes with it.
+   */
+  static allocateShared(size: number): GuestMemory {
+    const addon = loadAddon();
+    let fd = -1;
+    try {
+      fd = addon.memfdCreate("vmlet-guest", size);
+      return new GuestMemory(addon, addon.mapFileSharedWritable(fd, size), fd);
+    } catch (error) {
+      if (fd >= 0) addon.closeFd(fd);
+      throw new OutOfMemoryError(`cannot map ${size} bytes of shared guest memory`, { cause: error });
+    }
   }
 
   /** Fresh zeroed memory (anonymous mapping, reserved lazily). */
@@ -53,7 +71,19 @@ export class GuestMemory {
    * pages, the first write to a page copies it. O(1) in memory size.
    */
   mapImage(image: MemoryImage): void {
-    native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
+    if (this.fd === undefined) {
+      native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
+      return;
+    }
+    // Shared memory cannot be a private mapping: it becomes a copy of the image's data
+    // (every page dropped first, so nothing of the last guest stays).
+    const fd = this.fd;
+    native("fallocate", () => this.addon.punchHole(fd, 0, this.size));
+    const ranges = image.dataRanges();
+    for (let r = 0; r < ranges.length; r += 2) {
+      const start = Math.floor(ranges[r]! / PAGE) * PAGE, end = Math.min(this.size, Math.ceil(ranges[r + 1]! / PAGE) * PAGE);
+      if (end > start) native("pread", () => this.addon.copyNonZeroPages(image.fd, fd, start, end - start));
+    }
   }
 
   /**
@@ -63,6 +93,10 @@ export class GuestMemory {
   release(): void {
     if (this.released) return;
     this.released = true;
+    if (this.fd !== undefined) {
+      this.addon.closeFd(this.fd); // the mapping keeps the pages until the buffer is collected
+      return;
+    }
     try {
       this.addon.resetMemory(this.buffer, this.size >= HUGE_PAGES_FROM);
     } catch {

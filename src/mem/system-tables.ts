@@ -26,7 +26,8 @@ const GDT_ENTRIES: readonly bigint[] = [
 const TSS_HEADER = 104;
 /** Bitmap covers ports 0..63; the guest may use only its exit ports. */
 const IO_BITMAP_BYTES = 8;
-const GUEST_PORTS = [PORT_READY, PORT_HOST_CALL, PORT_LOG, PORT_ABORT];
+/** The ports CPL-3 guest code may use (the TSS I/O bitmap clears only these). */
+export const GUEST_PORTS: readonly number[] = [PORT_READY, PORT_HOST_CALL, PORT_LOG, PORT_ABORT];
 const TSS_LIMIT = TSS_HEADER + IO_BITMAP_BYTES + 1 - 1; // + 0xff terminator
 
 const STUB_SIZE = 4;

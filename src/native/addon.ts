@@ -43,9 +43,16 @@ export interface NativeVcpu {
   setCpuid(entries: Uint8Array, count: number): void;
 }
 
+/** A process-backend runner thread (native/process_child.c). */
+export interface ProcessRunner {
+  readonly __processRunner: unique symbol;
+}
+
 export interface NativeAddon {
   /** XGETBV(0) of the host CPU (0 without OSXSAVE). */
   hostXcr0(): number;
+  /** CPUID of the host CPU: [eax, ebx, ecx, edx]. */
+  cpuid(leaf: number, subleaf: number): [number, number, number, number];
   openKvm(): number;
   closeFd(fd: number): void;
   /** close(fd) on a background thread, in queue order (a VM's teardown is slow). */
@@ -74,6 +81,34 @@ export interface NativeAddon {
   mapFileShared(fd: number, size: number): ArrayBuffer;
   /** flock(LOCK_EX|LOCK_NB): false when another process holds the lock. */
   tryLockExclusive(fd: number): boolean;
+  /** A read-write shared view of the whole file (process-backend guest memory and control memory). */
+  mapFileSharedWritable(fd: number, size: number): ArrayBuffer;
+  /** fallocate(PUNCH_HOLE): the range reads as zeros and its pages are freed. */
+  punchHole(fd: number, offset: number, size: number): void;
+  /** Makes shared guest memory equal to an image, visiting only pages with data in either file; returns pages changed. */
+  syncToImage(memoryFd: number, memory: ArrayBuffer, imageFd: number, image: Uint8Array): number;
+  /** Starts a process-backend helper with guest memory as fd 3 and the control memfd as fd 4: [pidfd, pid]. */
+  processSpawn(helperPath: string, memoryFd: number, controlFd: number): [number, number];
+  /** One run: mode 0 waits only, 1 resumes from the mailbox's registers (+ ripAdvance), 2 from the frame the host wrote. Returns RunResult. */
+  processResume(control: ArrayBuffer, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number): number;
+  /** A thread that runs processResume for async calls and hands each result to `onExit` (it keeps Node alive no more than a sandbox does). */
+  processRunner(control: ArrayBuffer, onExit: (result: number) => void): ProcessRunner;
+  processRunnerPost(runner: ProcessRunner, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number): void;
+  /** Joins the runner thread; a run in progress must be about to end (its child killed). */
+  processRunnerStop(runner: ProcessRunner): void;
+  /** SIGKILL without reaping. */
+  processTerminate(pidfd: number): void;
+  /** Sets the interrupt flag and sends the interrupt signal. */
+  processInterrupt(control: ArrayBuffer, pidfd: number): void;
+  /** SIGKILL, reap, close the pidfd: the exit status, or 128 + the signal. */
+  processKill(pidfd: number): number;
+  processEnded(pidfd: number): boolean;
+  /** The fixed parts of the resume frame, once per child. */
+  processInitFrame(control: ArrayBuffer, xfeatures: bigint, xstateSize: number, fsgsbase: boolean, spinLoops: number): void;
+  /** The host's registers (kvm_regs order), XSAVE image and FS/GS bases for the next resume. */
+  processWriteFrame(control: ArrayBuffer, regs: BigUint64Array, xsave: Uint8Array, fsBase: bigint, gsBase: bigint): void;
+  /** How long every process-backend wait spins before it sleeps. */
+  processSetSpin(ns: number): void;
   Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;
   structSizes: { regs: number; sregs: number; fpu: number; xsave: number; events: number; cpuidEntry: number };
 }

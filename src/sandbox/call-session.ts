@@ -113,6 +113,8 @@ export class CallSession {
       case "error":
         if (exit.operation) throw new HypervisorError(exit.operation, `errno ${exit.errno}`, `the deferred restore failed (errno ${exit.errno}) before "${this.name}" ran`);
         throw new HypervisorError("KVM_RUN", `errno ${exit.errno}`, `the vCPU could not run (errno ${exit.errno}) during "${this.name}"`);
+      case "lost":
+        throw new HypervisorError("process backend", undefined, `${exit.reason} during "${this.name}"`);
       case "fail-entry":
         throw new HypervisorError("KVM_RUN", undefined, `vCPU entry failed (reason 0x${exit.reason.toString(16)})`);
       default:

@@ -26,10 +26,10 @@ export function faultError(vector: number, memory: Uint8Array, regs: FaultRegist
   const rsp = Number(regs.rsp);
   const hasCode = HAS_ERROR_CODE.has(vector);
   const frame = (hasCode ? 6 : 5) * 8; // [error code] rip cs rflags rsp ss
-  const onSystemStack =
-    (rsp >= SYSTEM.ring0Stack.start && rsp + frame <= SYSTEM.ring0Stack.top) || (rsp >= SYSTEM.istStack.start && rsp + frame <= SYSTEM.istStack.top);
+  const onSystemStack = regs.direct === undefined && (
+    (rsp >= SYSTEM.ring0Stack.start && rsp + frame <= SYSTEM.ring0Stack.top) || (rsp >= SYSTEM.istStack.start && rsp + frame <= SYSTEM.istStack.top));
   let rip = regs.rip;
-  let errorCode: number | undefined;
+  let errorCode = hasCode ? regs.direct?.errorCode : undefined;
   if (onSystemStack) {
     errorCode = hasCode ? view.getUint32(rsp, true) : undefined;
     rip = view.getBigUint64(rsp + (hasCode ? 8 : 0), true);

@@ -3,9 +3,9 @@
  * (O(1) in memory size), a VM (a parked one of the same snapshot, or a new one), the
  * fixed CPU setup and the snapshot's CPU state.
  */
-import { createVirtualMachine } from "../hypervisor/backend.js";
+import { allocateGuestMemory, createVirtualMachine } from "../hypervisor/backend.js";
 import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
-import { GuestMemory } from "../mem/guest-memory.js";
+import type { GuestMemory } from "../mem/guest-memory.js";
 import { unparkVm } from "./parked-vms.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
@@ -40,7 +40,7 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
 
 /** A new VM with dirty logging from the start; its memory is mapped before the VM sees it (cheaper than remapping a live VM's). */
 function freshVm(snapshot: Snapshot): { vm: VirtualMachine; memory: GuestMemory } {
-  const memory = GuestMemory.allocate(snapshot.state.layout.memorySize);
+  const memory = allocateGuestMemory(snapshot.state.layout.memorySize);
   memory.mapImage(snapshot.image);
   return { vm: createVirtualMachine(memory, { trackDirtyPages: true }), memory };
 }

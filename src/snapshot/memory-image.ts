@@ -6,6 +6,7 @@
 import { fstatSync } from "node:fs";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
+import { registerImageView } from "../mem/image-files.js";
 
 const PAGE = 4096;
 
@@ -27,7 +28,11 @@ export class MemoryImage {
    * a 1 GiB view made Snapshot.load (and the sandboxes made after it) pay a full GC.
    */
   get view(): Uint8Array {
-    return (this.#view ??= new Uint8Array(native("mmap", () => this.addon.mapFileShared(this.fd, this.size))));
+    if (!this.#view) {
+      this.#view = new Uint8Array(native("mmap", () => this.addon.mapFileShared(this.fd, this.size)));
+      registerImageView(this.#view, this.fd);
+    }
+    return this.#view;
   }
 
   /** Copies `memory` into a new image, skipping zero pages. O(memory size): a sandbox's first snapshot. */

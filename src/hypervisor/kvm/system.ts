@@ -75,6 +75,6 @@ function openDevice(addon: NativeAddon): number {
 }
 
 /** PVM is KVM's software-virtualisation flavour for nested hosts (/sys/module/kvm_pvm). */
-function detectFlavour(): BackendInfo["flavour"] {
+function detectFlavour(): "pvm" | "hardware" {
   return existsSync("/sys/module/kvm_pvm") ? "pvm" : "hardware";
 }

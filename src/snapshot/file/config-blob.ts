@@ -65,7 +65,7 @@ export function encodeConfig(state: SnapshotState): SnapshotConfigBlob {
     arch: ARCH,
     vmletVersion: VMLET_VERSION,
     created: state.createdAt.toISOString(),
-    takenBy: { name: state.takenBy.name, flavour: state.takenBy.flavour },
+    takenBy: { ...state.takenBy },
     lineage: state.lineage,
     generation: state.generation,
     guestCpu: { vendor: state.guestCpu.vendor, features: [...state.guestCpu.features] },
@@ -113,7 +113,7 @@ export function decodeConfig(bytes: Uint8Array, where = "config"): SnapshotState
       vendor: J.string(guestCpu.vendor, at("guestCpu.vendor"), /^[\x20-\x7e]{0,12}$/),
       features: J.array(guestCpu.features, at("guestCpu.features"), 256).map((f, i) => J.string(f, at(`guestCpu.features[${i}]`), /^[a-z0-9_]{1,32}$/)),
     },
-    takenBy: { name: J.oneOf(takenBy.name, at("takenBy.name"), ["kvm"]), flavour: J.oneOf(takenBy.flavour, at("takenBy.flavour"), ["pvm", "hardware"]) },
+    takenBy: decodeTakenBy(takenBy, at),
     functions: decodeFunctions(c.functions, at("functions")),
     hostFunctions: decodeHostFunctions(c.hostFunctions, at("hostFunctions")),
     maxGuestLogLevel: J.oneOf(c.maxGuestLogLevel, at("maxGuestLogLevel"), LOG_LEVELS),
@@ -208,4 +208,11 @@ function decodeHostFunctions(value: J.Json | undefined, where: string): HostFunc
   });
   J.unique(list.map((f) => f.name), where);
   return list;
+}
+
+/** The backend that took the snapshot: a record only (a snapshot resumes on either backend). */
+function decodeTakenBy(takenBy: J.JsonObject, at: (field: string) => string): BackendInfo {
+  const name = J.oneOf(takenBy.name, at("takenBy.name"), ["kvm", "process"]);
+  if (name === "process") return { name, flavour: J.oneOf(takenBy.flavour, at("takenBy.flavour"), ["seccomp"]) };
+  return { name, flavour: J.oneOf(takenBy.flavour, at("takenBy.flavour"), ["pvm", "hardware"]) };
 }

@@ -1,0 +1,336 @@
+/* vmlet-process-helper: the child process of one process-backend sandbox.
+ *
+ * Built freestanding (no libc: nothing of the host's runtime is in the child), with no
+ * writable data of its own, linked far above guest memory. At start it maps guest memory
+ * (fd 3) at the guest's own addresses with the permissions the host listed, and the
+ * control memfd (fd 4: mailbox, resume frame, signal stack; see mailbox.h) at fixed
+ * addresses; then it closes every fd, drops what it can (rlimits, no new privileges,
+ * death with its parent), unmaps the stack exec gave it and installs a seccomp filter that
+ * lets through only futex (wait and wake, no timeout) and rt_sigreturn: any other system
+ * call, from the guest or anyone, is a SIGSYS.
+ *
+ * From then on only two pieces of this program run besides the guest. The signal handler:
+ * every guest exit (an `out`, `hlt`, a fault, a trap, a trapped system call, the host's
+ * interrupt signal) is a signal; the handler posts the registers and FPU state in the
+ * mailbox, wakes the host and jumps to the park loop. The park loop: it sleeps on the
+ * mailbox's futex until the host says resume, then rt_sigreturns through the resume
+ * frame, which the host wrote and the guest cannot. So every register the guest has after
+ * a resume is the host's choice, and the host can check (in /proc/<pid>/syscall) that the
+ * child sleeps in the park loop before it restores memory under it.
+ *
+ * The guest can write everything writable in this process (guest memory, the mailbox, the
+ * signal stack): the host validates every record, bounds every wait and resets all of it
+ * on restore. */
+#include <asm/signal.h>
+#include <asm/sigcontext.h>
+#include <asm/siginfo.h>
+#include <asm/ucontext.h>
+#include <asm/unistd.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/futex.h>
+#include <linux/mman.h>
+#include <linux/prctl.h>
+#include <linux/resource.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+
+#include "mailbox.h"
+
+#define GUEST_FD 3
+#define CONTROL_FD 4
+#define LOWEST_GUEST_ADDRESS 0x10000ull
+#define SIGKILL_ 9
+#define SIGSYS_ 31
+
+/* The layout the host writes must be the kernel's. */
+_Static_assert(sizeof(struct frame_sigcontext) == sizeof(struct sigcontext), "sigcontext size");
+_Static_assert(offsetof(struct frame_sigcontext, rip) == offsetof(struct sigcontext, rip), "sigcontext rip");
+_Static_assert(offsetof(struct frame_sigcontext, fpstate) == offsetof(struct sigcontext, fpstate), "sigcontext fpstate");
+_Static_assert(offsetof(struct resume_frame, mcontext) == 8 + offsetof(struct ucontext, uc_mcontext), "uc_mcontext");
+_Static_assert(offsetof(struct resume_frame, sigmask) == 8 + offsetof(struct ucontext, uc_sigmask), "uc_sigmask");
+_Static_assert(offsetof(struct resume_frame, ss_sp) == 8 + offsetof(struct ucontext, uc_stack), "uc_stack");
+
+/* No variables: this program has no writable data a guest could keep things in. */
+#define MB ((struct mailbox *)(CONTROL_ADDR + MAILBOX_OFFSET))
+
+/* Exit statuses of a failed start (the host reports them). */
+enum { START_USAGE = 70, START_CONTROL, START_MAP, START_LIMITS, START_SIGNALS, START_SECCOMP, START_PARENT };
+
+/* ---- system calls (the only way this process talks to the kernel) ---- */
+
+static long sys6(long n, long a, long b, long c, long d, long e, long f) {
+  register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
+  return ret;
+}
+#define sys3(n, a, b, c) sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+static __attribute__((noreturn)) void die(int status) {
+  for (;;) sys3(__NR_exit_group, status, 0, 0);
+}
+
+void *memcpy(void *dst, const void *src, size_t n) {
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+
+void *memset(void *dst, int c, size_t n) {
+  unsigned char *d = dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+
+/* ---- the exit path ---- */
+
+/* The park loop, at PARK_ADDR (its own section): sleep while the state is "exit posted",
+ * then rt_sigreturn through the resume frame. It reads nothing but constants and the
+ * state word, so jumping into it with any registers ends in the host's frame, and its one
+ * futex call is at a fixed place the host can recognise. */
+__asm__(
+  ".pushsection .park, \"ax\"\n"
+  ".globl park\n"
+  "park:\n"
+  "1:\n"
+  "  movabs $0x5e0000000000, %rdi\n" /* &MB->state */
+  "  cmpl $2, (%rdi)\n"               /* MB_RESUME */
+  "  je 3f\n"
+  "  movabs $0x5e0000002218, %rcx\n" /* the frame's spin_loops (read-only here) */
+  "  mov (%rcx), %rcx\n"
+  "5:\n"
+  "  test %rcx, %rcx\n"
+  "  jz 6f\n"
+  "  pause\n"
+  "  cmpl $2, (%rdi)\n"
+  "  je 3f\n"
+  "  dec %rcx\n"
+  "  jmp 5b\n"
+  "6:\n"
+  "  mov $1, %edx\n"                  /* sleep while state == MB_EXIT_POSTED */
+  "  xor %esi, %esi\n"                /* FUTEX_WAIT */
+  "  xor %r10d, %r10d\n"              /* no timeout */
+  "  mov $202, %eax\n"                /* __NR_futex */
+  "  jmp 2f\n"
+  "  .org 0x40\n"
+  "2:\n"
+  "  syscall\n" /* at PARK_ADDR + 0x40: returns to PARK_PC */
+  "  jmp 1b\n"
+  "3:\n"
+  "  movabs $0x5e0000002200, %rdi\n" /* the frame's bases (FRAME_BASES_OFFSET) */
+  "  cmpq $0, (%rdi)\n"
+  "  je 4f\n"
+  "  mov 8(%rdi), %rax\n"
+  "  wrfsbase %rax\n"
+  "  mov 16(%rdi), %rax\n"
+  "  wrgsbase %rax\n"
+  "4:\n"
+  "  movabs $0x5e0000002008, %rsp\n" /* CONTROL_ADDR + FRAME_OFFSET + 8: the frame sits at RSP - 8 */
+  "  mov $15, %eax\n" /* __NR_rt_sigreturn */
+  "  syscall\n"
+  "  ud2\n"
+  ".popsection\n");
+void park(void) __attribute__((noreturn));
+
+/* struct sigcontext -> struct kvm_regs order. */
+static void post_registers(const struct sigcontext *sc) {
+  uint64_t *r = MB->regs;
+  r[0] = sc->rax; r[1] = sc->rbx; r[2] = sc->rcx; r[3] = sc->rdx;
+  r[4] = sc->rsi; r[5] = sc->rdi; r[6] = sc->rsp; r[7] = sc->rbp;
+  r[8] = sc->r8; r[9] = sc->r9; r[10] = sc->r10; r[11] = sc->r11;
+  r[12] = sc->r12; r[13] = sc->r13; r[14] = sc->r14; r[15] = sc->r15;
+  r[16] = sc->rip; r[17] = sc->eflags;
+}
+
+/* The signal frame's XSAVE image, and what the kernel says it holds (its software-reserved words). */
+static void post_fpu(const struct sigcontext *sc) {
+  const unsigned char *image = (const unsigned char *)sc->fpstate;
+  const struct _fpx_sw_bytes *sw = (const void *)(image + 464);
+  uint32_t size = 512;
+  if (sw->magic1 == FP_XSTATE_MAGIC1 && sw->xstate_size >= 576 && sw->xstate_size <= MB_XSAVE_SIZE) {
+    size = sw->xstate_size;
+    MB->frame_xfeatures = sw->xfeatures;
+    MB->frame_xstate_size = sw->xstate_size;
+  } else {
+    MB->frame_xfeatures = 3;
+    MB->frame_xstate_size = 512;
+  }
+  memcpy(MB->xsave, image, size);
+  memset(MB->xsave + 464, 0, 48); /* the kernel's words, not guest state */
+  if (size < MB_XSAVE_SIZE) memset(MB->xsave + size, 0, MB_XSAVE_SIZE - size);
+  MB->xsave_size = size;
+}
+
+static void on_exit_signal(int signo, siginfo_t *info, void *context) {
+  struct ucontext *uc = context;
+  struct sigcontext *sc = &uc->uc_mcontext;
+  /* The host clears `interrupt` between calls: an interrupt signal that arrives after it
+   * was answered, or from elsewhere, is not an exit. */
+  if (signo == MB_INTERRUPT_SIGNAL && __atomic_load_n(&MB->interrupt, __ATOMIC_ACQUIRE) == 0) return;
+  MB->signo = signo;
+  MB->code = info->si_code;
+  MB->address = (uint64_t)info->si_addr;
+  MB->syscall = signo == SIGSYS_ ? (uint64_t)info->si_syscall : 0;
+  MB->trapno = sc->trapno;
+  MB->error = sc->err;
+  MB->exits++;
+  const struct resume_frame *frame = (const void *)(CONTROL_ADDR + FRAME_OFFSET);
+  uint64_t fs = 0, gs = 0;
+  if (frame->fsgsbase) __asm__ volatile("rdfsbase %0\n\trdgsbase %1" : "=r"(fs), "=r"(gs));
+  MB->fs_base = fs;
+  MB->gs_base = gs;
+  post_registers(sc);
+  post_fpu(sc);
+  __atomic_store_n(&MB->state, MB_EXIT_POSTED, __ATOMIC_RELEASE);
+  sys6(__NR_futex, (long)&MB->state, FUTEX_WAKE, 1, 0, 0, 0);
+  park();
+}
+
+/* ---- start-up ---- */
+
+struct kernel_sigaction {
+  void (*handler)(int, siginfo_t *, void *);
+  unsigned long flags;
+  void (*restorer)(void);
+  uint64_t mask;
+};
+
+#define SA_SIGINFO_ 0x4
+#define SA_ONSTACK_ 0x08000000
+#define SA_RESTORER_ 0x04000000
+
+/* Only a stray interrupt signal returns from the handler (through the kernel's frame). */
+__attribute__((naked)) static void signal_return(void) {
+  __asm__ volatile("mov $15, %eax\n\tsyscall\n\tud2"); /* rt_sigreturn */
+}
+
+static int install_handlers(void) {
+  struct { uint64_t sp; int flags; size_t size; } stack = { CONTROL_ADDR + SIGNAL_STACK_OFFSET, 0, SIGNAL_STACK_SIZE };
+  if (sys3(__NR_sigaltstack, &stack, 0, 0) != 0) return -1;
+  const int signals[] = { 4 /* SIGILL */, 5 /* SIGTRAP */, 7 /* SIGBUS */, 8 /* SIGFPE */,
+                          11 /* SIGSEGV */, SIGSYS_, MB_INTERRUPT_SIGNAL };
+  struct kernel_sigaction action = { on_exit_signal, SA_SIGINFO_ | SA_ONSTACK_ | SA_RESTORER_, signal_return, ~0ull };
+  for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+    if (sys6(__NR_rt_sigaction, signals[i], (long)&action, 0, 8, 0, 0) != 0) return -1;
+  }
+  uint64_t none = 0; /* unblock everything exec left blocked */
+  return sys6(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&none, 0, 8, 0, 0) == 0 ? 0 : -1;
+}
+
+static int map_fixed(uint64_t at, uint64_t size, uint32_t prot, int fd, uint64_t offset) {
+  long p = sys6(__NR_mmap, (long)at, (long)size, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, (long)offset);
+  return p == (long)at ? 0 : -1;
+}
+
+static int map_control(void) {
+  if (map_fixed(CONTROL_ADDR + MAILBOX_OFFSET, MB_SIZE, PROT_READ | PROT_WRITE, CONTROL_FD, MAILBOX_OFFSET)) return -1;
+  if (map_fixed(CONTROL_ADDR + FRAME_OFFSET, FRAME_SIZE, PROT_READ, CONTROL_FD, FRAME_OFFSET)) return -1;
+  return map_fixed(CONTROL_ADDR + SIGNAL_STACK_OFFSET, SIGNAL_STACK_SIZE, PROT_READ | PROT_WRITE, CONTROL_FD, SIGNAL_STACK_OFFSET);
+}
+
+static int map_guest_memory(void) {
+  uint32_t count = MB->map_count;
+  uint64_t memory_size = (uint64_t)MB->memory_size_pages * 4096;
+  if (count > MB_MAX_MAPS || memory_size > CONTROL_ADDR / 2) return -1;
+  for (uint32_t i = 0; i < count; i++) {
+    struct mb_map m = MB->maps[i];
+    if (m.start % 4096 || m.size % 4096 || m.size == 0 || m.start < LOWEST_GUEST_ADDRESS) return -1;
+    if (m.start > memory_size || m.size > memory_size - m.start) return -1;
+    if (m.prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) return -1;
+    if ((m.prot & PROT_WRITE) && (m.prot & PROT_EXEC)) return -1; /* never writable and executable */
+    if (map_fixed(m.start, m.size, m.prot, GUEST_FD, m.start)) return -1;
+  }
+  return 0;
+}
+
+static int lower_limits(uint64_t memory_size) {
+  struct rlimit zero = { 0, 0 };
+  const int zeroed[] = { RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE };
+  for (size_t i = 0; i < sizeof zeroed / sizeof zeroed[0]; i++) {
+    if (sys3(__NR_setrlimit, zeroed[i], &zero, 0) != 0) return -1;
+  }
+  /* Address space: guest memory, the control memfd, this small program and the vdso. */
+  struct rlimit space = { memory_size + (64ull << 20), memory_size + (64ull << 20) };
+  return sys3(__NR_setrlimit, RLIMIT_AS, &space, 0) == 0 ? 0 : -1;
+}
+
+/* futex (wait without a timeout, and wake) and rt_sigreturn; any other system call is a
+ * SIGSYS the host reports as a fault; a 32-bit system call kills the process. */
+static int install_seccomp(void) {
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAKE, 7, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FUTEX_WAIT, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3])), /* no timeout */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+  };
+  struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+  return sys3(__NR_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 ? 0 : -1;
+}
+
+static long parse_pid(const char *s) {
+  long v = 0;
+  if (!s || !*s) return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+/* Everything up to the signal handlers, on the stack exec gave us. */
+__attribute__((used)) static void helper_start(long *stack) {
+  long argc = stack[0];
+  char **argv = (char **)(stack + 1);
+  if (argc != 2) die(START_USAGE);
+  /* Dies with the host; if the host is gone already, do not start at all. */
+  if (sys3(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL_, 0) != 0 || sys3(__NR_getppid, 0, 0, 0) != parse_pid(argv[1])) die(START_PARENT);
+  if (map_control() != 0) die(START_CONTROL);
+  if (map_guest_memory() != 0) die(START_MAP);
+  if (sys3(__NR_close_range, 0, ~0u, 0) != 0) die(START_LIMITS);
+  if (sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0) != 0) die(START_LIMITS);
+  if (lower_limits((uint64_t)MB->memory_size_pages * 4096) != 0) die(START_LIMITS);
+  if (install_handlers() != 0) die(START_SIGNALS);
+}
+
+/* On the signal stack: unmap the exec stack (nothing writable of ours may outlive a
+ * restore), seal with seccomp, and trap into the handler for the first exit. The host
+ * answers it with the guest's first registers. */
+__attribute__((used, noreturn)) static void helper_seal(uint64_t exec_stack) {
+  uint64_t page = exec_stack & ~4095ull;
+  sys6(__NR_munmap, (long)(page - (16ull << 20)), (long)((16ull << 20) + (1ull << 20)), 0, 0, 0, 0);
+  if (install_seccomp() != 0) die(START_SECCOMP);
+  __asm__ volatile("int3");
+  for (;;) __asm__ volatile("ud2");
+}
+
+__attribute__((naked, noreturn)) void _start(void) {
+  __asm__ volatile(
+    "mov %rsp, %rbx\n\t"
+    "mov %rsp, %rdi\n\t"
+    "and $-16, %rsp\n\t"
+    "call helper_start\n\t"
+    "movabs $0x5e0000014000, %rsp\n\t" /* CONTROL_ADDR + SIGNAL_STACK_OFFSET + SIGNAL_STACK_SIZE */
+    "mov %rbx, %rdi\n\t"
+    "call helper_seal\n\t"
+    "ud2");
+}

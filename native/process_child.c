@@ -1,0 +1,513 @@
+/* The process backend's kernel calls: spawn a sandbox's helper process, hand it work
+ * through the shared mailbox (futex), interrupt it, kill and reap it. The child is known
+ * by a pidfd, so no signal can reach a recycled pid. Policy (what an exit means, when to
+ * kill) is TypeScript's: src/hypervisor/process/. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "napi_util.h"
+#include "process/mailbox.h"
+
+/* What processResume returns. */
+enum { RESUME_EXIT = 0, RESUME_LOST = 2, RESUME_KILLED = 3 };
+
+/* How long a waiting host spins before it sleeps (processSetSpin; 0 = never). */
+static int64_t spin_ns = 20000;
+
+/* How often a waiting host checks that the child still lives. */
+#define LIVENESS_SLICE_NS 20000000ll
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* pidfd_send_signal(2) */
+static int send_signal(int pidfd, int sig) {
+  return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* waitid(P_PIDFD, WEXITED | WNOHANG | WNOWAIT): whether the child has ended (left unreaped). */
+static bool child_ended(int pidfd) {
+  siginfo_t info = {0};
+  if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return true; /* reaped or not ours */
+  return info.si_pid != 0;
+}
+
+static void futex_wait_ns(uint32_t *word, uint32_t value, int64_t ns) {
+  struct timespec ts = { ns / 1000000000ll, ns % 1000000000ll };
+  syscall(SYS_futex, word, FUTEX_WAIT, value, &ts, NULL, 0);
+}
+
+/* The wait of one run: until the child posts an exit. Past the deadline the child is
+ * asked to stop (interrupt flag + signal); past the grace after that, it is killed. */
+static int wait_for_exit(struct mailbox *mb, int pidfd, int64_t timeout_ns, int64_t grace_ns) {
+  _Atomic uint32_t *state = (_Atomic uint32_t *)&mb->state;
+  int64_t start = now_ns();
+  int64_t deadline = timeout_ns > 0 ? start + timeout_ns : INT64_MAX, asked_at = 0;
+  /* A short spin first: a guest that exits within it is answered without a futex sleep and wake. */
+  for (int64_t spin_until = start + spin_ns; now_ns() < spin_until;) {
+    if (atomic_load_explicit(state, memory_order_acquire) == MB_EXIT_POSTED) return RESUME_EXIT;
+    for (int i = 0; i < 16; i++) __builtin_ia32_pause();
+  }
+  for (;;) {
+    uint32_t seen = atomic_load_explicit(state, memory_order_acquire);
+    if (seen == MB_EXIT_POSTED) return RESUME_EXIT;
+    int64_t t = now_ns();
+    if (asked_at == 0 && t >= deadline) {
+      atomic_store_explicit((_Atomic uint32_t *)&mb->interrupt, 1, memory_order_release);
+      send_signal(pidfd, MB_INTERRUPT_SIGNAL);
+      asked_at = t;
+    }
+    if (asked_at != 0 && t - asked_at >= grace_ns) {
+      send_signal(pidfd, SIGKILL);
+      return RESUME_KILLED;
+    }
+    int64_t until = asked_at != 0 ? asked_at + grace_ns : deadline;
+    int64_t slice = until - t < LIVENESS_SLICE_NS ? until - t : LIVENESS_SLICE_NS;
+    futex_wait_ns(&mb->state, seen, slice > 0 ? slice : 1);
+    if (atomic_load_explicit(state, memory_order_acquire) != MB_EXIT_POSTED && child_ended(pidfd)) return RESUME_LOST;
+  }
+}
+
+/* How a run starts (processResume's mode). */
+enum { RUN_WAIT_ONLY = 0, RUN_FROM_MAILBOX = 1, RUN_FROM_FRAME = 2 };
+
+static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance);
+
+/* Resumes the child (frame, state = MB_RESUME, FUTEX_WAKE), then waits for its next exit. */
+static int resume_and_wait(struct mailbox *mb, int pidfd, int mode, uint64_t rip_advance, int64_t timeout_ns, int64_t grace_ns) {
+  if (mode != RUN_WAIT_ONLY) {
+    if (mode == RUN_FROM_MAILBOX) frame_from_mailbox(mb, rip_advance);
+    atomic_store_explicit((_Atomic uint32_t *)&mb->state, MB_RESUME, memory_order_release);
+    syscall(SYS_futex, &mb->state, FUTEX_WAKE, 1, NULL, NULL, 0);
+  }
+  return wait_for_exit(mb, pidfd, timeout_ns, grace_ns);
+}
+
+static bool arg_mailbox(napi_env env, napi_value v, struct mailbox **mb) {
+  void *data;
+  size_t len;
+  if (!arg_bytes(env, v, &data, &len) || len < CONTROL_SIZE || (uintptr_t)data % 4096) return false;
+  *mb = data;
+  return true;
+}
+
+/* ---- the resume frame: the kernel's rt_sigreturn frame, which only the host writes ---- */
+
+#define FP_XSTATE_MAGIC1_ 0x46505853u
+#define FP_XSTATE_MAGIC2_ 0x46505845u
+#define UC_FP_XSTATE_ 1
+#define UC_SIGCONTEXT_SS_ 2
+#define UC_STRICT_RESTORE_SS_ 4
+#define USER_CS 0x33
+#define USER_DS 0x2b
+#define FRAME_FPSTATE_CAPACITY (FRAME_SIZE - FRAME_FPSTATE_OFFSET - 4)
+
+static struct resume_frame *frame_of(struct mailbox *mb) {
+  return (struct resume_frame *)((uint8_t *)mb + FRAME_OFFSET);
+}
+
+/* The XSAVE image's size the frame was set up with (its own software-reserved words). */
+static uint32_t frame_xstate_size(const struct resume_frame *f) {
+  uint32_t size;
+  memcpy(&size, f->fpstate + 464 + 16, 4);
+  return size;
+}
+
+static void frame_registers(struct resume_frame *f, const uint64_t *r, uint64_t rip_advance) {
+  struct frame_sigcontext *sc = &f->mcontext;
+  sc->rax = r[0]; sc->rbx = r[1]; sc->rcx = r[2]; sc->rdx = r[3];
+  sc->rsi = r[4]; sc->rdi = r[5]; sc->rsp = r[6]; sc->rbp = r[7];
+  sc->r8 = r[8]; sc->r9 = r[9]; sc->r10 = r[10]; sc->r11 = r[11];
+  sc->r12 = r[12]; sc->r13 = r[13]; sc->r14 = r[14]; sc->r15 = r[15];
+  sc->rip = r[16] + rip_advance; sc->eflags = r[17];
+  sc->cs = USER_CS;
+  sc->ss = USER_DS;
+  sc->gs = sc->fs = 0;
+  sc->err = sc->trapno = sc->oldmask = sc->cr2 = 0;
+}
+
+/* Copies a standard-format XSAVE image in, keeping the frame's own words and a header the
+ * kernel's XRSTOR accepts: MXCSR without reserved bits, only components the frame holds. */
+static void frame_fpu(struct resume_frame *f, const uint8_t *image, size_t image_len) {
+  uint32_t size = frame_xstate_size(f);
+  uint64_t xfeatures;
+  memcpy(&xfeatures, f->fpstate + 464 + 8, 8);
+  memcpy(f->fpstate, image, image_len < 464 ? image_len : 464);
+  uint32_t mxcsr;
+  memcpy(&mxcsr, f->fpstate + 24, 4);
+  mxcsr &= 0xffff;
+  memcpy(f->fpstate + 24, &mxcsr, 4);
+  if (size <= 512) return;
+  size_t rest = image_len > 512 ? image_len - 512 : 0;
+  if (rest > size - 512) rest = size - 512;
+  memset(f->fpstate + 512, 0, size - 512);
+  memcpy(f->fpstate + 512, image + 512, rest);
+  uint64_t bv;
+  memcpy(&bv, f->fpstate + 512, 8);
+  bv &= xfeatures;
+  memcpy(f->fpstate + 512, &bv, 8);
+  memset(f->fpstate + 520, 0, 56); /* XCOMP_BV and the reserved header words */
+}
+
+/* processInitFrame(control, xfeatures, xstateSize, fsgsbase, spinLoops): the fixed parts of the frame,
+ * once per child: flags, signal stack, signal mask, where the FPU image is and its words. */
+static napi_value process_init_frame(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  struct mailbox *mb;
+  uint64_t xfeatures;
+  uint32_t size, spin_loops;
+  bool fsgsbase;
+  if (!get_args(env, info, 5, argv, NULL, "resume frame") || !arg_mailbox(env, argv[0], &mb) || !arg_u64(env, argv[1], &xfeatures) ||
+      !arg_u32(env, argv[2], &size) || napi_get_value_bool(env, argv[3], &fsgsbase) != napi_ok || !arg_u32(env, argv[4], &spin_loops))
+    return throw_message(env, "resume frame", "bad arguments");
+  if ((size != 512 && size < 576) || size > FRAME_FPSTATE_CAPACITY || (xfeatures & 3) != 3)
+    return throw_message(env, "resume frame", "the kernel's signal frames hold an XSAVE image vmlet cannot handle");
+  struct resume_frame *f = frame_of(mb);
+  memset(f, 0, sizeof *f);
+  f->uc_flags = UC_FP_XSTATE_ | UC_SIGCONTEXT_SS_ | UC_STRICT_RESTORE_SS_;
+  f->ss_sp = CONTROL_ADDR + SIGNAL_STACK_OFFSET;
+  f->ss_size = SIGNAL_STACK_SIZE;
+  f->sigmask = 0; /* every signal deliverable in the guest */
+  f->fsgsbase = fsgsbase;
+  f->spin_loops = spin_loops;
+  f->mcontext.fpstate = CONTROL_ADDR + FRAME_OFFSET + FRAME_FPSTATE_OFFSET;
+  uint32_t sw[12] = { FP_XSTATE_MAGIC1_, size + 4, (uint32_t)xfeatures, (uint32_t)(xfeatures >> 32), size };
+  memcpy(f->fpstate + 464, sw, sizeof sw);
+  uint32_t magic2 = FP_XSTATE_MAGIC2_;
+  memcpy(f->fpstate + size, &magic2, 4);
+  return make_undefined(env);
+}
+
+/* processWriteFrame(control, regs (18, kvm_regs order), xsave, fsBase, gsBase): the host's own state for the next resume. */
+static napi_value process_write_frame(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  struct mailbox *mb;
+  void *regs, *image;
+  size_t regs_len, image_len;
+  uint64_t fs, gs;
+  if (!get_args(env, info, 5, argv, NULL, "resume frame") || !arg_mailbox(env, argv[0], &mb) ||
+      !arg_bytes(env, argv[1], &regs, &regs_len) || regs_len < 18 * 8 || !arg_bytes(env, argv[2], &image, &image_len) ||
+      !arg_u64(env, argv[3], &fs) || !arg_u64(env, argv[4], &gs))
+    return throw_message(env, "resume frame", "bad arguments");
+  struct resume_frame *f = frame_of(mb);
+  frame_registers(f, regs, 0);
+  frame_fpu(f, image, image_len);
+  f->fs_base = fs;
+  f->gs_base = gs;
+  return make_undefined(env);
+}
+
+/* The guest's own state, as its last exit posted it, for a resume that changes nothing but RIP. */
+static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance) {
+  struct resume_frame *f = frame_of(mb);
+  uint64_t regs[18];
+  memcpy(regs, (const void *)mb->regs, sizeof regs); /* once: the guest could change them */
+  frame_registers(f, regs, rip_advance);
+  frame_fpu(f, mb->xsave, MB_XSAVE_SIZE);
+  f->fs_base = mb->fs_base;
+  f->gs_base = mb->gs_base;
+}
+
+/* posix_spawn of the helper with guest memory as fd 3 and the control memfd as fd 4, nothing else open; returns [pidfd, pid]. */
+static napi_value process_spawn(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[4096];
+  size_t path_len;
+  int32_t memory_fd, mailbox_fd;
+  if (!get_args(env, info, 3, argv, NULL, "posix_spawn") ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len >= sizeof path - 1 ||
+      !arg_i32(env, argv[1], &memory_fd) || !arg_i32(env, argv[2], &mailbox_fd))
+    return throw_message(env, "posix_spawn", "bad arguments");
+  char parent[24];
+  snprintf(parent, sizeof parent, "%d", (int)getpid());
+  char *child_argv[] = { path, parent, NULL };
+  char *child_env[] = { NULL };
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  /* Through fds above 4 first, so that neither dup2 overwrites the other's source. */
+  int high_memory = fcntl(memory_fd, F_DUPFD_CLOEXEC, 16), high_mailbox = fcntl(mailbox_fd, F_DUPFD_CLOEXEC, 16);
+  int err = high_memory < 0 || high_mailbox < 0 ? errno : 0;
+  if (!err) {
+    posix_spawn_file_actions_adddup2(&actions, high_memory, 3);
+    posix_spawn_file_actions_adddup2(&actions, high_mailbox, 4);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 5);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+    pid_t pid;
+    err = posix_spawn(&pid, path, &actions, &attr, child_argv, child_env);
+    if (!err) {
+      int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+      if (pidfd < 0) {
+        err = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+      } else {
+        fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        close(high_memory);
+        close(high_mailbox);
+        napi_value result;
+        napi_create_array_with_length(env, 2, &result);
+        napi_set_element(env, result, 0, make_i32(env, pidfd));
+        napi_set_element(env, result, 1, make_i32(env, (int32_t)pid));
+        return result;
+      }
+    }
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (high_memory >= 0) close(high_memory);
+  if (high_mailbox >= 0) close(high_mailbox);
+  return throw_errno(env, "posix_spawn", err);
+}
+
+/* processResume(control, pidfd, mode, ripAdvance, timeoutNs, graceNs): one run on the calling thread; returns RESUME_*. */
+static napi_value process_resume(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  struct mailbox *mb;
+  int32_t pidfd, mode;
+  uint32_t advance;
+  int64_t timeout_ns, grace_ns;
+  if (!get_args(env, info, 6, argv, NULL, "futex") || !arg_mailbox(env, argv[0], &mb) || !arg_i32(env, argv[1], &pidfd) ||
+      !arg_i32(env, argv[2], &mode) || !arg_u32(env, argv[3], &advance) || napi_get_value_int64(env, argv[4], &timeout_ns) != napi_ok ||
+      napi_get_value_int64(env, argv[5], &grace_ns) != napi_ok || mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME)
+    return throw_message(env, "futex", "bad arguments");
+  return make_i32(env, resume_and_wait(mb, pidfd, mode, advance, timeout_ns, grace_ns));
+}
+
+/* ---- the runner thread: async runs, one thread per child that waits for its exits ---- */
+
+struct runner {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  napi_threadsafe_function tsfn;
+  napi_ref control_ref; /* keeps the control memory mapped while the runner lives */
+  struct mailbox *mb;
+  /* the job, set by the JS thread under mu */
+  bool has_job, quit, thread_started;
+  int pidfd, mode;
+  uint32_t advance;
+  int64_t timeout_ns, grace_ns;
+};
+
+static void *runner_main(void *arg) {
+  struct runner *r = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
+  pthread_mutex_lock(&r->mu);
+  for (;;) {
+    while (!r->has_job && !r->quit) pthread_cond_wait(&r->cv, &r->mu);
+    if (r->quit) break;
+    r->has_job = false;
+    int pidfd = r->pidfd, mode = r->mode;
+    uint32_t advance = r->advance;
+    int64_t timeout_ns = r->timeout_ns, grace_ns = r->grace_ns;
+    pthread_mutex_unlock(&r->mu);
+    int result = resume_and_wait(r->mb, pidfd, mode, advance, timeout_ns, grace_ns);
+    napi_threadsafe_function tsfn = __atomic_load_n(&r->tsfn, __ATOMIC_ACQUIRE);
+    if (tsfn) napi_call_threadsafe_function(tsfn, (void *)(intptr_t)result, napi_tsfn_blocking);
+    pthread_mutex_lock(&r->mu);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+/* Runs on the JS thread: hands the run's result to the callback. */
+static void runner_deliver(napi_env env, napi_value callback, void *context, void *data) {
+  struct runner *r = context;
+  if (env == NULL) return;
+  if (r->tsfn) napi_unref_threadsafe_function(env, r->tsfn); /* an idle runner keeps Node alive no more */
+  napi_value arg = make_i32(env, (int32_t)(intptr_t)data), undefined = make_undefined(env);
+  napi_call_function(env, undefined, callback, 1, &arg, NULL);
+}
+
+static void runner_join(struct runner *r) {
+  if (!r->thread_started) return;
+  pthread_mutex_lock(&r->mu);
+  r->quit = true;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  pthread_join(r->thread, NULL);
+  r->thread_started = false;
+}
+
+/* Node deletes thread-safe functions at shutdown, maybe before the runner's finalizer: the
+ * runner must be stopped here. A run in progress ends when its child is killed; at process
+ * exit the thread simply goes with the process (the tsfn is unref'd: it keeps nothing alive). */
+static void runner_tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct runner *r = data;
+  __atomic_store_n(&r->tsfn, NULL, __ATOMIC_RELEASE);
+}
+
+/* processRunner(control, onExit): a runner thread for async runs; returns its handle (an External). */
+static void runner_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  struct runner *r = data;
+  /* The host stops every runner (processRunnerStop) after killing its child; one that was
+   * never stopped may be waiting for a child that still runs: leave it, never block here. */
+  if (r->thread_started) return;
+  if (r->tsfn) napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+  napi_delete_reference(env, r->control_ref);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r);
+}
+
+static napi_value process_runner(napi_env env, napi_callback_info info) {
+  napi_value argv[2], name, handle;
+  struct mailbox *mb;
+  if (!get_args(env, info, 2, argv, NULL, "pthread_create") || !arg_mailbox(env, argv[0], &mb))
+    return throw_message(env, "pthread_create", "bad arguments");
+  struct runner *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "calloc", ENOMEM);
+  r->mb = mb;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+  napi_create_string_utf8(env, "vmlet-process-runner", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, r, runner_tsfn_finalize, r, runner_deliver, &r->tsfn) != napi_ok) {
+    free(r);
+    return throw_message(env, "napi_create_threadsafe_function", "cannot create the runner's callback");
+  }
+  napi_unref_threadsafe_function(env, r->tsfn); /* an idle sandbox must not keep Node alive */
+  int err = pthread_create(&r->thread, NULL, runner_main, r);
+  if (err) {
+    napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+    free(r);
+    return throw_errno(env, "pthread_create", err);
+  }
+  r->thread_started = true;
+  napi_create_reference(env, argv[0], 1, &r->control_ref);
+  napi_create_external(env, r, runner_finalize, NULL, &handle);
+  return handle;
+}
+
+/* processRunnerPost(runner, pidfd, mode, ripAdvance, timeoutNs, graceNs): one run on the runner thread; onExit gets the result. */
+static napi_value process_runner_post(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  struct runner *r;
+  int32_t pidfd, mode;
+  uint32_t advance;
+  int64_t timeout_ns, grace_ns;
+  if (!get_args(env, info, 6, argv, NULL, "futex") || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok ||
+      !arg_i32(env, argv[1], &pidfd) || !arg_i32(env, argv[2], &mode) || !arg_u32(env, argv[3], &advance) ||
+      napi_get_value_int64(env, argv[4], &timeout_ns) != napi_ok || napi_get_value_int64(env, argv[5], &grace_ns) != napi_ok ||
+      mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME || !r->thread_started)
+    return throw_message(env, "futex", "bad arguments");
+  if (r->tsfn) napi_ref_threadsafe_function(env, r->tsfn); /* keep Node alive while the guest runs */
+  pthread_mutex_lock(&r->mu);
+  r->pidfd = pidfd;
+  r->mode = mode;
+  r->advance = advance;
+  r->timeout_ns = timeout_ns;
+  r->grace_ns = grace_ns;
+  r->has_job = true;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  return make_undefined(env);
+}
+
+/* processRunnerStop(runner): ends the runner thread; a run in progress must be about to end (its child killed). */
+static napi_value process_runner_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct runner *r;
+  if (!get_args(env, info, 1, argv, NULL, "pthread_join") || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok)
+    return throw_message(env, "pthread_join", "bad arguments");
+  runner_join(r);
+  return make_undefined(env);
+}
+
+/* processInterrupt(mailbox, pidfd): interrupt flag, then the interrupt signal (pidfd_send_signal). */
+static napi_value process_interrupt(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct mailbox *mb;
+  int32_t pidfd;
+  if (!get_args(env, info, 2, argv, NULL, "pidfd_send_signal") || !arg_mailbox(env, argv[0], &mb) || !arg_i32(env, argv[1], &pidfd))
+    return throw_message(env, "pidfd_send_signal", "bad arguments");
+  atomic_store_explicit((_Atomic uint32_t *)&mb->interrupt, 1, memory_order_release);
+  send_signal(pidfd, MB_INTERRUPT_SIGNAL);
+  return make_undefined(env);
+}
+
+/* processKill(pidfd): SIGKILL, reap (waitid P_PIDFD), close; returns the exit status, or 128 + the signal. */
+static napi_value process_kill(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t pidfd;
+  if (!get_args(env, info, 1, argv, NULL, "waitid") || !arg_i32(env, argv[0], &pidfd))
+    return throw_message(env, "waitid", "bad arguments");
+  send_signal(pidfd, SIGKILL);
+  siginfo_t status = {0};
+  int r;
+  do r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &status, WEXITED);
+  while (r < 0 && errno == EINTR);
+  close(pidfd);
+  if (r < 0) return make_i32(env, -1);
+  return make_i32(env, status.si_code == CLD_EXITED ? status.si_status : 128 + status.si_status);
+}
+
+/* processSetSpin(ns): how long every wait spins before it sleeps on the futex. */
+static napi_value process_set_spin(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  uint32_t ns;
+  if (!get_args(env, info, 1, argv, NULL, "spin") || !arg_u32(env, argv[0], &ns)) return throw_message(env, "spin", "bad arguments");
+  spin_ns = ns;
+  return make_undefined(env);
+}
+
+/* processTerminate(pidfd): SIGKILL, without reaping (a runner may still be waiting for the child). */
+static napi_value process_terminate(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t pidfd;
+  if (!get_args(env, info, 1, argv, NULL, "pidfd_send_signal") || !arg_i32(env, argv[0], &pidfd))
+    return throw_message(env, "pidfd_send_signal", "bad arguments");
+  send_signal(pidfd, SIGKILL);
+  return make_undefined(env);
+}
+
+/* processEnded(pidfd): whether the child has ended (it stays unreaped for processKill). */
+static napi_value process_ended(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  int32_t pidfd;
+  if (!get_args(env, info, 1, argv, NULL, "waitid") || !arg_i32(env, argv[0], &pidfd))
+    return throw_message(env, "waitid", "bad arguments");
+  napi_get_boolean(env, child_ended(pidfd), &result);
+  return result;
+}
+
+void register_process_child(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "processSpawn", process_spawn);
+  NAPI_EXPORT_FN(env, exports, "processResume", process_resume);
+  NAPI_EXPORT_FN(env, exports, "processRunner", process_runner);
+  NAPI_EXPORT_FN(env, exports, "processRunnerPost", process_runner_post);
+  NAPI_EXPORT_FN(env, exports, "processRunnerStop", process_runner_stop);
+  NAPI_EXPORT_FN(env, exports, "processInterrupt", process_interrupt);
+  NAPI_EXPORT_FN(env, exports, "processKill", process_kill);
+  NAPI_EXPORT_FN(env, exports, "processEnded", process_ended);
+  NAPI_EXPORT_FN(env, exports, "processTerminate", process_terminate);
+  NAPI_EXPORT_FN(env, exports, "processSetSpin", process_set_spin);
+  NAPI_EXPORT_FN(env, exports, "processInitFrame", process_init_frame);
+  NAPI_EXPORT_FN(env, exports, "processWriteFrame", process_write_frame);
+}

@@ -1,0 +1,405 @@
+/**
+ * The process implementation of VirtualMachine: the guest runs as ordinary user-mode code
+ * in a child process of its own (native/process/helper.c), confined by seccomp, with guest
+ * memory a memfd both processes map. Exits are signals in the child, which posts them in a
+ * shared mailbox and sleeps; the child enters the guest only through a sigreturn frame that
+ * the host writes and the child cannot. docs/backends.md says what this isolates.
+ *
+ * Nothing the child writes is trusted: exit records are decoded defensively, every wait is
+ * bounded, and before a restore puts memory back under the child the host checks, in
+ * /proc/<pid>/syscall, that the child sleeps in its park loop; if not it is killed and a
+ * new one started. A child that dies or has to be killed makes the run "lost" (or
+ * "interrupted" when the host asked it to stop); the next configure() or restore starts a
+ * new one from the same memory.
+ */
+import { readFileSync } from "node:fs";
+import { BackendUnavailableError, HypervisorError } from "../../errors/errors.js";
+import type { GuestMemory } from "../../mem/guest-memory.js";
+import { imageFileOf } from "../../mem/image-files.js";
+import { loadAddon, type NativeAddon, type ProcessRunner } from "../../native/addon.js";
+import { native } from "../../native/errors.js";
+import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine, VmExit } from "../virtual-machine.js";
+import { decodeExit, type DecodedExit } from "./exits.js";
+import { helperPath } from "./helper-path.js";
+import { userCanSetSegmentBases } from "./host-cpu.js";
+import {
+  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MAX_MAPS, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
+  SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
+} from "./mailbox.js";
+import { walkPageTables } from "./page-walk.js";
+
+const PAGE = 4096;
+const RFLAGS_IF = 0x202n;
+/** How long a child may take from spawn to its first exit. */
+const START_TIMEOUT_NS = 5e9;
+/** How long a child asked to stop (a deadline, kill()) may take before it is killed. */
+const STOP_GRACE_NS = 200e6;
+/** How long a restore waits for a child that just posted an exit to reach its park loop. */
+const PARK_WAIT_MS = 50;
+const SIGTRAP = 5;
+/** Pause loops a parked child polls before it sleeps (tests and benchmarks may change it). */
+let childSpinLoops = 2000;
+
+/** @internal How long each side polls before it sleeps on the futex: the host in ns, the child in pause loops (children started afterwards). */
+export function setProcessSpin(hostNs: number, childLoops: number): void {
+  loadAddon().processSetSpin(hostNs);
+  childSpinLoops = childLoops;
+}
+/** XCR0 components a guest's state may hold here: x87 … AVX-512 and PKRU (no AMX: it needs a permission the child never asks for). */
+const GUEST_COMPONENTS = 0x2ff;
+
+/** The initial FPU state: x87 control word 0x37f, MXCSR 0x1f80, every other component at its reset value. */
+const INITIAL_XSAVE = (() => {
+  const x = new Uint8Array(XSAVE_SIZE);
+  const v = new DataView(x.buffer);
+  v.setUint16(0, 0x37f, true);
+  v.setUint32(24, 0x1f80, true);
+  v.setUint32(28, 0xffff, true);
+  return x;
+})();
+
+interface Child {
+  readonly pidfd: number;
+  readonly pid: number;
+  readonly maps: readonly GuestMapping[];
+  /** The thread that waits for async runs (made on the first one). */
+  runner?: ProcessRunner | undefined;
+  /** Resolves the async run in progress. */
+  onRunnerExit?: ((result: number) => void) | undefined;
+}
+
+export class ProcessMachine implements VirtualMachine {
+  readonly backend: BackendInfo = { name: "process", flavour: "seccomp" };
+  readonly guestXcr0: number;
+  readonly memory: Uint8Array;
+  private readonly addon: NativeAddon;
+  private readonly memoryFd: number;
+  private readonly controlFd: number;
+  private readonly control: ArrayBuffer;
+  private readonly mailbox: DataView;
+  private child: Child | undefined;
+  private setup: SystemSetup | undefined;
+  /** Pages the guest's page tables map (user or supervisor): what a VM's #PF error code would say. */
+  private present: Uint8Array = new Uint8Array(0);
+  /** What the next resume loads: the guest's own state from its last exit, or a state the host set. */
+  private next: { kind: "mailbox"; advance: number } | { kind: "host"; state: CpuState } = { kind: "host", state: initialState(0, 0) };
+  private lastFault: DecodedExit["fault"];
+  private lastCopied = 0;
+  private pendingRestore: { readonly image: Uint8Array; readonly state: CpuState; readonly patches: Array<[number, number]> } | undefined;
+  private destroyed = false;
+  private readonly allPages: BigUint64Array;
+
+  constructor(private readonly guestMemory: GuestMemory) {
+    if (guestMemory.fd === undefined) throw new HypervisorError("process backend", undefined, "guest memory must be shared (GuestMemory.allocateShared)");
+    this.addon = loadAddon();
+    this.memoryFd = guestMemory.fd;
+    this.memory = guestMemory.bytes;
+    this.guestXcr0 = this.addon.hostXcr0() & GUEST_COMPONENTS;
+    this.controlFd = native("memfd_create", () => this.addon.memfdCreate("vmlet-control", CONTROL_SIZE));
+    try {
+      this.control = native("mmap", () => this.addon.mapFileSharedWritable(this.controlFd, CONTROL_SIZE));
+    } catch (error) {
+      this.addon.closeFd(this.controlFd);
+      throw error;
+    }
+    this.mailbox = new DataView(this.control, 0, MAILBOX_SIZE);
+    const pages = this.memory.byteLength / PAGE;
+    this.allPages = new BigUint64Array(Math.ceil(pages / 64)).fill(~0n);
+    if (pages % 64) this.allPages[this.allPages.length - 1] = (1n << BigInt(pages % 64)) - 1n;
+  }
+
+  /** Maps what the page tables give user code; a child already running with the same mappings is kept. */
+  configure(setup: SystemSetup): void {
+    if (this.pendingRestore) this.flushRestore();
+    const { mappings: maps, present } = walkPageTables(this.memory, setup.pml4Address);
+    this.setup = setup;
+    this.present = present;
+    if (this.child && !sameMaps(this.child.maps, maps)) this.stopChild();
+    if (!this.child) this.child = this.spawn(maps);
+    this.next = { kind: "host", state: initialState(0, 0) };
+  }
+
+  start(rip: number, rsp: number): void {
+    this.setCpuState(initialState(rip, rsp));
+  }
+
+  setCpuState(state: CpuState): void {
+    if (this.pendingRestore) this.flushRestore();
+    this.next = { kind: "host", state };
+    this.writeFrame(state);
+  }
+
+  getCpuState(): CpuState {
+    if (this.pendingRestore) this.flushRestore();
+    if (this.next.kind === "host") return this.next.state;
+    const m = this.mailbox;
+    const gprs = new BigUint64Array(16);
+    for (let i = 0; i < 16; i++) gprs[i] = m.getBigUint64(MB.regs + i * 8, true);
+    return {
+      gprs,
+      rip: m.getBigUint64(MB.regs + REG_RIP * 8, true) + BigInt(this.next.advance),
+      rflags: m.getBigUint64(MB.regs + REG_RFLAGS * 8, true),
+      fsBase: m.getBigUint64(MB.fsBase, true),
+      gsBase: m.getBigUint64(MB.gsBase, true),
+      xsave: new Uint8Array(this.control.slice(MB.xsave, MB.xsave + XSAVE_SIZE)),
+    };
+  }
+
+  faultRegisters(): FaultRegisters {
+    if (this.pendingRestore) this.flushRestore();
+    const rsp = this.mailbox.getBigUint64(MB.regs + REG_RSP * 8, true);
+    const fault = this.lastFault;
+    if (!fault) return { rip: this.mailbox.getBigUint64(MB.regs + REG_RIP * 8, true), rsp, cr2: 0n, direct: { errorCode: undefined } };
+    return { rip: fault.rip, rsp, cr2: fault.address, direct: { errorCode: fault.errorCode } };
+  }
+
+  /** Restores compare memory with the snapshot's image; there is no dirty log to start. */
+  trackDirtyPages(): void {}
+
+  /** Every page: the host cannot see which pages the child wrote, so a snapshot copies them all. */
+  takeDirtyPages(): BigUint64Array {
+    if (this.pendingRestore) this.flushRestore();
+    return this.allPages;
+  }
+
+  restoreFrom(image: Uint8Array, _hostPages: ArrayLike<number>, state: CpuState): number {
+    this.pendingRestore = undefined;
+    this.parkOrReplaceChild();
+    this.lastCopied = native("memcmp", () => this.addon.syncToImage(this.memoryFd, this.guestMemory.buffer, this.imageFdOf(image), image));
+    this.setCpuState(state);
+    return this.lastCopied;
+  }
+
+  /** Kept until the next run, host write or state access (the restore compares all data pages: no cheaper per page). */
+  deferRestore(image: Uint8Array, _hostPages: ArrayLike<number>, state: CpuState): void {
+    this.pendingRestore = { image, state, patches: [] };
+  }
+
+  get restorePending(): boolean {
+    return this.pendingRestore !== undefined;
+  }
+
+  flushRestore(): number {
+    const pending = this.pendingRestore;
+    if (pending) {
+      this.restoreFrom(pending.image, [], pending.state);
+      for (const [address, value] of pending.patches) this.writeU32(address, value);
+    }
+    return this.lastCopied;
+  }
+
+  discardRestore(): void {
+    this.pendingRestore = undefined;
+  }
+
+  beforeHostWrite(): void {
+    if (this.pendingRestore) this.flushRestore();
+  }
+
+  /** With a restore pending, the write waits for it (and lands right after its copies), as on KVM. */
+  writeU32(address: number, value: number): void {
+    if (this.pendingRestore) {
+      this.pendingRestore.patches.push([address, value]);
+      return;
+    }
+    new DataView(this.memory.buffer, this.memory.byteOffset, this.memory.byteLength).setUint32(address, value, true);
+  }
+
+  run(timeoutNs: number): VmExit {
+    if (this.pendingRestore) this.flushRestore();
+    const child = this.child;
+    if (!child) return { kind: "lost", reason: "the sandbox's process is gone" };
+    const [mode, advance] = this.resumeMode();
+    return this.afterRun(child, this.addon.processResume(this.control, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS));
+  }
+
+  async runAsync(timeoutNs: number): Promise<VmExit> {
+    if (this.pendingRestore) this.flushRestore();
+    const child = this.child;
+    if (!child) return { kind: "lost", reason: "the sandbox's process is gone" };
+    const [mode, advance] = this.resumeMode();
+    child.runner ??= this.addon.processRunner(this.control, (result) => child.onRunnerExit?.(result));
+    const runner = child.runner;
+    const result = await new Promise<number>((resolve) => {
+      child.onRunnerExit = resolve;
+      this.addon.processRunnerPost(runner, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS);
+    });
+    child.onRunnerExit = undefined;
+    return this.afterRun(child, result);
+  }
+
+  interrupt(): void {
+    if (this.destroyed || !this.child) return;
+    this.addon.processInterrupt(this.control, this.child.pidfd);
+  }
+
+  clearInterrupt(): void {
+    this.mailbox.setUint32(MB.interrupt, 0, true);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pendingRestore = undefined;
+    this.stopChild();
+    this.addon.closeFd(this.controlFd);
+    this.guestMemory.release();
+  }
+
+  /** @internal Tests: the child's pid (undefined when none runs). */
+  get childPid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private resumeMode(): [RunMode, number] {
+    return this.next.kind === "mailbox" ? [RunMode.FromMailbox, this.next.advance] : [RunMode.FromFrame, 0];
+  }
+
+  private afterRun(child: Child, result: number): VmExit {
+    if (result === RunResult.Exit) {
+      const decoded = this.decode();
+      this.lastFault = decoded.fault;
+      this.next = { kind: "mailbox", advance: decoded.advance };
+      return decoded.exit;
+    }
+    const status = this.endChild(child);
+    if (this.child === child) this.child = undefined;
+    this.next = { kind: "host", state: initialState(0, 0) };
+    if (result === RunResult.Killed) return { kind: "interrupted" }; // it would not stop when asked
+    return { kind: "lost", reason: `the sandbox's process ended (${describeStatus(status)})` };
+  }
+
+  private decode(): DecodedExit {
+    const m = this.mailbox;
+    const reg = (i: number): bigint => m.getBigUint64(MB.regs + i * 8, true);
+    return decodeExit(
+      {
+        signo: m.getInt32(MB.signo, true),
+        trapno: Number(m.getBigUint64(MB.trapno, true) & 0xffffn),
+        error: Number(m.getBigUint64(MB.error, true) & 0xffffffffn),
+        address: m.getBigUint64(MB.address, true),
+        rip: reg(REG_RIP),
+        rax: reg(0),
+        rdx: reg(3),
+      },
+      (rip, length) => {
+        if (rip < 0n || rip + BigInt(length) > BigInt(this.memory.byteLength)) return undefined;
+        return this.memory.slice(Number(rip), Number(rip) + length);
+      },
+      (address) => address >= 0n && address < BigInt(this.memory.byteLength) && this.present[Number(address) / PAGE | 0] === 1,
+    );
+  }
+
+  private writeFrame(state: CpuState): void {
+    const regs = new BigUint64Array(18);
+    regs.set(state.gprs.subarray(0, 16));
+    regs[REG_RIP] = state.rip;
+    regs[REG_RFLAGS] = state.rflags | RFLAGS_IF;
+    this.addon.processWriteFrame(this.control, regs, state.xsave, state.fsBase, state.gsBase);
+  }
+
+  /** A fresh child with these mappings, stopped at its first exit with the resume frame set up. */
+  private spawn(maps: readonly GuestMapping[]): Child {
+    if (maps.length > MAX_MAPS) throw new HypervisorError("process backend", undefined, "too many guest mappings");
+    new Uint8Array(this.control).fill(0);
+    const m = this.mailbox;
+    m.setUint32(MB.memorySizePages, this.memory.byteLength / PAGE, true);
+    m.setUint32(MB.mapCount, maps.length, true);
+    maps.forEach((map, i) => {
+      const at = MB.maps + i * MB.mapEntrySize;
+      m.setBigUint64(at, BigInt(map.start), true);
+      m.setBigUint64(at + 8, BigInt(map.size), true);
+      m.setUint32(at + 16, map.prot, true);
+    });
+    let pidfd: number, pid: number;
+    try {
+      [pidfd, pid] = this.addon.processSpawn(helperPath(), this.memoryFd, this.controlFd);
+    } catch (error) {
+      throw new BackendUnavailableError(`the process backend cannot start its helper: ${(error as Error).message}`, { cause: error });
+    }
+    const result = this.addon.processResume(this.control, pidfd, RunMode.WaitOnly, 0, START_TIMEOUT_NS, STOP_GRACE_NS);
+    if (result !== RunResult.Exit || m.getInt32(MB.signo, true) !== SIGTRAP) {
+      const status = this.addon.processKill(pidfd);
+      const why = START_FAILURES[status] ?? describeStatus(status);
+      throw new BackendUnavailableError(`the process backend's helper did not start: ${why}`);
+    }
+    native("resume frame", () =>
+      this.addon.processInitFrame(this.control, m.getBigUint64(MB.frameXfeatures, true), m.getUint32(MB.frameXstateSize, true), userCanSetSegmentBases(), childSpinLoops),
+    );
+    return { pidfd, pid, maps };
+  }
+
+  private stopChild(): void {
+    if (!this.child) return;
+    this.endChild(this.child);
+    this.child = undefined;
+  }
+
+  /** Kills the child, stops its runner thread (whose wait then ends), reaps it; its exit status. */
+  private endChild(child: Child): number {
+    this.addon.processTerminate(child.pidfd);
+    if (child.runner) this.addon.processRunnerStop(child.runner);
+    child.runner = undefined;
+    return this.addon.processKill(child.pidfd);
+  }
+
+  /**
+   * Before memory is put back under the child: the child must sleep in its park loop (so
+   * nothing of the guest runs until the host's frame resumes it), and nothing it wrote
+   * outside guest memory (mailbox, signal stack) may survive. A child that is not parked
+   * is replaced.
+   */
+  private parkOrReplaceChild(): void {
+    if (this.child && !this.waitParked(this.child.pid)) this.stopChild();
+    if (!this.child) {
+      if (!this.setup) throw new HypervisorError("process backend", undefined, "restore before configure()");
+      this.child = this.spawn(walkPageTables(this.memory, this.setup.pml4Address).mappings);
+      return;
+    }
+    const bytes = new Uint8Array(this.control);
+    bytes.fill(0, 4, MAILBOX_SIZE); // everything but the state word, which says "parked"
+    bytes.fill(0, SIGNAL_STACK.offset, SIGNAL_STACK.offset + SIGNAL_STACK.size);
+  }
+
+  private waitParked(pid: number): boolean {
+    const until = performance.now() + PARK_WAIT_MS;
+    do {
+      if (isParked(pid)) return true;
+    } while (performance.now() < until);
+    return false;
+  }
+
+  private imageFdOf(image: Uint8Array): number {
+    const fd = imageFileOf(image);
+    if (fd === undefined) throw new HypervisorError("process backend", undefined, "restore from an image that is not a snapshot's view");
+    return fd;
+  }
+}
+
+/** /proc/<pid>/syscall: "202 <uaddr> <op> <val> … <sp> <pc>" while the child sleeps in its park loop's FUTEX_WAIT. */
+function isParked(pid: number): boolean {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/syscall`, "latin1");
+  } catch {
+    return false;
+  }
+  const f = text.trim().split(" ");
+  return f.length === 9 && f[0] === "202" && BigInt(f[1]!) === CONTROL_ADDRESS && BigInt(f[2]!) === 0n && BigInt(f[8]!) === PARK_PC;
+}
+
+function initialState(rip: number, rsp: number): CpuState {
+  const gprs = new BigUint64Array(16);
+  gprs[REG_RSP] = BigInt(rsp);
+  return { gprs, rip: BigInt(rip), rflags: RFLAGS_IF, fsBase: 0n, gsBase: 0n, xsave: INITIAL_XSAVE };
+}
+
+function sameMaps(a: readonly GuestMapping[], b: readonly GuestMapping[]): boolean {
+  return a.length === b.length && a.every((m, i) => m.start === b[i]!.start && m.size === b[i]!.size && m.prot === b[i]!.prot);
+}
+
+function describeStatus(status: number): string {
+  if (status < 0) return "its status could not be read";
+  if (status >= 128) return `killed by signal ${status - 128}${status - 128 === 31 ? " (SIGSYS: a 32-bit system call)" : ""}`;
+  return `exit status ${status}`;
+}
