@@ -10,7 +10,7 @@ import type { Progress } from "./digest.js";
 import { ANNOTATION, MAX_BYTES, MEDIA_TYPE, TAG_PATTERN } from "./format.js";
 import { LayoutDir } from "./layout-dir.js";
 import { openRegular, readCapped, removeStaleTemps, withWriterLock } from "./layout-files.js";
-import { parseDescriptor, tagOf, type Descriptor } from "./oci.js";
+import { ambiguousTagError, ambiguousTags, parseDescriptor, tagOf, type Descriptor, type OciIndex } from "./oci.js";
 import * as J from "./json-checks.js";
 import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
@@ -102,7 +102,7 @@ export class SnapshotLayout {
   scan(): SnapshotScan {
     const index = readIndex(this.dir);
     const snapshots: SnapshotListing[] = [];
-    const problems: VerifyProblem[] = [];
+    const problems: VerifyProblem[] = ambiguityProblems(index);
     for (const d of index.manifests.filter((m) => m.mediaType === MEDIA_TYPE.manifest)) {
       try {
         snapshots.push(this.listing(readEntryAt(this.dir, d)));
@@ -142,7 +142,7 @@ export class SnapshotLayout {
       if (error instanceof VmletError) return { ok: false, snapshots: 0, blobsVerified: 0, problems: [{ ref: "index", error }] };
       throw error;
     }
-    const problems: VerifyProblem[] = [];
+    const problems = ambiguityProblems(index);
     const entries: Array<{ ref: string; entry: SnapshotEntry }> = [];
     for (const d of index.manifests) {
       const ref = tagOf(d) ?? d.digest;
@@ -288,4 +288,9 @@ function openBlobsDir(root: LayoutDir): LayoutDir | undefined {
   } finally {
     blobs.close();
   }
+}
+
+/** A problem for each tag that names more than one manifest: loading it is refused, so the layout is not ok. */
+function ambiguityProblems(index: OciIndex): VerifyProblem[] {
+  return [...ambiguousTags(index)].map(([tag, digests]) => ({ ref: tag, error: ambiguousTagError(tag, digests) }));
 }
