@@ -4,12 +4,12 @@ export { Sandbox, type RestoreReport, type RestoreOptions } from "./sandbox/sand
 export type { CallOptions } from "./sandbox/call-options.js";
 export { Snapshot } from "./snapshot/snapshot.js";
 export type { SaveOptions } from "./snapshot/file/save.js";
-export type { LoadOptions } from "./snapshot/file/load.js";
+export { DEFAULT_MAX_MEMORY_SIZE, type LoadOptions } from "./snapshot/file/load.js";
 export {
   SnapshotLayout, type SnapshotListing, type SnapshotScan, type SnapshotInspection, type VerifyReport, type VerifyProblem, type GcReport, type LayoutWriteOptions,
 } from "./snapshot/file/layout-tools.js";
 export {
-  SnapshotNotFoundError, SnapshotInvalidError, DigestMismatchError, SnapshotIncompatibleError, CpuIncompatibleError, LayoutLockedError, StorageError,
+  SnapshotNotFoundError, SnapshotInvalidError, DigestMismatchError, SnapshotIncompatibleError, SnapshotTooLargeError, CpuIncompatibleError, LayoutLockedError, StorageError,
 } from "./snapshot/file/errors.js";
 export type { SnapshotSandboxConfig } from "./sandbox/snapshot-config.js";
 export type { SandboxConfig } from "./sandbox/config.js";

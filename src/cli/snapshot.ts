@@ -32,7 +32,8 @@ export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
   rm: `usage: vmlet snapshot rm <dir> <tag> [--json]
   Removes a tag. Its blobs stay until \`vmlet snapshot gc\`.`,
   gc: `usage: vmlet snapshot gc <dir> [--json]
-  Deletes blobs no tag reaches, and temp files of crashed writers.`,
+  Deletes blobs no tag reaches, and temp files of crashed writers. Only regular files
+  are deleted; anything else in blobs/sha256 (a symlink, a directory) is left and named.`,
 };
 
 export const SNAPSHOT_SUMMARY = `usage: vmlet snapshot <command> …
@@ -249,8 +250,12 @@ async function gc(args: ParsedArgs, usage: string, io: Io): Promise<number> {
   const [dir] = expectPositionals(args, ["dir"], usage) as [string];
   const report = await new SnapshotLayout(dir).gc();
   if (io.json) {
-    io.printJson({ dir, removedBlobs: report.removedBlobs, removedBlobCount: report.removedBlobs.length, freedBytes: report.freedBytes, removedTempFiles: report.removedTempFiles });
+    io.printJson({
+      dir, removedBlobs: report.removedBlobs, removedBlobCount: report.removedBlobs.length, freedBytes: report.freedBytes, removedTempFiles: report.removedTempFiles,
+      skipped: report.skipped,
+    });
   } else {
+    for (const entry of report.skipped) io.err(`vmlet: left ${entry} in place: not a regular file`);
     const n = report.removedBlobs.length;
     const temps = report.removedTempFiles > 0 ? ` and ${report.removedTempFiles} temp file${report.removedTempFiles === 1 ? "" : "s"}` : "";
     io.out(`removed ${n} blob${n === 1 ? "" : "s"}${temps}, freed ${formatBytes(report.freedBytes)}`);

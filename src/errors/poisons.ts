@@ -37,6 +37,7 @@ export function poisons(code: ErrorCode): boolean {
     case "SNAPSHOT_INVALID":
     case "SNAPSHOT_DIGEST_MISMATCH":
     case "SNAPSHOT_INCOMPATIBLE":
+    case "SNAPSHOT_TOO_LARGE":
     case "CPU_INCOMPATIBLE":
     case "LAYOUT_LOCKED":
     case "STORAGE":

@@ -87,13 +87,14 @@ export class Snapshot {
   /**
    * Loads a snapshot saved with save(): `ref` is a tag or a manifest digest. The memory
    * blob is mapped lazily (pages are read as the guest uses them); every other blob is
-   * read, size-capped and digest-checked, and every field validated.
+   * read, size-capped and digest-checked, and every field validated. A snapshot with more
+   * guest memory than `maxMemorySize` (default 4 GiB) is refused.
    */
-  static load(dir: string, ref: string): Promise<Snapshot> {
-    return loadSnapshot(dir, ref);
+  static load(dir: string, ref: string, options?: Pick<LoadOptions, "maxMemorySize">): Promise<Snapshot> {
+    return loadSnapshot(dir, ref, options?.maxMemorySize === undefined ? {} : { maxMemorySize: options.maxMemorySize });
   }
 
-  /** Like load(), but first verifies the sha256 of every blob, the memory image included. */
+  /** Like load() (and with its `maxMemorySize`), but first verifies the sha256 of every blob, the memory image included. */
   static checkedLoad(dir: string, ref: string, options?: Omit<LoadOptions, "verify">): Promise<Snapshot> {
     return loadSnapshot(dir, ref, { ...options, verify: true });
   }

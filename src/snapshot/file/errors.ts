@@ -36,6 +36,14 @@ export class SnapshotIncompatibleError extends VmletError {
   readonly code = "SNAPSHOT_INCOMPATIBLE";
 }
 
+/** The snapshot's guest memory is larger than the loader allows (`maxMemorySize`, CLI `--max-memory`). */
+export class SnapshotTooLargeError extends VmletError {
+  readonly code = "SNAPSHOT_TOO_LARGE";
+  constructor(readonly ref: string, readonly memorySize: number, readonly maxMemorySize: number) {
+    super(`snapshot "${ref}" has ${memorySize} bytes of guest memory; this load allows at most ${maxMemorySize} (raise maxMemorySize, or --max-memory)`);
+  }
+}
+
 /** The guest may use CPU features this machine's vCPUs do not offer. */
 export class CpuIncompatibleError extends VmletError {
   readonly code = "CPU_INCOMPATIBLE";

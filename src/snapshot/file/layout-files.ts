@@ -2,68 +2,55 @@
  * File handling for a layout directory, in the containerd content-store manner:
  * reads refuse symlinks and non-regular files and are size-capped; writes go to a temp
  * name in the layout root (tools such as umoci reject strangers in blobs/sha256),
- * are fsync'd, renamed into place, and the directory is fsync'd.
+ * are fsync'd, renamed into place, and the directory is fsync'd. Every path is resolved
+ * from a directory held open (layout-dir.ts), so no symlink can redirect a read or a write.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
 import { loadAddon } from "../../native/addon.js";
-import { LayoutLockedError, SnapshotInvalidError, SnapshotNotFoundError, StorageError } from "./errors.js";
-import { BLOBS_DIR, LOCK_FILE, TEMP_PREFIX } from "./format.js";
+import { LayoutLockedError, SnapshotInvalidError } from "./errors.js";
+import { LOCK_FILE, TEMP_PREFIX } from "./format.js";
+import { LayoutDir, storageError } from "./layout-dir.js";
 
-const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY, O_CREAT, O_WRONLY, O_EXCL } = fs.constants;
+export { storageError } from "./layout-dir.js";
 
-export const blobPath = (dir: string, digest: string): string => path.join(dir, BLOBS_DIR, digest.slice("sha256:".length));
+const { O_RDONLY, O_CREAT, O_WRONLY, O_EXCL, O_NOFOLLOW } = fs.constants;
 
-type Errno = NodeJS.ErrnoException;
-
-/** A file system error as the typed error a caller can act on. */
-export function storageError(file: string, error: unknown): StorageError {
-  const e = error as Errno;
-  return new StorageError(file, e.code, e.message, { cause: error });
+/** A file being written: its descriptor, the path that reaches it through the held directory, and its host path for messages. */
+export interface Temp {
+  fd: number;
+  readonly file: string;
+  readonly shown: string;
 }
 
-/** Opens a regular file of the layout for reading; symlinks, FIFOs, devices and directories are refused. */
-export function openRegular(dir: string, relative: string): { fd: number; size: number } {
-  requireRealDirs(dir, relative);
-  const file = path.join(dir, relative);
-  let fd: number;
+/** Where a temp is renamed to: an entry of a held directory. */
+export interface Target {
+  readonly dir: LayoutDir;
+  readonly name: string;
+}
+
+/**
+ * Opens a regular file of the layout for reading (`relative` as "blobs/sha256/<hex>"):
+ * each directory on the way is opened without following a symlink, and the file itself
+ * must be a regular file (symlinks, FIFOs, devices and directories are refused).
+ */
+export function openRegular(layout: string | LayoutDir, relative: string): { fd: number; size: number } {
+  if (typeof layout === "string") return LayoutDir.with(layout, (root) => openRegular(root, relative));
+  const parts = relative.split("/");
+  const name = parts.pop()!;
+  const held: LayoutDir[] = [];
   try {
-    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (error) {
-    const code = (error as Errno).code;
-    if (code === "ENOENT") throw new SnapshotInvalidError(relative, "is missing");
-    if (code === "ELOOP") throw new SnapshotInvalidError(relative, "is a symbolic link (refused)");
-    throw storageError(file, error);
-  }
-  const stat = fs.fstatSync(fd);
-  if (!stat.isFile()) {
-    fs.closeSync(fd);
-    throw new SnapshotInvalidError(relative, "is not a regular file (refused)");
-  }
-  return { fd, size: stat.size };
-}
-
-/** Every directory between `dir` and the file must be a real directory, not a symlink. */
-function requireRealDirs(dir: string, relative: string): void {
-  const parts = relative.split("/").slice(0, -1);
-  let at = dir;
-  for (const part of parts) {
-    at = path.join(at, part);
-    let stat: fs.Stats;
-    try {
-      stat = fs.lstatSync(at);
-    } catch (error) {
-      if ((error as Errno).code === "ENOENT") throw new SnapshotInvalidError(path.relative(dir, at), "is missing");
-      throw storageError(at, error);
-    }
-    if (!stat.isDirectory()) throw new SnapshotInvalidError(path.relative(dir, at), "is not a directory (symlinks are refused)");
+    let at = layout;
+    for (const part of parts) held.push((at = at.openDir(part)));
+    return at.openRegularFile(name, O_RDONLY);
+  } finally {
+    for (const d of held) d.close();
   }
 }
 
 /** Reads a whole small file, refusing it unread when it is larger than `cap`. */
-export function readCapped(dir: string, relative: string, cap: number): Uint8Array {
-  const { fd, size } = openRegular(dir, relative);
+export function readCapped(layout: string | LayoutDir, relative: string, cap: number): Uint8Array {
+  const { fd, size } = openRegular(layout, relative);
   try {
     if (size > cap) throw new SnapshotInvalidError(relative, `is ${size} bytes; at most ${cap} are allowed`);
     const bytes = new Uint8Array(size);
@@ -79,115 +66,90 @@ export function readCapped(dir: string, relative: string, cap: number): Uint8Arr
   }
 }
 
-/** The layout directory must exist and be a real directory. */
-export function requireLayoutDir(dir: string): void {
-  let stat: fs.Stats;
+/** A new temp file in `root`, created read-only for everyone (blobs are never changed in place). */
+export function createTemp(root: LayoutDir): Temp {
+  const name = `${TEMP_PREFIX}${randomBytes(8).toString("hex")}`;
+  const shown = root.hostPathOf(name);
   try {
-    stat = fs.lstatSync(dir);
+    return { fd: fs.openSync(root.at(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0o444), file: root.at(name), shown };
   } catch (error) {
-    if ((error as Errno).code === "ENOENT") throw new SnapshotNotFoundError(dir, undefined, `no snapshot layout at ${dir}`);
-    throw storageError(dir, error);
-  }
-  if (!stat.isDirectory()) throw new SnapshotInvalidError(dir, "is not a directory (symlinks are refused)");
-}
-
-/** fsync of a directory: makes the renames inside it durable. */
-export function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY);
-    fs.fsyncSync(fd);
-  } catch (error) {
-    throw storageError(dir, error);
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-/** A new temp file in the layout root, created read-only for everyone (blobs are never changed in place). */
-export function createTemp(dir: string): { fd: number; file: string } {
-  const file = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}`);
-  try {
-    return { fd: fs.openSync(file, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0o444), file };
-  } catch (error) {
-    throw storageError(file, error);
+    throw storageError(shown, error);
   }
 }
 
 /** fsync the temp file, then close it and rename it over `target`; the temp is removed on failure. */
-export function commitTemp(temp: { fd: number; file: string }, target: string): void {
+export function commitTemp(temp: Temp, target: Target): void {
   try {
     fs.fsyncSync(temp.fd);
   } catch (error) {
     discardTemp(temp);
-    throw storageError(target, error);
+    throw storageError(target.dir.hostPathOf(target.name), error);
   }
   renameTemp(temp, target);
 }
 
-export function discardTemp(temp: { fd: number; file: string }): void {
+export function discardTemp(temp: Temp): void {
   if (temp.fd >= 0) fs.closeSync(temp.fd);
   temp.fd = -1;
-  fs.rmSync(temp.file, { force: true });
+  try {
+    fs.unlinkSync(temp.file);
+  } catch {
+    // already renamed or removed
+  }
 }
 
 /** A temp file holding `bytes`, not yet fsync'd. */
-export function writeTemp(dir: string, bytes: Uint8Array): { fd: number; file: string } {
-  const temp = createTemp(dir);
+export function writeTemp(root: LayoutDir, bytes: Uint8Array): Temp {
+  const temp = createTemp(root);
   try {
     let done = 0;
     while (done < bytes.byteLength) done += fs.writeSync(temp.fd, bytes, done, bytes.byteLength - done);
   } catch (error) {
     discardTemp(temp);
-    throw storageError(temp.file, error);
+    throw storageError(temp.shown, error);
   }
   return temp;
 }
 
 /** close + rename of a temp already fsync'd; the temp is removed on failure. */
-export function renameTemp(temp: { fd: number; file: string }, target: string): void {
+export function renameTemp(temp: Temp, target: Target): void {
   try {
     fs.closeSync(temp.fd);
     temp.fd = -1;
-    fs.renameSync(temp.file, target);
+    fs.renameSync(temp.file, target.dir.at(target.name));
   } catch (error) {
     discardTemp(temp);
-    throw storageError(target, error);
+    throw storageError(target.dir.hostPathOf(target.name), error);
   }
 }
 
-/** Writes `bytes` to `target` atomically (temp, fsync, rename). The caller fsyncs the directory. */
-export function writeFileAtomic(dir: string, target: string, bytes: Uint8Array): void {
-  commitTemp(writeTemp(dir, bytes), target);
+/** Writes `bytes` to `target` atomically (temp in `root`, fsync, rename). The caller fsyncs the directory. */
+export function writeFileAtomic(root: LayoutDir, target: Target, bytes: Uint8Array): void {
+  commitTemp(writeTemp(root, bytes), target);
 }
 
+/** Creates the layout directory (and its parents) if missing; LayoutDir.open then refuses anything but a real directory. */
 export function ensureDir(dir: string): void {
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (error) {
     throw storageError(dir, error);
   }
-  const stat = fs.lstatSync(dir);
-  if (!stat.isDirectory()) throw new SnapshotInvalidError(dir, "is not a directory (symlinks are refused)");
 }
 
 /**
  * Runs `fn` holding the layout's writer lock (flock on .vmlet.lock, released by the
- * kernel if this process dies). Waits up to `timeoutMs` for another writer.
+ * kernel if this process dies). Waits up to `timeoutMs` for another writer. The lock file
+ * is opened non-blocking and must be a regular file: a FIFO planted there is refused
+ * (SNAPSHOT_INVALID) instead of blocking the process in open(2).
  */
-export async function withWriterLock<T>(dir: string, timeoutMs: number, fn: () => Promise<T> | T): Promise<T> {
-  const file = path.join(dir, LOCK_FILE);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, O_CREAT | O_WRONLY | O_NOFOLLOW, 0o644);
-  } catch (error) {
-    throw storageError(file, error);
-  }
+export async function withWriterLock<T>(root: LayoutDir, timeoutMs: number, fn: () => Promise<T> | T): Promise<T> {
+  const { fd } = root.openRegularFile(LOCK_FILE, O_CREAT | O_WRONLY, 0o644);
   try {
     const addon = loadAddon();
     const deadline = Date.now() + timeoutMs;
     while (!addon.tryLockExclusive(fd)) {
-      if (Date.now() >= deadline) throw new LayoutLockedError(dir, timeoutMs);
+      if (Date.now() >= deadline) throw new LayoutLockedError(root.hostPath, timeoutMs);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     return await fn();
@@ -196,13 +158,11 @@ export async function withWriterLock<T>(dir: string, timeoutMs: number, fn: () =
   }
 }
 
-/** Removes temp files a crashed writer left behind. Call only while holding the writer lock. */
-export function removeStaleTemps(dir: string): number {
+/** Removes temp files a crashed writer left behind (regular files only). Call only while holding the writer lock. */
+export function removeStaleTemps(root: LayoutDir): number {
   let removed = 0;
-  for (const name of fs.readdirSync(dir)) {
-    if (!name.startsWith(TEMP_PREFIX)) continue;
-    fs.rmSync(path.join(dir, name), { force: true });
-    removed++;
+  for (const name of root.names()) {
+    if (name.startsWith(TEMP_PREFIX) && root.unlinkRegularFile(name)) removed++;
   }
   return removed;
 }

@@ -4,13 +4,13 @@
  * same lock as save().
  */
 import fs from "node:fs";
-import path from "node:path";
 import { describeLayout } from "../../mem/layout.js";
 import { encodeConfig, type SnapshotConfigBlob } from "./config-blob.js";
 import type { Progress } from "./digest.js";
-import { ANNOTATION, BLOBS_DIR, MAX_BYTES, MEDIA_TYPE, TAG_PATTERN } from "./format.js";
-import { fsyncDir, readCapped, removeStaleTemps, withWriterLock } from "./layout-files.js";
-import { parseDescriptor, tagOf, type Descriptor } from "./oci.js";
+import { ANNOTATION, MAX_BYTES, MEDIA_TYPE, TAG_PATTERN } from "./format.js";
+import { LayoutDir } from "./layout-dir.js";
+import { openRegular, readCapped, removeStaleTemps, withWriterLock } from "./layout-files.js";
+import { ambiguousTagError, ambiguousTags, parseDescriptor, tagOf, type Descriptor, type OciIndex } from "./oci.js";
 import * as J from "./json-checks.js";
 import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
@@ -72,6 +72,8 @@ export interface GcReport {
   readonly removedBlobs: readonly string[];
   readonly freedBytes: number;
   readonly removedTempFiles: number;
+  /** Unreferenced entries of blobs/sha256 left in place because they are not regular files (symlinks, directories, FIFOs). */
+  readonly skipped: readonly string[];
 }
 
 export interface LayoutWriteOptions {
@@ -100,7 +102,7 @@ export class SnapshotLayout {
   scan(): SnapshotScan {
     const index = readIndex(this.dir);
     const snapshots: SnapshotListing[] = [];
-    const problems: VerifyProblem[] = [];
+    const problems: VerifyProblem[] = ambiguityProblems(index);
     for (const d of index.manifests.filter((m) => m.mediaType === MEDIA_TYPE.manifest)) {
       try {
         snapshots.push(this.listing(readEntryAt(this.dir, d)));
@@ -131,7 +133,6 @@ export class SnapshotLayout {
 
   /** Checks every structural rule and every blob's sha256 (each blob hashed once). Never throws for a bad layout: it reports. */
   async verify(options: { onProgress?: Progress } = {}): Promise<VerifyReport> {
-    const problems: VerifyProblem[] = [];
     const verified = new Set<string>();
     let snapshots = 0;
     let index;
@@ -141,6 +142,7 @@ export class SnapshotLayout {
       if (error instanceof VmletError) return { ok: false, snapshots: 0, blobsVerified: 0, problems: [{ ref: "index", error }] };
       throw error;
     }
+    const problems = ambiguityProblems(index);
     const entries: Array<{ ref: string; entry: SnapshotEntry }> = [];
     for (const d of index.manifests) {
       const ref = tagOf(d) ?? d.digest;
@@ -176,11 +178,11 @@ export class SnapshotLayout {
   async remove(tag: string, options: LayoutWriteOptions = {}): Promise<boolean> {
     if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag`);
     readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
-    return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
+    return this.underLock(options, (root) => {
       const index = readIndex(this.dir);
       const kept = index.manifests.filter((d) => tagOf(d) !== tag);
       if (kept.length === index.manifests.length) return false;
-      writeIndex(this.dir, { ...index, manifests: kept });
+      writeIndex(root, { ...index, manifests: kept });
       return true;
     });
   }
@@ -191,23 +193,40 @@ export class SnapshotLayout {
    */
   async gc(options: LayoutWriteOptions = {}): Promise<GcReport> {
     readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
-    return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
-      const removedTempFiles = removeStaleTemps(this.dir);
+    return this.underLock(options, (root) => {
+      const removedTempFiles = removeStaleTemps(root);
       const referenced = this.reachableBlobs();
-      const blobsDir = path.join(this.dir, BLOBS_DIR);
-      const removedBlobs: string[] = [];
-      let freedBytes = 0;
-      for (const name of fs.existsSync(blobsDir) ? fs.readdirSync(blobsDir) : []) {
-        const digest = `sha256:${name}`;
-        if (referenced.has(digest)) continue;
-        const file = path.join(blobsDir, name);
-        freedBytes += fs.lstatSync(file).blocks * 512;
-        fs.rmSync(file, { force: true, recursive: false });
-        removedBlobs.push(digest);
+      const report = { removedBlobs: [] as string[], freedBytes: 0, removedTempFiles, skipped: [] as string[] };
+      // Held open and never followed through a symlink: deletes cannot land outside the layout.
+      const blobs = openBlobsDir(root);
+      if (!blobs) return report;
+      try {
+        for (const name of blobs.names()) {
+          if (referenced.has(`sha256:${name}`)) continue;
+          const removed = blobs.unlinkRegularFile(name);
+          if (removed) {
+            report.freedBytes += removed.blocks * 512;
+            report.removedBlobs.push(`sha256:${name}`);
+          } else if (blobs.lstat(name)) {
+            report.skipped.push(blobs.describe(name));
+          }
+        }
+        if (report.removedBlobs.length > 0) blobs.fsync();
+      } finally {
+        blobs.close();
       }
-      if (removedBlobs.length > 0) fsyncDir(blobsDir);
-      return { removedBlobs, freedBytes, removedTempFiles };
+      return report;
     });
+  }
+
+  /** Runs `fn` with the layout directory held open and its writer lock taken. */
+  private async underLock<T>(options: LayoutWriteOptions, fn: (root: LayoutDir) => T): Promise<T> {
+    const root = LayoutDir.open(this.dir);
+    try {
+      return await withWriterLock(root, options.lockTimeoutMs ?? 30_000, () => fn(root));
+    } finally {
+      root.close();
+    }
   }
 
   /** Digests reachable from the index: manifests, nested indexes, configs, layers. */
@@ -228,10 +247,14 @@ export class SnapshotLayout {
 
   /** Disk blocks of the memory blob (holes cost nothing); 0 if it cannot be read. */
   private memoryDiskBytes(entry: SnapshotEntry): number {
+    let fd: number | undefined;
     try {
-      return fs.lstatSync(path.join(this.dir, blobRelative(entry.memory.digest))).blocks * 512;
+      fd = openRegular(this.dir, blobRelative(entry.memory.digest)).fd;
+      return fs.fstatSync(fd).blocks * 512;
     } catch {
       return 0;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
@@ -254,4 +277,20 @@ export class SnapshotLayout {
 /** The bytes a registry transfers for a snapshot: its manifest and every blob it names. */
 function entrySize(entry: SnapshotEntry): number {
   return entry.descriptor.size + entry.manifest.config.size + entry.memory.size + entry.guestElf.size;
+}
+
+/** blobs/sha256 held open (symlinks refused), or undefined when the layout has no blobs yet. */
+function openBlobsDir(root: LayoutDir): LayoutDir | undefined {
+  const blobs = root.openDirIfPresent("blobs");
+  if (!blobs) return undefined;
+  try {
+    return blobs.openDirIfPresent("sha256");
+  } finally {
+    blobs.close();
+  }
+}
+
+/** A problem for each tag that names more than one manifest: loading it is refused, so the layout is not ok. */
+function ambiguityProblems(index: OciIndex): VerifyProblem[] {
+  return [...ambiguousTags(index)].map(([tag, digests]) => ({ ref: tag, error: ambiguousTagError(tag, digests) }));
 }

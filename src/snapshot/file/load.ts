@@ -3,27 +3,48 @@
  * mapped, not read, so loading costs the same for any memory size; checkedLoad first
  * hashes that same file descriptor.
  */
+import { InvalidConfigError } from "../../errors/errors.js";
 import { guestCpuIdentity } from "../../hypervisor/backend.js";
 import { missingFeatures } from "../../hypervisor/cpu-features.js";
 import { Snapshot } from "../snapshot.js";
 import { rememberDigest } from "./blob-digests.js";
 import type { Progress } from "./digest.js";
-import { CpuIncompatibleError } from "./errors.js";
+import { CpuIncompatibleError, SnapshotTooLargeError } from "./errors.js";
 import { MAX_BYTES } from "./format.js";
 import { openMemoryImage, readBlob, readEntry, readIndex } from "./reader.js";
+
+/** The guest memory a loaded snapshot may have unless the caller allows more: 4 GiB. */
+export const DEFAULT_MAX_MEMORY_SIZE = 4 * 1024 * 1024 * 1024;
 
 export interface LoadOptions {
   /** Hash every blob before use (checkedLoad). */
   readonly verify?: boolean;
   readonly onProgress?: Progress;
+  /**
+   * Refuse (SNAPSHOT_TOO_LARGE) a snapshot whose guest memory is larger than this many
+   * bytes, before anything is mapped. Default DEFAULT_MAX_MEMORY_SIZE (4 GiB): the layout,
+   * not the loader, would otherwise decide how much memory a sandbox made from it takes.
+   */
+  readonly maxMemorySize?: number;
 }
 
 export async function loadSnapshot(dir: string, ref: string, options: LoadOptions = {}): Promise<Snapshot> {
+  const maxMemorySize = checkMaxMemorySize(options.maxMemorySize);
   const entry = readEntry(dir, readIndex(dir), ref);
+  if (entry.memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, entry.memory.size, maxMemorySize);
   const missing = missingFeatures(entry.state.guestCpu.features, guestCpuIdentity());
   if (missing.length > 0) throw new CpuIncompatibleError(missing);
   const guestElf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf);
   const image = await openMemoryImage(dir, entry.memory, options.verify === true, options.onProgress);
   rememberDigest(image, entry.memory.digest);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
+}
+
+/** The option as given, or the default; anything but a positive whole number of bytes is INVALID_CONFIG. */
+function checkMaxMemorySize(value: unknown): number {
+  if (value === undefined) return DEFAULT_MAX_MEMORY_SIZE;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidConfigError(`maxMemorySize must be a positive whole number of bytes (got ${typeof value === "number" ? value : typeof value})`);
+  }
+  return value;
 }

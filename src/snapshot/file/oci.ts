@@ -3,7 +3,7 @@
  * snapshot manifest (config + memory + guest ELF). Builders for writing, strict
  * parsers for reading.
  */
-import { ANNOTATION, DIGEST_PATTERN, MEDIA_TYPE, OCI_LAYOUT_VERSION, TAG_PATTERN } from "./format.js";
+import { ANNOTATION, DIGEST_PATTERN, INDEX_FILE, MEDIA_TYPE, OCI_LAYOUT_VERSION, TAG_PATTERN } from "./format.js";
 import { SnapshotInvalidError } from "./errors.js";
 import * as J from "./json-checks.js";
 
@@ -95,11 +95,35 @@ export function parseManifest(bytes: Uint8Array, where: string): { manifest: Sna
   return { manifest: { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers: [memory, guestElf], annotations }, memory, guestElf };
 }
 
-/** Finds a manifest by tag or by digest. */
+/** Finds a manifest by tag or by digest. A tag that names two different manifests is refused, never resolved to one of them. */
 export function resolveRef(index: OciIndex, ref: string): Descriptor | undefined {
   if (DIGEST_PATTERN.test(ref)) return index.manifests.find((d) => d.digest === ref);
-  return index.manifests.find((d) => tagOf(d) === ref);
+  const named = index.manifests.filter((d) => tagOf(d) === ref);
+  const digests = distinctDigests(named);
+  if (digests.length > 1) throw ambiguousTagError(ref, digests);
+  return named[0];
 }
+
+/** Tags that name more than one distinct manifest, with those manifests' digests. */
+export function ambiguousTags(index: OciIndex): Map<string, string[]> {
+  const byTag = new Map<string, Descriptor[]>();
+  for (const d of index.manifests) {
+    const tag = tagOf(d);
+    if (tag !== undefined) byTag.set(tag, [...(byTag.get(tag) ?? []), d]);
+  }
+  const ambiguous = new Map<string, string[]>();
+  for (const [tag, named] of byTag) {
+    const digests = distinctDigests(named);
+    if (digests.length > 1) ambiguous.set(tag, digests);
+  }
+  return ambiguous;
+}
+
+export function ambiguousTagError(tag: string, digests: readonly string[]): SnapshotInvalidError {
+  return new SnapshotInvalidError(INDEX_FILE, `tag "${tag}" names ${digests.length} different manifests (${digests.join(", ")}); refusing to pick one`);
+}
+
+const distinctDigests = (descriptors: readonly Descriptor[]): string[] => [...new Set(descriptors.map((d) => d.digest))];
 
 export function isValidRef(ref: string): boolean {
   return TAG_PATTERN.test(ref) || DIGEST_PATTERN.test(ref);

@@ -4,28 +4,29 @@
  * memory blob is only opened here; load.ts maps it.
  */
 import fs from "node:fs";
-import path from "node:path";
 import type { SnapshotState } from "../snapshot.js";
 import { decodeConfig } from "./config-blob.js";
 import { MemoryImage } from "../memory-image.js";
 import { sha256, sha256OfImage, type Progress } from "./digest.js";
 import { DigestMismatchError, SnapshotInvalidError, SnapshotNotFoundError } from "./errors.js";
 import { BLOBS_DIR, INDEX_FILE, MAX_BYTES, OCI_LAYOUT_FILE } from "./format.js";
-import { openRegular, readCapped, requireLayoutDir } from "./layout-files.js";
+import { LayoutDir } from "./layout-dir.js";
+import { openRegular, readCapped } from "./layout-files.js";
 import { isValidRef, parseIndex, parseLayoutMarker, parseManifest, resolveRef, type Descriptor, type OciIndex, type SnapshotManifest } from "./oci.js";
 
 export const blobRelative = (digest: string): string => `${BLOBS_DIR}/${digest.slice("sha256:".length)}`;
 
 /** The layout's index, after checking the directory and its oci-layout marker. */
 export function readIndex(dir: string): OciIndex {
-  requireLayoutDir(dir);
-  if (!fs.existsSync(path.join(dir, OCI_LAYOUT_FILE)) && !fs.existsSync(path.join(dir, INDEX_FILE))) {
-    throw new SnapshotNotFoundError(dir, undefined, `no OCI layout in ${dir} (no oci-layout, no index.json)`);
-  }
-  parseLayoutMarker(readCapped(dir, OCI_LAYOUT_FILE, MAX_BYTES.layoutFile));
-  // save() writes the marker before the first index: a marker alone is a first save that never committed.
-  if (!fs.lstatSync(path.join(dir, INDEX_FILE), { throwIfNoEntry: false })) throw new SnapshotNotFoundError(dir, undefined, `no snapshot in ${dir} (oci-layout but no index.json: no save has completed)`);
-  return parseIndex(readCapped(dir, INDEX_FILE, MAX_BYTES.index));
+  return LayoutDir.with(dir, (root) => {
+    if (!root.lstat(OCI_LAYOUT_FILE) && !root.lstat(INDEX_FILE)) {
+      throw new SnapshotNotFoundError(dir, undefined, `no OCI layout in ${dir} (no oci-layout, no index.json)`);
+    }
+    parseLayoutMarker(readCapped(root, OCI_LAYOUT_FILE, MAX_BYTES.layoutFile));
+    // save() writes the marker before the first index: a marker alone is a first save that never committed.
+    if (!root.lstat(INDEX_FILE)) throw new SnapshotNotFoundError(dir, undefined, `no snapshot in ${dir} (oci-layout but no index.json: no save has completed)`);
+    return parseIndex(readCapped(root, INDEX_FILE, MAX_BYTES.index));
+  });
 }
 
 /** A small blob, read whole and checked against its descriptor's size and digest. */

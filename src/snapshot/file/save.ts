@@ -6,7 +6,6 @@
  * which references only complete blobs. Writers serialise on an flock.
  */
 import fs from "node:fs";
-import path from "node:path";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 import type { MemoryImage } from "../memory-image.js";
 import type { Snapshot } from "../snapshot.js";
@@ -14,9 +13,10 @@ import { knownDigest, rememberDigest } from "./blob-digests.js";
 import { encodeConfig } from "./config-blob.js";
 import { sha256, sha256OfImage, type Progress } from "./digest.js";
 import { SnapshotInvalidError } from "./errors.js";
-import { ANNOTATION, BLOBS_DIR, INDEX_FILE, MAX_BYTES, MEDIA_TYPE, OCI_LAYOUT_FILE, TAG_PATTERN } from "./format.js";
+import { ANNOTATION, INDEX_FILE, MAX_BYTES, MEDIA_TYPE, OCI_LAYOUT_FILE, TAG_PATTERN } from "./format.js";
+import { LayoutDir } from "./layout-dir.js";
 import {
-  blobPath, createTemp, discardTemp, ensureDir, fsyncDir, readCapped, removeStaleTemps, renameTemp, storageError, withWriterLock, writeFileAtomic, writeTemp,
+  createTemp, discardTemp, ensureDir, readCapped, removeStaleTemps, renameTemp, storageError, withWriterLock, writeFileAtomic, writeTemp, type Target, type Temp,
 } from "./layout-files.js";
 import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker, tagOf, toJsonBytes, type Descriptor, type OciIndex } from "./oci.js";
 import { VMLET_VERSION } from "../../version.js";
@@ -39,16 +39,24 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
   }
   if (typeof dir !== "string" || dir === "") throw new InvalidConfigError("save() needs a directory path");
   ensureDir(dir);
-  return withWriterLock(dir, options.lockTimeoutMs ?? 30_000, async () => {
-    removeStaleTemps(dir);
-    const staged = new Staged();
-    try {
-      return await saveStaged(snapshot, dir, tag, options, staged);
-    } catch (error) {
-      staged.discard();
-      throw error;
-    }
-  });
+  // Held open until every temp is renamed or removed: their paths resolve through it.
+  const root = LayoutDir.open(dir);
+  try {
+    return await withWriterLock(root, options.lockTimeoutMs ?? 30_000, async () => {
+      removeStaleTemps(root);
+      const staged = new Staged();
+      try {
+        return await saveStaged(snapshot, root, tag, options, staged);
+      } catch (error) {
+        staged.discard();
+        throw error;
+      } finally {
+        staged.closeDirs();
+      }
+    });
+  } finally {
+    root.close();
+  }
 }
 
 /**
@@ -58,14 +66,15 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
  * while the image is hashed. Then the blobs are renamed into place and the directories
  * fsync'd, and only then is index.json renamed: the commit point, as before.
  */
-async function saveStaged(snapshot: Snapshot, dir: string, tag: string, options: SaveOptions, staged: Staged): Promise<string> {
-  const index = readIndexForUpdate(dir, staged);
-  ensureDir(path.join(dir, BLOBS_DIR));
+async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, options: SaveOptions, staged: Staged): Promise<string> {
+  const index = readIndexForUpdate(root, staged);
+  const blobs = staged.blobsDir(root);
+  const layout = { root, blobs };
   // The ELF and config do not depend on the memory digest: their fsyncs join the memory blob's.
-  const guestElf = putBlob(dir, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
-  const config = putBlob(dir, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)), staged);
+  const guestElf = putBlob(layout, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
+  const config = putBlob(layout, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)), staged);
   staged.startSyncs();
-  const memory = await putMemory(dir, snapshot.image, staged, options.onProgress);
+  const memory = await putMemory(layout, snapshot.image, staged, options.onProgress);
   const annotations: Record<string, string> = {
     [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
     [ANNOTATION.version]: VMLET_VERSION,
@@ -73,40 +82,58 @@ async function saveStaged(snapshot: Snapshot, dir: string, tag: string, options:
     [ANNOTATION.generation]: String(snapshot.generation),
     ...(options.guestName ? { [ANNOTATION.guest]: options.guestName } : {}),
   };
-  const manifest = putBlob(dir, MEDIA_TYPE.manifest, toJsonBytes(buildManifest(config, memory, guestElf, annotations)), staged);
+  const manifest = putBlob(layout, MEDIA_TYPE.manifest, toJsonBytes(buildManifest(config, memory, guestElf, annotations)), staged);
   const entry: Descriptor = { ...manifest, artifactType: MEDIA_TYPE.artifact, annotations: { [ANNOTATION.refName]: tag } };
   const indexTemp = index.manifests.some((d) => tagOf(d) === tag && d.digest === manifest.digest)
     ? undefined
-    : writeTemp(dir, toJsonBytes({ ...index, manifests: [...index.manifests.filter((d) => tagOf(d) !== tag), entry] }));
+    : writeTemp(root, toJsonBytes({ ...index, manifests: [...index.manifests.filter((d) => tagOf(d) !== tag), entry] }));
   if (indexTemp) staged.unsynced.push(staged.track(indexTemp));
   await staged.syncAll();
   staged.renameAll();
-  fsyncDir(path.join(dir, BLOBS_DIR));
-  fsyncDir(dir);
+  blobs.fsync();
+  root.fsync();
   if (indexTemp) {
-    renameTemp(indexTemp, path.join(dir, INDEX_FILE));
-    fsyncDir(dir);
+    renameTemp(indexTemp, { dir: root, name: INDEX_FILE });
+    root.fsync();
   }
   return manifest.digest;
 }
 
-type Temp = { fd: number; file: string };
+/** The layout's two directories a save writes into, both held open. */
+interface HeldLayout {
+  readonly root: LayoutDir;
+  readonly blobs: LayoutDir;
+}
 
 /** Temps of one save: written, then fsync'd together, then renamed to their targets. */
 class Staged {
   /** Written, fsync not started yet. */
   readonly unsynced: Temp[] = [];
   readonly syncing: Array<Promise<void>> = [];
-  readonly renames: Array<{ temp: Temp; target: string }> = [];
+  readonly renames: Array<{ temp: Temp; target: Target }> = [];
   /** Every temp of the save, removed if it fails (a renamed one is gone already). */
   private readonly all: Temp[] = [];
+  private readonly dirs: LayoutDir[] = [];
+
+  /** blobs/sha256, created if missing, opened without following symlinks; closed by closeDirs(). */
+  blobsDir(root: LayoutDir): LayoutDir {
+    const blobs = root.openDir("blobs", { create: true });
+    this.dirs.push(blobs);
+    const sha256 = blobs.openDir("sha256", { create: true });
+    this.dirs.push(sha256);
+    return sha256;
+  }
+
+  closeDirs(): void {
+    for (const d of this.dirs.splice(0)) d.close();
+  }
 
   track(temp: Temp): Temp {
     this.all.push(temp);
     return temp;
   }
 
-  add(temp: Temp, target: string): void {
+  add(temp: Temp, target: Target): void {
     this.track(temp);
     this.renameLater(temp, target);
   }
@@ -120,7 +147,7 @@ class Staged {
   }
 
   /** Renamed to `target` by renameAll(), after every fsync. */
-  renameLater(temp: Temp, target: string): void {
+  renameLater(temp: Temp, target: Target): void {
     this.renames.push({ temp, target });
   }
 
@@ -144,21 +171,20 @@ class Staged {
 }
 
 function fsyncAsync(temp: Temp): Promise<void> {
-  return new Promise((resolve, reject) => fs.fsync(temp.fd, (error) => (error ? reject(storageError(temp.file, error)) : resolve())));
+  return new Promise((resolve, reject) => fs.fsync(temp.fd, (error) => (error ? reject(storageError(temp.shown, error)) : resolve())));
 }
 
 /** The current index (a fresh one for a new layout). A corrupt existing index is not overwritten. */
-function readIndexForUpdate(dir: string, staged: Staged): OciIndex {
-  const marker = path.join(dir, OCI_LAYOUT_FILE);
-  if (fs.existsSync(marker)) parseLayoutMarker(readCapped(dir, OCI_LAYOUT_FILE, MAX_BYTES.layoutFile));
+function readIndexForUpdate(root: LayoutDir, staged: Staged): OciIndex {
+  if (root.lstat(OCI_LAYOUT_FILE)) parseLayoutMarker(readCapped(root, OCI_LAYOUT_FILE, MAX_BYTES.layoutFile));
   else {
-    const temp = writeTemp(dir, new TextEncoder().encode(layoutMarker()));
+    const temp = writeTemp(root, new TextEncoder().encode(layoutMarker()));
     staged.unsynced.push(temp);
-    staged.add(temp, marker);
+    staged.add(temp, { dir: root, name: OCI_LAYOUT_FILE });
   }
-  if (!fs.existsSync(path.join(dir, INDEX_FILE))) return emptyIndex();
+  if (!root.lstat(INDEX_FILE)) return emptyIndex();
   try {
-    return parseIndex(readCapped(dir, INDEX_FILE, MAX_BYTES.index));
+    return parseIndex(readCapped(root, INDEX_FILE, MAX_BYTES.index));
   } catch (error) {
     if (error instanceof SnapshotInvalidError) throw new SnapshotInvalidError(INDEX_FILE, `${error.message}; refusing to overwrite it`, { cause: error });
     throw error;
@@ -166,27 +192,26 @@ function readIndexForUpdate(dir: string, staged: Staged): OciIndex {
 }
 
 /** Replaces index.json by rename: the commit point of a save, rm or gc. */
-export function writeIndex(dir: string, index: OciIndex): void {
-  writeFileAtomic(dir, path.join(dir, INDEX_FILE), toJsonBytes(index));
-  fsyncDir(dir);
+export function writeIndex(root: LayoutDir, index: OciIndex): void {
+  writeFileAtomic(root, { dir: root, name: INDEX_FILE }, toJsonBytes(index));
+  root.fsync();
 }
+
+const hexOf = (digest: string): string => digest.slice("sha256:".length);
 
 /** A blob already in the layout (written under its digest name, so complete) is not written again. */
-function present(dir: string, digest: string, size: number): boolean {
-  try {
-    const stat = fs.lstatSync(blobPath(dir, digest));
-    return stat.isFile() && stat.size === size;
-  } catch {
-    return false;
-  }
+function present(blobs: LayoutDir, digest: string, size: number): boolean {
+  const stat = blobs.lstat(hexOf(digest));
+  return stat !== undefined && stat.isFile() && stat.size === size;
 }
 
-function putBlob(dir: string, mediaType: string, bytes: Uint8Array, staged: Staged): Descriptor {
+function putBlob(layout: HeldLayout, mediaType: string, bytes: Uint8Array, staged: Staged): Descriptor {
   const digest = sha256(bytes);
-  if (!present(dir, digest, bytes.byteLength) && !staged.renames.some((r) => r.target === blobPath(dir, digest))) {
-    const temp = writeTemp(dir, bytes);
+  const name = hexOf(digest);
+  if (!present(layout.blobs, digest, bytes.byteLength) && !staged.renames.some((r) => r.target.dir === layout.blobs && r.target.name === name)) {
+    const temp = writeTemp(layout.root, bytes);
     staged.unsynced.push(temp);
-    staged.add(temp, blobPath(dir, digest));
+    staged.add(temp, { dir: layout.blobs, name });
   }
   return { mediaType, digest, size: bytes.byteLength };
 }
@@ -196,14 +221,14 @@ function putBlob(dir: string, mediaType: string, bytes: Uint8Array, staged: Stag
  * while its fsync runs on the thread pool. A known digest whose blob is present skips the
  * write; an unknown one is only known after the write (the blob is then dropped if present).
  */
-async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProgress?: Progress): Promise<Descriptor> {
+async function putMemory(layout: HeldLayout, image: MemoryImage, staged: Staged, onProgress?: Progress): Promise<Descriptor> {
   const ranges = image.dataRanges();
   const known = knownDigest(image);
-  if (known !== undefined && present(dir, known, image.size)) {
+  if (known !== undefined && present(layout.blobs, known, image.size)) {
     onProgress?.(image.size, image.size);
     return { mediaType: MEDIA_TYPE.memory, digest: known, size: image.size };
   }
-  const temp = createTemp(dir);
+  const temp = createTemp(layout.root);
   try {
     fs.ftruncateSync(temp.fd, image.size);
     const toWrite = Math.max(1, dataBytes(ranges));
@@ -220,7 +245,7 @@ async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProg
     }
   } catch (error) {
     discardTemp(temp);
-    throw error instanceof VmletError ? error : storageError(temp.file, error);
+    throw error instanceof VmletError ? error : storageError(temp.shown, error);
   }
   // Its fsync runs while the image is hashed, and is awaited with the other temps' in
   // syncAll(), so the manifest and index temps can join the same journal commit.
@@ -234,11 +259,11 @@ async function putMemory(dir: string, image: MemoryImage, staged: Staged, onProg
     throw error;
   }
   rememberDigest(image, digest);
-  if (present(dir, digest, image.size)) {
+  if (present(layout.blobs, digest, image.size)) {
     await syncing.catch(() => undefined);
     discardTemp(temp);
   } else {
-    staged.renameLater(temp, blobPath(dir, digest));
+    staged.renameLater(temp, { dir: layout.blobs, name: hexOf(digest) });
   }
   onProgress?.(image.size, image.size);
   return { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
