@@ -343,9 +343,17 @@ export class Sandbox {
   }
 
   private writeLogLevel(): void {
-    const at = this.parts.layout.controlBlock;
-    this.vm.writeU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
-    this.hostWrites.mark(at, CB.size);
+    this.writeHostU32(this.parts.layout.controlBlock + CB.maxLogLevel, levelNumber(this.maxLogLevel));
+  }
+
+  /**
+   * The one way this class writes guest memory: the page is marked host-written before the
+   * write, so the next restore puts it back whatever happens after. (vm.writeU32 itself
+   * orders the write after a pending deferred restore.)
+   */
+  private writeHostU32(address: number, value: number): void {
+    this.hostWrites.mark(address, 4);
+    this.vm.writeU32(address, value);
   }
 
   /**
@@ -355,22 +363,18 @@ export class Sandbox {
    */
   applyHostFields(): void {
     const at = this.parts.layout.controlBlock;
-    const { vm } = this;
     const base = this.baseFacts(this.base!); // only sandboxes resumed from a snapshot get here
     // The generation the restored control block holds is the snapshot's: read it there (a deferred restore has not run yet).
     const low = base.view.getUint32(at + CB.rngGeneration, true);
     const high = base.view.getUint32(at + CB.rngGeneration + 4, true);
-    vm.writeU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
-    vm.writeU32(at + CB.fpuXsaveMask, base.xsaveMask);
-    vm.writeU32(at + CB.rngSeed, randomWord());
-    vm.writeU32(at + CB.rngSeed + 4, randomWord());
-    vm.writeU32(at + CB.rngGeneration, (low + 1) >>> 0);
-    vm.writeU32(at + CB.rngGeneration + 4, low === 0xffffffff ? (high + 1) >>> 0 : high);
-    this.hostWrites.mark(at, CB.size);
-    if (base.fixMarkAt !== undefined) {
-      vm.writeU32(base.fixMarkAt, 0);
-      this.hostWrites.mark(base.fixMarkAt, 4);
-    }
+    this.writeHostU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
+    this.writeHostU32(at + CB.fpuXsaveMask, base.xsaveMask);
+    this.writeHostU32(at + CB.rngSeed, randomWord());
+    this.writeHostU32(at + CB.rngSeed + 4, randomWord());
+    // The generation is a u64 in two u32 halves: `>>> 0` wraps the low half on purpose.
+    this.writeHostU32(at + CB.rngGeneration, (low + 1) >>> 0);
+    this.writeHostU32(at + CB.rngGeneration + 4, low === 0xffffffff ? (high + 1) >>> 0 : high);
+    if (base.fixMarkAt !== undefined) this.writeHostU32(base.fixMarkAt, 0);
   }
 
   /** What applyHostFields() needs of the base, worked out once per base (hypervisor/fpu-reload.ts for the FPU record). */
