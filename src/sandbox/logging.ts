@@ -1,6 +1,7 @@
 /** Guest log records, levels and the default logger. */
 import { InvalidConfigError } from "../errors/errors.js";
 import { LOG_LEVELS } from "../abi/constants.js";
+import { describe } from "./option-checks.js";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -20,7 +21,7 @@ export function levelNumber(level: LogLevel): number {
 
 export function parseLogLevel(value: unknown, option: string): LogLevel {
   if (typeof value === "string" && (LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
-  throw new InvalidConfigError(`${option} must be one of ${LOG_LEVELS.join(", ")} (got ${String(value)})`);
+  throw new InvalidConfigError(`${option} must be one of ${LOG_LEVELS.join(", ")} (got ${describe(value)})`);
 }
 
 export function levelName(n: number): Exclude<LogLevel, "off"> | undefined {

@@ -27,7 +27,7 @@ import { randomWord } from "./entropy.js";
 import { CallSession, callContext, finishSync, readReturn, type CallContext, type Step } from "./call-session.js";
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
-import { timeout } from "./config.js";
+import { timeout } from "./option-checks.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 

@@ -14,6 +14,7 @@ import { parseDescriptor, tagOf, type Descriptor } from "./oci.js";
 import * as J from "./json-checks.js";
 import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
+import { checkLayoutWriteOptions, checkVerifyOptions } from "./option-checks.js";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 
 export interface SnapshotListing {
@@ -130,7 +131,8 @@ export class SnapshotLayout {
   }
 
   /** Checks every structural rule and every blob's sha256 (each blob hashed once). Never throws for a bad layout: it reports. */
-  async verify(options: { onProgress?: Progress } = {}): Promise<VerifyReport> {
+  async verify(options?: { onProgress?: Progress }): Promise<VerifyReport> {
+    const onProgress = checkVerifyOptions(options);
     const problems: VerifyProblem[] = [];
     const verified = new Set<string>();
     let snapshots = 0;
@@ -161,7 +163,7 @@ export class SnapshotLayout {
     for (const { ref, entry } of entries) {
       if (verified.has(entry.memory.digest)) continue;
       try {
-        await openMemoryImage(this.dir, entry.memory, true, options.onProgress && ((d) => options.onProgress!(done + d, total)));
+        await openMemoryImage(this.dir, entry.memory, true, onProgress && ((d) => onProgress(done + d, total)));
         verified.add(entry.memory.digest);
       } catch (error) {
         if (!(error instanceof VmletError)) throw error;
@@ -173,10 +175,11 @@ export class SnapshotLayout {
   }
 
   /** Removes a tag from the index (the commit point); its blobs stay until gc(). Returns whether the tag existed. */
-  async remove(tag: string, options: LayoutWriteOptions = {}): Promise<boolean> {
+  async remove(tag: string, options?: LayoutWriteOptions): Promise<boolean> {
+    const lockTimeoutMs = checkLayoutWriteOptions(options);
     if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag`);
     readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
-    return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
+    return withWriterLock(this.dir, lockTimeoutMs, () => {
       const index = readIndex(this.dir);
       const kept = index.manifests.filter((d) => tagOf(d) !== tag);
       if (kept.length === index.manifests.length) return false;
@@ -189,9 +192,10 @@ export class SnapshotLayout {
    * Deletes every blob no index entry reaches, and temp files of crashed writers. If a
    * referenced manifest cannot be read, nothing is deleted (its blobs are unknown).
    */
-  async gc(options: LayoutWriteOptions = {}): Promise<GcReport> {
+  async gc(options?: LayoutWriteOptions): Promise<GcReport> {
+    const lockTimeoutMs = checkLayoutWriteOptions(options);
     readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
-    return withWriterLock(this.dir, options.lockTimeoutMs ?? 30_000, () => {
+    return withWriterLock(this.dir, lockTimeoutMs, () => {
       const removedTempFiles = removeStaleTemps(this.dir);
       const referenced = this.reachableBlobs();
       const blobsDir = path.join(this.dir, BLOBS_DIR);

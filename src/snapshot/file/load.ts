@@ -11,6 +11,7 @@ import type { Progress } from "./digest.js";
 import { CpuIncompatibleError } from "./errors.js";
 import { MAX_BYTES } from "./format.js";
 import { openMemoryImage, readBlob, readEntry, readIndex } from "./reader.js";
+import { checkDir, checkLoadOptions } from "./option-checks.js";
 
 export interface LoadOptions {
   /** Hash every blob before use (checkedLoad). */
@@ -18,12 +19,14 @@ export interface LoadOptions {
   readonly onProgress?: Progress;
 }
 
-export async function loadSnapshot(dir: string, ref: string, options: LoadOptions = {}): Promise<Snapshot> {
+export async function loadSnapshot(dir: string, ref: string, options?: LoadOptions): Promise<Snapshot> {
+  const checked = checkLoadOptions(options);
+  checkDir(dir, "load()");
   const entry = readEntry(dir, readIndex(dir), ref);
   const missing = missingFeatures(entry.state.guestCpu.features, guestCpuIdentity());
   if (missing.length > 0) throw new CpuIncompatibleError(missing);
   const guestElf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf);
-  const image = await openMemoryImage(dir, entry.memory, options.verify === true, options.onProgress);
+  const image = await openMemoryImage(dir, entry.memory, checked.verify, checked.onProgress);
   rememberDigest(image, entry.memory.digest);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }

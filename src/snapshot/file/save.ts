@@ -20,6 +20,7 @@ import {
 } from "./layout-files.js";
 import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker, tagOf, toJsonBytes, type Descriptor, type OciIndex } from "./oci.js";
 import { VMLET_VERSION } from "../../version.js";
+import { checkSaveOptions, type CheckedSaveOptions } from "./option-checks.js";
 
 export interface SaveOptions {
   /** Recorded in the manifest for `vmlet snapshot ls` (e.g. the ELF's file name). */
@@ -33,17 +34,18 @@ export interface SaveOptions {
 const WRITE_SLICE = 32 << 20;
 const PAGE = 4096;
 
-export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string, options: SaveOptions = {}): Promise<string> {
+export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string, options?: SaveOptions): Promise<string> {
+  const checked = checkSaveOptions(options);
   if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) {
     throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag (letters, digits, _ . -; up to 128; not starting with . or -)`);
   }
   if (typeof dir !== "string" || dir === "") throw new InvalidConfigError("save() needs a directory path");
   ensureDir(dir);
-  return withWriterLock(dir, options.lockTimeoutMs ?? 30_000, async () => {
+  return withWriterLock(dir, checked.lockTimeoutMs, async () => {
     removeStaleTemps(dir);
     const staged = new Staged();
     try {
-      return await saveStaged(snapshot, dir, tag, options, staged);
+      return await saveStaged(snapshot, dir, tag, checked, staged);
     } catch (error) {
       staged.discard();
       throw error;
@@ -58,7 +60,7 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
  * while the image is hashed. Then the blobs are renamed into place and the directories
  * fsync'd, and only then is index.json renamed: the commit point, as before.
  */
-async function saveStaged(snapshot: Snapshot, dir: string, tag: string, options: SaveOptions, staged: Staged): Promise<string> {
+async function saveStaged(snapshot: Snapshot, dir: string, tag: string, options: CheckedSaveOptions, staged: Staged): Promise<string> {
   const index = readIndexForUpdate(dir, staged);
   ensureDir(path.join(dir, BLOBS_DIR));
   // The ELF and config do not depend on the memory digest: their fsyncs join the memory blob's.
