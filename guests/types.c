@@ -208,3 +208,23 @@ VMLET_EXPORT(busy_sum, U64, U32);
 
 static uint64_t random_u64(void) { return vmlet_random_u64(); }
 VMLET_EXPORT(random_u64, U64);
+
+/* ---- what a guest can read of earlier messages ---- */
+
+/* A copy of `length` bytes at `offset` in the input (which = 0) or output buffer, read
+ * straight from the control block's addresses. Restore tests check these hold nothing
+ * of a call that failed while the host was writing it. Copied first: the result itself
+ * goes to the output buffer. */
+#define CB_U32(off) (*(volatile uint32_t *)(uintptr_t)(VMLET_CONTROL_BLOCK_ADDR + (off)))
+#define CB_U64(off) (*(volatile uint64_t *)(uintptr_t)(VMLET_CONTROL_BLOCK_ADDR + (off)))
+
+static vmlet_bytes buffer_bytes(uint32_t which, uint32_t offset, uint32_t length) {
+  uint64_t base = CB_U64(which == 0 ? VMLET_CB_INPUT_ADDR : VMLET_CB_OUTPUT_ADDR);
+  uint32_t size = CB_U32(which == 0 ? VMLET_CB_INPUT_SIZE : VMLET_CB_OUTPUT_SIZE);
+  if (offset > size || length > size - offset) vmlet_panic("buffer_bytes: %u bytes at %u lie outside the buffer", length, offset);
+  uint8_t *copy = vmlet_scratch(length ? length : 1);
+  if (!copy) vmlet_out_of_memory();
+  memcpy(copy, (const uint8_t *)(uintptr_t)(base + offset), length);
+  return (vmlet_bytes){copy, length};
+}
+VMLET_EXPORT(buffer_bytes, BYTES, U32, U32, U32);

@@ -2,13 +2,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MessageKind } from "../src/abi/constants.js";
-import { readValues, receiveMessage, writeMessage, type Buffer } from "../src/abi/messages.js";
+import { readValues, receiveMessage, writeMessage, type WritableBuffer } from "../src/abi/messages.js";
 import type { ValueType } from "../src/abi/types.js";
 import { ArgumentMismatchError, BufferTooSmallError, GuestProtocolError } from "../src/errors/errors.js";
 
-function buffer(size: number, address = 64): Buffer {
+function buffer(size: number, address = 64): WritableBuffer {
   const bytes = new Uint8Array(address + size + 64);
-  return { bytes, view: new DataView(bytes.buffer), address, size };
+  return { bytes, view: new DataView(bytes.buffer), address, size, recordWrite: () => undefined };
 }
 
 test("a message of every type decodes to the values written", () => {

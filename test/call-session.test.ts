@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CallSession, type CallContext } from "../src/sandbox/call-session.js";
 import { HostFunctionRegistry } from "../src/sandbox/host-functions.js";
-import { HostWrites } from "../src/mem/host-writes.js";
 import { CancelledError, GuestFaultError, GuestProtocolError, HypervisorError, TimeoutError } from "../src/errors/errors.js";
 import type { VirtualMachine, VmExit } from "../src/hypervisor/virtual-machine.js";
 
@@ -17,10 +16,9 @@ function context(cancelled = false): CallContext {
   } as unknown as VirtualMachine;
   return {
     vm,
-    input: { bytes, view, address: 4096, size: 4096 },
-    output: { bytes, view, address: 8192, size: 4096 },
+    input: { bytes, view, address: 4096, size: 4096, recordWrite: () => undefined },
+    output: { bytes, view, address: 8192, size: 4096, recordWrite: () => undefined },
     hostFunctions: new HostFunctionRegistry(),
-    hostWrites: new HostWrites(bytes.length),
     logger: () => undefined,
     cancelled: () => cancelled,
   };

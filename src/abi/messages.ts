@@ -7,6 +7,7 @@ import { GuestProtocolError } from "../errors/errors.js";
 import { ABI_VERSION, MESSAGE_MAGIC, MSG, MessageKind } from "./constants.js";
 import type { GuestValue, ValueType } from "./types.js";
 import { readValue, writeValue, type Cursor } from "./values.js";
+import { WriteCursor, type RecordHostWrite } from "./write-cursor.js";
 
 /** A buffer in guest memory. */
 export interface Buffer {
@@ -16,19 +17,25 @@ export interface Buffer {
   readonly size: number;
 }
 
-export function startMessage(buf: Buffer, kind: MessageKind, a: number, b: number): Cursor {
+/** A buffer the host writes messages into: only through a WriteCursor, which records each range before writing it. */
+export interface WritableBuffer extends Buffer {
+  readonly recordWrite: RecordHostWrite;
+}
+
+export function startMessage(buf: WritableBuffer, kind: MessageKind, a: number, b: number): WriteCursor {
+  const c = new WriteCursor(buf.bytes, buf.view, buf.address, buf.address + buf.size, buf.recordWrite);
+  const at = c.claim(MSG.headerSize, () => "message header");
   const v = buf.view;
-  const at = buf.address;
   v.setUint32(at + MSG.magic, MESSAGE_MAGIC, true);
   v.setUint16(at + MSG.version, ABI_VERSION, true);
   v.setUint16(at + MSG.kind, kind, true);
   v.setUint32(at + MSG.a, a, true);
   v.setUint32(at + MSG.b, b, true);
-  return { bytes: buf.bytes, view: v, offset: at + MSG.headerSize, end: at + buf.size };
+  return c;
 }
 
-/** Completes the header; returns the message's length in bytes. */
-export function finishMessage(buf: Buffer, c: Cursor, count: number): number {
+/** Completes the header (recorded by startMessage); returns the message's length in bytes. */
+export function finishMessage(buf: WritableBuffer, c: WriteCursor, count: number): number {
   const length = c.offset - buf.address;
   buf.view.setUint32(buf.address + MSG.length, length, true);
   buf.view.setUint32(buf.address + MSG.count, count, true);
@@ -37,7 +44,7 @@ export function finishMessage(buf: Buffer, c: Cursor, count: number): number {
 
 /** Writes a whole message of typed values. */
 export function writeMessage(
-  buf: Buffer,
+  buf: WritableBuffer,
   kind: MessageKind,
   a: number,
   b: number,

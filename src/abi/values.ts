@@ -1,12 +1,16 @@
 /**
  * Encoding and decoding of single values: [u32 tag][u32 length][payload padded to 8].
- * Encoders check the JavaScript value against the declared type; decoders check
- * every length and offset against the message bounds.
+ * Encoders check the JavaScript value against the declared type and write only what
+ * a WriteCursor handed them (recorded first); decoders check every length and offset
+ * against the message bounds. Sizes are plain numbers: no 32-bit operator touches one.
  */
 import { ArgumentMismatchError, BufferTooSmallError, GuestProtocolError } from "../errors/errors.js";
 import { TAG, VALUE_HEADER_SIZE } from "./constants.js";
 import type { GuestValue, ValueType } from "./types.js";
 import { typeOfTag } from "./types.js";
+import { pad8, type WriteCursor } from "./write-cursor.js";
+
+export { pad8 } from "./write-cursor.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -14,19 +18,17 @@ const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
 const U32_MAX = 0xffffffff;
 
-export const pad8 = (n: number): number => (n + 7) & ~7;
-
-/** Where a message is written or read: guest memory and the message's bounds. */
+/** Where a message is read: guest memory and the message's bounds. */
 export interface Cursor {
   readonly bytes: Uint8Array;
   readonly view: DataView;
   offset: number;
-  /** Absolute end of the buffer (write) or the message (read). */
+  /** Absolute end of the message. */
   readonly end: number;
 }
 
 /** Appends one value; `describe` names it in errors ("argument 2 of add"). */
-export function writeValue(c: Cursor, type: ValueType, value: unknown, describe: () => string): void {
+export function writeValue(c: WriteCursor, type: ValueType, value: unknown, describe: () => string): void {
   switch (type) {
     case "string":
       return writeString(c, value, describe);
@@ -42,15 +44,12 @@ function mismatch(describe: () => string, expected: string, value: unknown): nev
   throw new ArgumentMismatchError(`${describe()} must be ${expected}, got ${got}`);
 }
 
-function reserve(c: Cursor, payload: number, describe: () => string): number {
-  const at = c.offset;
-  const need = VALUE_HEADER_SIZE + pad8(payload);
-  if (at + need > c.end) throw new BufferTooSmallError(`${describe()} does not fit the ${c.end - c.offset + at}-byte buffer`);
-  c.offset = at + need;
-  return at;
+/** Claims a value's header and padded payload; returns the header's address. */
+function reserve(c: WriteCursor, payload: number, describe: () => string): number {
+  return c.claim(VALUE_HEADER_SIZE + pad8(payload), describe);
 }
 
-function writeScalar(c: Cursor, type: ValueType, value: unknown, describe: () => string): void {
+function writeScalar(c: WriteCursor, type: ValueType, value: unknown, describe: () => string): void {
   const at = reserve(c, 8, describe);
   const v = c.view;
   v.setUint32(at, TAG[type], true);
@@ -100,21 +99,31 @@ function toBigInt(value: unknown, signed: boolean, describe: () => string): bigi
   return big;
 }
 
-function writeString(c: Cursor, value: unknown, describe: () => string): void {
+function writeString(c: WriteCursor, value: unknown, describe: () => string): void {
   if (typeof value !== "string") mismatch(describe, "a string", value);
   if (value.includes("\0")) throw new ArgumentMismatchError(`${describe()} contains a NUL character, which C strings cannot carry`);
   const start = c.offset + VALUE_HEADER_SIZE;
-  const room = c.end - start - 1;
-  if (room < 0) throw new BufferTooSmallError(`${describe()} does not fit the buffer`);
-  const { read, written } = encoder.encodeInto(value, c.bytes.subarray(start, start + room));
-  if (read !== value.length) throw new BufferTooSmallError(`${describe()} (${value.length} chars) does not fit the buffer`);
+  const room = c.end - start - 1; // the NUL needs one byte
+  // UTF-8 takes at least one byte per UTF-16 unit: a longer string cannot fit, and nothing is written.
+  const tooLarge = (): BufferTooSmallError => new BufferTooSmallError(`${describe()} (${value.length} chars) does not fit the buffer`);
+  if (value.length > room) throw tooLarge();
+  // Most strings are ASCII (one byte per unit): try exactly that much first; others need up to 3 bytes per unit.
+  let { read, written } = encodeRecorded(c, value, start, value.length);
+  if (read !== value.length) ({ read, written } = encodeRecorded(c, value, start, Math.min(room, 3 * value.length)));
+  if (read !== value.length) throw tooLarge();
   const at = reserve(c, written + 1, describe);
   c.bytes[start + written] = 0;
   c.view.setUint32(at, TAG.string, true);
   c.view.setUint32(at + 4, written + 1, true);
 }
 
-function writeBytes(c: Cursor, value: unknown, describe: () => string): void {
+/** Encodes `value` into at most `limit` bytes at `start`, recording them first. */
+function encodeRecorded(c: WriteCursor, value: string, start: number, limit: number): TextEncoderEncodeIntoResult {
+  c.recordUpTo(start + limit);
+  return encoder.encodeInto(value, c.bytes.subarray(start, start + limit));
+}
+
+function writeBytes(c: WriteCursor, value: unknown, describe: () => string): void {
   if (!(value instanceof Uint8Array)) mismatch(describe, "a Uint8Array", value);
   const at = reserve(c, value.length, describe);
   c.view.setUint32(at, TAG.bytes, true);

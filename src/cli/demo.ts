@@ -1,6 +1,7 @@
 /** `vmlet demo`: builds the demo guest, calls each kind of function, catches a fault, prints latencies. */
 import { SandboxBuilder } from "../sandbox/builder.js";
 import { VmletError } from "../errors/errors.js";
+import { escapeControlChars } from "../sandbox/terminal-text.js";
 import { guestPath } from "./paths.js";
 import { timeAsync, timeSync } from "./stats.js";
 
@@ -10,7 +11,7 @@ export async function demo(print: (line: string) => void): Promise<void> {
   const sb = await new SandboxBuilder()
     .guest(guestPath("demo"))
     .hostFunction("log_line", ["string"], "void", (s) => void lines.push(s))
-    .guestLogger((r) => print(`  guest log [${r.level}] ${r.message} (${r.file}:${r.line})`))
+    .guestLogger((r) => print(`  guest log [${r.level}] ${escapeControlChars(r.message)} (${escapeControlChars(r.file)}:${r.line})`))
     .heapSize(2 << 20)
     .build();
   const buildMs = performance.now() - started;

@@ -29,6 +29,15 @@ const LEAF_FLAGS: Record<Access, readonly [number, number]> = {
 const ENTRIES = 512;
 const TABLE_FLAGS = PRESENT | WRITABLE | USER | ACCESSED;
 
+/**
+ * The low and high halves of an entry pointing at the table at `address`. Split with
+ * arithmetic: the tables follow the heap, so they can lie above 4 GiB, where `address |
+ * flags` would keep only the low 32 bits and point the entry into guest-writable memory.
+ */
+function tableEntry(address: number): [number, number] {
+  return [(address % 2 ** 32) + TABLE_FLAGS, Math.floor(address / 2 ** 32)];
+}
+
 /** Writes the page tables into guest memory; returns the PML4's guest address. */
 export function buildPageTables(memory: Uint8Array, layout: MemoryLayout): number {
   const { address, size } = layout.pageTables;
@@ -49,10 +58,10 @@ export function buildPageTables(memory: Uint8Array, layout: MemoryLayout): numbe
     words[w] = low;
     words[w + 1] = high;
   };
-  put(pml4, 0, pdpt | TABLE_FLAGS, 0);
-  for (let d = 0; d < pds; d++) put(pdpt, d, (pdBase + d * PAGE) | TABLE_FLAGS, 0);
+  put(pml4, 0, ...tableEntry(pdpt));
+  for (let d = 0; d < pds; d++) put(pdpt, d, ...tableEntry(pdBase + d * PAGE));
   for (let t = 0; t < pts; t++) {
-    put(pdBase + Math.floor(t / ENTRIES) * PAGE, t % ENTRIES, (ptBase + t * PAGE) | TABLE_FLAGS, 0);
+    put(pdBase + Math.floor(t / ENTRIES) * PAGE, t % ENTRIES, ...tableEntry(ptBase + t * PAGE));
   }
   for (const region of layout.regions) {
     const [low, high] = LEAF_FLAGS[region.access];

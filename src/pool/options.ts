@@ -1,7 +1,7 @@
 /** SandboxPool options: validated once, at construction. */
 import { availableParallelism } from "node:os";
 import { InvalidConfigError } from "../errors/errors.js";
-import { timeout } from "../sandbox/config.js";
+import { describe, optionsObject, timeout } from "../sandbox/option-checks.js";
 import { HostFunctionRegistry, type HostFunctionDefinition } from "../sandbox/host-functions.js";
 import type { GuestLogger, LogLevel } from "../sandbox/logging.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "../sandbox/snapshot-config.js";
@@ -35,14 +35,10 @@ const KNOWN = ["size", "hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestL
 
 export function resolvePoolOptions(snapshot: unknown, options: unknown): ResolvedPoolOptions {
   if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("SandboxPool takes a Snapshot as its first argument (sandbox.snapshot())");
-  const o = (options ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new InvalidConfigError("SandboxPool options must be an object");
-  for (const key of Object.keys(o)) {
-    if (!KNOWN.includes(key)) throw new InvalidConfigError(`unknown SandboxPool option "${key}" (known: ${KNOWN.join(", ")})`);
-  }
-  const size = o.size ?? availableParallelism();
+  const o = optionsObject(options ?? undefined, "SandboxPool option", KNOWN);
+  const size = o.size === undefined ? availableParallelism() : o.size;
   if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > MAX_POOL_SIZE) {
-    throw new InvalidConfigError(`size must be an integer from 1 to ${MAX_POOL_SIZE} (got ${String(o.size)})`);
+    throw new InvalidConfigError(`size must be an integer from 1 to ${MAX_POOL_SIZE} (got ${describe(o.size)})`);
   }
   const acquireTimeoutMs = o.acquireTimeoutMs === undefined ? undefined : timeout("acquireTimeoutMs", o.acquireTimeoutMs);
   // The per-sandbox fields: the same checks (and messages naming the option) as Sandbox.fromSnapshot.
@@ -53,10 +49,7 @@ export function resolvePoolOptions(snapshot: unknown, options: unknown): Resolve
   resolveSnapshotConfig(sandbox);
   // Fail now, not at the first run(), when the host functions do not cover the snapshot's.
   const registry = new HostFunctionRegistry();
-  for (const f of sandbox.hostFunctions ?? []) {
-    if (typeof f !== "object" || f === null) throw new InvalidConfigError("hostFunctions must be an array of { name, params, returns, impl }");
-    registry.register(f.name, f.params, f.returns, f.impl);
-  }
+  for (const f of sandbox.hostFunctions ?? []) registry.register(f.name, f.params, f.returns, f.impl); // checked above
   requireSuperset(snapshot.state.hostFunctions, registry, "SandboxPool");
   return { size, acquireTimeoutMs, sandbox };
 }

@@ -5,7 +5,7 @@
  */
 import { AbortCode, HostStatus, MessageKind, PORT_ABORT, PORT_FAULT_BASE, PORT_HOST_CALL, PORT_LOG, PORT_READY, ReturnStatus, FAULT_VECTORS } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
-import { readValues, receiveMessage, startMessage, finishMessage, writeMessage, type Buffer } from "../abi/messages.js";
+import { readValues, receiveMessage, startMessage, finishMessage, writeMessage, type Buffer, type WritableBuffer } from "../abi/messages.js";
 import { formatSignature, tagOf, typeOfTag, type GuestValue, type ReturnType } from "../abi/types.js";
 import { readValue, writeValue } from "../abi/values.js";
 import {
@@ -22,12 +22,11 @@ import { levelName, type GuestLogger } from "./logging.js";
 /** What the sandbox lends a call. */
 export interface CallContext {
   readonly vm: VirtualMachine;
-  readonly input: Buffer;
-  readonly output: Buffer;
+  /** The I/O buffers; host writes into them are recorded first (recordHostWrite). */
+  readonly input: WritableBuffer;
+  readonly output: WritableBuffer;
   readonly hostFunctions: HostFunctionRegistry;
   readonly logger: GuestLogger;
-  /** Records guest pages the host writes, which the backend's dirty log does not see. */
-  readonly hostWrites: HostWrites;
   /** Set by kill() or an AbortSignal while the call runs. */
   readonly cancelled: () => boolean;
 }
@@ -36,8 +35,6 @@ export type Step =
   | { readonly kind: "resume" }
   | { readonly kind: "done"; readonly value: GuestValue | undefined }
   | { readonly kind: "host-call"; readonly fn: HostFunction; readonly args: GuestValue[] };
-
-const PAGE = 4096;
 
 /** Interrupts land within a timer tick of the deadline; this much early still counts as expired. */
 const DEADLINE_SLACK_MS = 1;
@@ -55,31 +52,14 @@ export class CallSession {
     this.deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
   }
 
-  /** Writes the CALL message for `fn` into the input buffer. */
+  /**
+   * Writes the CALL message for `fn` into the input buffer. Each range is recorded before
+   * it is written (the buffer's recordWrite), so a call that fails half-way through its
+   * arguments leaves nothing the next restore misses.
+   */
   static writeCall(ctx: CallContext, fn: GuestFunction, args: readonly unknown[]): void {
     const describe = (i: number): string => `argument ${i + 1} of ${formatSignature(fn.name, fn)}`;
-    const { vm, input } = ctx;
-    if (!vm.restorePending) {
-      ctx.hostWrites.mark(input.address, writeMessage(input, MessageKind.Call, fn.index, 0, fn.params, args, describe));
-      return;
-    }
-    // A deferred restore will copy pages back before the run: the pages written here must
-    // first be made the snapshot's, so the restore can skip them. The message's length is
-    // known only once written: the first page first, then (rarely) the rest and again.
-    const firstPageEnd = Math.min(input.size, PAGE - (input.address % PAGE));
-    vm.beforeHostWrite(input.address, firstPageEnd);
-    let length: number;
-    try {
-      length = writeMessage(input, MessageKind.Call, fn.index, 0, fn.params, args, describe);
-      if (length > firstPageEnd) {
-        vm.beforeHostWrite(input.address, length);
-        length = writeMessage(input, MessageKind.Call, fn.index, 0, fn.params, args, describe);
-      }
-    } catch (error) {
-      vm.beforeHostWrite(input.address, input.size); // nothing of a half-written message survives the restore
-      throw error;
-    }
-    ctx.hostWrites.mark(input.address, length);
+    writeMessage(ctx.input, MessageKind.Call, fn.index, 0, fn.params, args, describe);
   }
 
   /** Milliseconds until the deadline, or undefined without one. */
@@ -126,7 +106,7 @@ export class CallSession {
     try {
       const c = startMessage(this.ctx.output, MessageKind.HostReturn, HostStatus.Ok, 0);
       if (fn.returns !== "void") writeValue(c, fn.returns, result, () => `result of host function "${fn.name}"`);
-      this.ctx.hostWrites.mark(this.ctx.output.address, finishMessage(this.ctx.output, c, fn.returns === "void" ? 0 : 1));
+      finishMessage(this.ctx.output, c, fn.returns === "void" ? 0 : 1);
     } catch (error) {
       this.hostThrew(fn, error);
     }
@@ -195,8 +175,7 @@ export class CallSession {
   /** Tells the guest the host call failed; the caller gets `error` once the guest returns. */
   private failHostCall(status: HostStatus, error: VmletError): void {
     this.pendingError ??= error;
-    const length = writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [truncate(error.message)], () => "host error text");
-    this.ctx.hostWrites.mark(this.ctx.output.address, length);
+    writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [truncate(error.message)], () => "host error text");
   }
 
   private readLog(): void {
@@ -272,8 +251,22 @@ export function callContext(
 ): CallContext {
   const memory = vm.memory;
   const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
-  const buffer = (b: { address: number; size: number }): Buffer => ({ bytes: memory, view, address: b.address, size: b.size });
-  return { vm, input: buffer(layout.input), output: buffer(layout.output), hostFunctions, hostWrites, logger, cancelled };
+  const recordWrite = recordHostWrite(vm, hostWrites);
+  const buffer = (b: { address: number; size: number }): WritableBuffer => ({ bytes: memory, view, address: b.address, size: b.size, recordWrite });
+  return { vm, input: buffer(layout.input), output: buffer(layout.output), hostFunctions, logger, cancelled };
+}
+
+/**
+ * What must happen before the host writes guest memory: a pending deferred restore first
+ * makes those pages the snapshot's (so it can skip them), and the pages are marked
+ * host-written so the next restore puts them back. The backend's dirty log sees only the
+ * guest's own writes.
+ */
+export function recordHostWrite(vm: VirtualMachine, hostWrites: HostWrites): (address: number, length: number) => void {
+  return (address, length) => {
+    vm.beforeHostWrite(address, length);
+    hostWrites.mark(address, length);
+  };
 }
 
 /** Drives a synchronous call from `exit` until the guest returns: host calls, logs, stray signals. */

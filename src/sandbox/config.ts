@@ -4,7 +4,8 @@
  * a separate type with its own fields).
  */
 import { InvalidConfigError } from "../errors/errors.js";
-import type { HostFunctionDefinition } from "./host-functions.js";
+import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
+import { describe, optionalFunction, optionsObject, timeout } from "./option-checks.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
 export interface SandboxConfig {
@@ -51,45 +52,36 @@ export const DEFAULTS = {
   initTimeoutMs: 5000,
 } as const;
 
-const KNOWN = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions"]);
+const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions"];
 const GIB = 1 << 30;
 
 export function resolveConfig(config: SandboxConfig): ResolvedConfig {
   if (typeof config !== "object" || config === null) throw new InvalidConfigError("sandbox config must be an object");
-  for (const key of Object.keys(config)) {
-    if (!KNOWN.has(key)) throw new InvalidConfigError(`unknown sandbox config field "${key}" (known: ${[...KNOWN].join(", ")})`);
-  }
+  optionsObject(config, "sandbox config field", KNOWN);
   const guest = config.guest;
   if (typeof guest !== "string" && !(guest instanceof Uint8Array)) throw new InvalidConfigError("guest must be a path or a Uint8Array of an ELF file");
   return {
     guest,
-    heapSize: size("heapSize", config.heapSize ?? DEFAULTS.heapSize, 4096, 16 * GIB),
-    stackSize: size("stackSize", config.stackSize ?? DEFAULTS.stackSize, 16 << 10, GIB),
-    inputSize: size("inputSize", config.inputSize ?? DEFAULTS.inputSize, 4096, 256 << 20),
-    outputSize: size("outputSize", config.outputSize ?? DEFAULTS.outputSize, 4096, 256 << 20),
-    maxGuestLogLevel: parseLogLevel(config.maxGuestLogLevel ?? DEFAULTS.maxGuestLogLevel, "maxGuestLogLevel"),
+    heapSize: size("heapSize", orDefault(config.heapSize, DEFAULTS.heapSize), 4096, 16 * GIB),
+    stackSize: size("stackSize", orDefault(config.stackSize, DEFAULTS.stackSize), 16 << 10, GIB),
+    inputSize: size("inputSize", orDefault(config.inputSize, DEFAULTS.inputSize), 4096, 256 << 20),
+    outputSize: size("outputSize", orDefault(config.outputSize, DEFAULTS.outputSize), 4096, 256 << 20),
+    maxGuestLogLevel: parseLogLevel(orDefault(config.maxGuestLogLevel, DEFAULTS.maxGuestLogLevel), "maxGuestLogLevel"),
     guestLogger: optionalFunction("guestLogger", config.guestLogger),
     timeoutMs: config.timeoutMs === undefined ? undefined : timeout("timeoutMs", config.timeoutMs),
-    initTimeoutMs: timeout("initTimeoutMs", config.initTimeoutMs ?? DEFAULTS.initTimeoutMs),
-    hostFunctions: config.hostFunctions ?? [],
+    initTimeoutMs: timeout("initTimeoutMs", orDefault(config.initTimeoutMs, DEFAULTS.initTimeoutMs)),
+    hostFunctions: checkHostFunctions(config.hostFunctions),
   };
+}
+
+/** Only a missing field takes the default: null is a wrong value like any other. */
+function orDefault<T>(value: T | undefined, fallback: T): T {
+  return value === undefined ? fallback : value;
 }
 
 function size(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InvalidConfigError(`${name} must be an integer number of bytes between ${min} and ${max} (got ${String(value)})`);
+    throw new InvalidConfigError(`${name} must be an integer number of bytes between ${min} and ${max} (got ${describe(value)})`);
   }
-  return value;
-}
-
-export function timeout(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > 2 ** 31) {
-    throw new InvalidConfigError(`${name} must be a positive number of milliseconds (got ${String(value)})`);
-  }
-  return value;
-}
-
-function optionalFunction<T>(name: string, value: T | undefined): T | undefined {
-  if (value !== undefined && typeof value !== "function") throw new InvalidConfigError(`${name} must be a function`);
   return value;
 }

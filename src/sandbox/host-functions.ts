@@ -3,6 +3,7 @@
  * after the sandbox exists (docs/api.md, "Host functions").
  */
 import { InvalidConfigError } from "../errors/errors.js";
+import { describe } from "./option-checks.js";
 import { MAX_PARAMS } from "../abi/constants.js";
 import type { HostFunctionSignature } from "../snapshot/host-function-rules.js";
 import { formatSignature, isReturnType, isValueType, type JsTuple, type JsTypes, type ReturnType, type Signature, type ValueType } from "../abi/types.js";
@@ -32,12 +33,12 @@ export class HostFunctionRegistry {
 
   register(name: string, params: readonly ValueType[], returns: ReturnType, impl: unknown): void {
     if (typeof name !== "string" || !NAME.test(name) || name.length > 128) {
-      throw new InvalidConfigError(`host function name must be a C identifier of at most 128 characters (got ${JSON.stringify(name)})`);
+      throw new InvalidConfigError(`host function name must be a C identifier of at most 128 characters (got ${describe(name)})`);
     }
     if (!Array.isArray(params) || params.length > MAX_PARAMS || !params.every(isValueType)) {
       throw new InvalidConfigError(`host function "${name}": params must be an array of at most ${MAX_PARAMS} of i32, u32, i64, u64, f32, f64, bool, string, bytes`);
     }
-    if (!isReturnType(returns)) throw new InvalidConfigError(`host function "${name}": invalid return type ${String(returns)}`);
+    if (!isReturnType(returns)) throw new InvalidConfigError(`host function "${name}": invalid return type ${describe(returns)}`);
     if (typeof impl !== "function") throw new InvalidConfigError(`host function "${name}": implementation must be a function`);
     this.functions.set(name, { name, params: [...params], returns, impl: impl as HostFunction["impl"] });
   }
@@ -55,4 +56,26 @@ export class HostFunctionRegistry {
   signatures(): string[] {
     return [...this.functions.values()].map((f) => formatSignature(f.name, f));
   }
+}
+
+/**
+ * Checks a `hostFunctions` option before anything is built: an array of
+ * { name, params, returns, impl }, each checked as register() checks it. Errors name
+ * the option and the entry ("hostFunctions[2]: …").
+ */
+export function checkHostFunctions(value: unknown, option = "hostFunctions"): readonly HostFunctionDefinition[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new InvalidConfigError(`${option} must be an array of { name, params, returns, impl } (got ${describe(value)})`);
+  const registry = new HostFunctionRegistry();
+  value.forEach((f: unknown, i) => {
+    if (typeof f !== "object" || f === null) throw new InvalidConfigError(`${option}[${i}] must be an object { name, params, returns, impl } (got ${describe(f)})`);
+    const { name, params, returns, impl } = f as Record<string, unknown>;
+    try {
+      registry.register(name as string, params as ValueType[], returns as ReturnType, impl);
+    } catch (error) {
+      if (error instanceof InvalidConfigError) throw new InvalidConfigError(`${option}[${i}]: ${error.message}`);
+      throw error;
+    }
+  });
+  return value as HostFunctionDefinition[];
 }

@@ -1,6 +1,8 @@
 /** Guest log records, levels and the default logger. */
 import { InvalidConfigError } from "../errors/errors.js";
 import { LOG_LEVELS } from "../abi/constants.js";
+import { describe } from "./option-checks.js";
+import { escapeControlChars } from "./terminal-text.js";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -20,7 +22,7 @@ export function levelNumber(level: LogLevel): number {
 
 export function parseLogLevel(value: unknown, option: string): LogLevel {
   if (typeof value === "string" && (LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
-  throw new InvalidConfigError(`${option} must be one of ${LOG_LEVELS.join(", ")} (got ${String(value)})`);
+  throw new InvalidConfigError(`${option} must be one of ${LOG_LEVELS.join(", ")} (got ${describe(value)})`);
 }
 
 export function levelName(n: number): Exclude<LogLevel, "off"> | undefined {
@@ -28,7 +30,12 @@ export function levelName(n: number): Exclude<LogLevel, "off"> | undefined {
   return level === undefined || level === "off" ? undefined : level;
 }
 
-/** Writes `[guest warn] message (file:line)` to stderr. */
+/** The default logger's line, `[guest warn] message (file:line)`: guest text is escaped (terminal-text.ts), so it stays one line and cannot drive the terminal. */
+export function formatGuestLogRecord(r: GuestLogRecord): string {
+  return `[guest ${r.level}] ${escapeControlChars(r.message)}${r.file ? ` (${escapeControlChars(r.file)}:${r.line})` : ""}`;
+}
+
+/** Writes formatGuestLogRecord() lines to stderr. */
 export const defaultGuestLogger: GuestLogger = (r) => {
-  process.stderr.write(`[guest ${r.level}] ${r.message}${r.file ? ` (${r.file}:${r.line})` : ""}\n`);
+  process.stderr.write(`${formatGuestLogRecord(r)}\n`);
 };

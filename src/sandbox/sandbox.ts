@@ -27,7 +27,7 @@ import { randomWord } from "./entropy.js";
 import { CallSession, callContext, finishSync, readReturn, type CallContext, type Step } from "./call-session.js";
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
-import { timeout } from "./config.js";
+import { timeout } from "./option-checks.js";
 import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
@@ -175,6 +175,7 @@ export class Sandbox {
    * loop waits. Host functions must be synchronous here.
    */
   callSync(name: string, ...args: Array<GuestValue | CallOptions>): GuestValue | undefined {
+    this.refuseIfClosed(`call "${name}"`);
     const options = popOptions(args);
     const fn = this.lookup(name, args);
     const timeoutMs = this.timeoutFor(options);
@@ -203,6 +204,7 @@ export class Sandbox {
    * free and host functions may be async.
    */
   async call(name: string, ...args: Array<GuestValue | CallOptions>): Promise<GuestValue | undefined> {
+    this.refuseIfClosed(`call "${name}"`);
     const options = popOptions(args);
     const fn = this.lookup(name, args);
     const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
@@ -230,6 +232,7 @@ export class Sandbox {
     returns: R,
     impl: HostFunctionImpl<P, R>,
   ): this {
+    this.refuseIfClosed("register a host function");
     this.parts.hostFunctions.register(name, params, returns, impl);
     this.modified = true; // a new snapshot must record the new set
     this.coveredSnapshot = undefined;
@@ -243,6 +246,7 @@ export class Sandbox {
 
   /** Changes which guest log records are sent; the guest checks before every record. */
   setMaxGuestLogLevel(level: LogLevel): void {
+    this.refuseIfClosed("set the guest log level");
     this.maxLogLevel = parseLogLevel(level, "level");
     this.writeLogLevel();
     this.modified = true; // a new snapshot must record the new level
@@ -258,6 +262,7 @@ export class Sandbox {
    * call was running.
    */
   kill(): boolean {
+    this.refuseIfClosed("kill", { closingOk: true }); // close() itself kills a running call
     if (this.state !== "busy") return false;
     this.cancelRequested = true;
     this.vm.interrupt();
@@ -302,9 +307,8 @@ export class Sandbox {
     return () => signal.removeEventListener("abort", onAbort);
   }
 
-  /** Checks the sandbox can take a call and finds the function; `args` has no options. */
+  /** Checks the open sandbox can take a call and finds the function; `args` has no options. */
   private lookup(name: string, args: readonly unknown[]): GuestFunction {
-    if (this.state === "closed" || this.closeWhenIdle) throw new SandboxClosedError("sandbox is closed");
     if (this.poisonedBy) throw new PoisonedError(`sandbox is poisoned by an earlier ${this.poisonedBy.code}: ${this.poisonedBy.message}`, { cause: this.poisonedBy });
     if (this.state === "busy") throw new SandboxBusyError(`sandbox is already running a call; "${name}" must wait`);
     const fn = this.parts.functions.get(name);
@@ -343,9 +347,17 @@ export class Sandbox {
   }
 
   private writeLogLevel(): void {
-    const at = this.parts.layout.controlBlock;
-    this.vm.writeU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
-    this.hostWrites.mark(at, CB.size);
+    this.writeHostU32(this.parts.layout.controlBlock + CB.maxLogLevel, levelNumber(this.maxLogLevel));
+  }
+
+  /**
+   * The one way this class writes guest memory: the page is marked host-written before the
+   * write, so the next restore puts it back whatever happens after. (vm.writeU32 itself
+   * orders the write after a pending deferred restore.)
+   */
+  private writeHostU32(address: number, value: number): void {
+    this.hostWrites.mark(address, 4);
+    this.vm.writeU32(address, value);
   }
 
   /**
@@ -354,23 +366,20 @@ export class Sandbox {
    * guest saved it another way) the guest's record of how to reload it (hypervisor/fpu-reload.ts).
    */
   applyHostFields(): void {
+    this.refuseIfClosed("write host fields");
     const at = this.parts.layout.controlBlock;
-    const { vm } = this;
     const base = this.baseFacts(this.base!); // only sandboxes resumed from a snapshot get here
     // The generation the restored control block holds is the snapshot's: read it there (a deferred restore has not run yet).
     const low = base.view.getUint32(at + CB.rngGeneration, true);
     const high = base.view.getUint32(at + CB.rngGeneration + 4, true);
-    vm.writeU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
-    vm.writeU32(at + CB.fpuXsaveMask, base.xsaveMask);
-    vm.writeU32(at + CB.rngSeed, randomWord());
-    vm.writeU32(at + CB.rngSeed + 4, randomWord());
-    vm.writeU32(at + CB.rngGeneration, (low + 1) >>> 0);
-    vm.writeU32(at + CB.rngGeneration + 4, low === 0xffffffff ? (high + 1) >>> 0 : high);
-    this.hostWrites.mark(at, CB.size);
-    if (base.fixMarkAt !== undefined) {
-      vm.writeU32(base.fixMarkAt, 0);
-      this.hostWrites.mark(base.fixMarkAt, 4);
-    }
+    this.writeHostU32(at + CB.maxLogLevel, levelNumber(this.maxLogLevel));
+    this.writeHostU32(at + CB.fpuXsaveMask, base.xsaveMask);
+    this.writeHostU32(at + CB.rngSeed, randomWord());
+    this.writeHostU32(at + CB.rngSeed + 4, randomWord());
+    // The generation is a u64 in two u32 halves: `>>> 0` wraps the low half on purpose.
+    this.writeHostU32(at + CB.rngGeneration, (low + 1) >>> 0);
+    this.writeHostU32(at + CB.rngGeneration + 4, low === 0xffffffff ? (high + 1) >>> 0 : high);
+    if (base.fixMarkAt !== undefined) this.writeHostU32(base.fixMarkAt, 0);
   }
 
   /** What applyHostFields() needs of the base, worked out once per base (hypervisor/fpu-reload.ts for the FPU record). */
@@ -489,9 +498,20 @@ export class Sandbox {
     }
   }
 
+  /**
+   * The one check every public method makes first: a closed sandbox (or one closing once its
+   * call ends) throws and touches nothing. Its VM may already serve another sandbox (a parked
+   * VM reused by fromSnapshot), so a late write would land in that one's guest.
+   */
+  private refuseIfClosed(action: string, options: { closingOk?: boolean } = {}): void {
+    if (this.state === "closed" || (this.closeWhenIdle && !options.closingOk)) {
+      throw new SandboxClosedError(`cannot ${action}: the sandbox is closed`);
+    }
+  }
+
   /** Snapshots and restores need a quiet sandbox; a poisoned one may only be restored. */
   private requireIdle(action: string, poisonedOk = false): void {
-    if (this.state === "closed" || this.closeWhenIdle) throw new SandboxClosedError(`cannot ${action}: sandbox is closed`);
+    this.refuseIfClosed(action);
     if (this.state === "busy") throw new SandboxBusyError(`cannot ${action} while a call is running`);
     if (this.poisonedBy && !poisonedOk) throw new PoisonedError(`cannot ${action} a poisoned sandbox (${this.poisonedBy.code}); restore() it first`, { cause: this.poisonedBy });
   }

@@ -4,8 +4,8 @@
  * passing one gets an InvalidConfigError rather than a silent ignore.
  */
 import { InvalidConfigError } from "../errors/errors.js";
-import { timeout } from "./config.js";
-import type { HostFunctionDefinition } from "./host-functions.js";
+import { optionalFunction, timeout } from "./option-checks.js";
+import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
 export interface SnapshotSandboxConfig {
@@ -31,19 +31,17 @@ const FROM_SNAPSHOT = new Set(["guest", "heapSize", "stackSize", "inputSize", "o
 
 export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined): ResolvedSnapshotConfig {
   const c = config ?? {};
-  if (typeof c !== "object" || c === null) throw new InvalidConfigError("snapshot sandbox config must be an object");
+  if (typeof c !== "object" || Array.isArray(c)) throw new InvalidConfigError("snapshot sandbox config must be an object");
   for (const key of Object.keys(c)) {
     if (FROM_SNAPSHOT.has(key)) {
       throw new InvalidConfigError(`"${key}" comes from the snapshot and cannot be set for a sandbox made from one`);
     }
     if (!KNOWN.has(key)) throw new InvalidConfigError(`unknown snapshot sandbox config field "${key}" (known: ${[...KNOWN].join(", ")})`);
   }
-  if (c.guestLogger !== undefined && typeof c.guestLogger !== "function") throw new InvalidConfigError("guestLogger must be a function");
-  if (c.hostFunctions !== undefined && !Array.isArray(c.hostFunctions)) throw new InvalidConfigError("hostFunctions must be an array");
   return {
-    hostFunctions: c.hostFunctions ?? [],
+    hostFunctions: checkHostFunctions(c.hostFunctions),
     maxGuestLogLevel: c.maxGuestLogLevel === undefined ? undefined : parseLogLevel(c.maxGuestLogLevel, "maxGuestLogLevel"),
-    guestLogger: c.guestLogger,
+    guestLogger: optionalFunction("guestLogger", c.guestLogger),
     timeoutMs: c.timeoutMs === undefined ? undefined : timeout("timeoutMs", c.timeoutMs),
   };
 }

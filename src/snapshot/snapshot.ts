@@ -11,6 +11,7 @@ import type { LogLevel } from "../sandbox/logging.js";
 import type { MemoryImage } from "./memory-image.js";
 import { loadSnapshot, type LoadOptions } from "./file/load.js";
 import { saveSnapshot, type SaveOptions } from "./file/save.js";
+import { checkCheckedLoadOptions } from "./file/option-checks.js";
 import type { HostFunctionSignature } from "./host-function-rules.js";
 
 /** Version of the snapshot state type; bumped when its meaning changes. */
@@ -95,8 +96,8 @@ export class Snapshot {
   }
 
   /** Like load() (and with its `maxMemorySize`), but first verifies the sha256 of every blob, the memory image included. */
-  static checkedLoad(dir: string, ref: string, options?: Omit<LoadOptions, "verify">): Promise<Snapshot> {
-    return loadSnapshot(dir, ref, { ...options, verify: true });
+  static async checkedLoad(dir: string, ref: string, options?: Omit<LoadOptions, "verify">): Promise<Snapshot> {
+    return loadSnapshot(dir, ref, { ...checkCheckedLoadOptions(options), verify: true });
   }
 
   /** Pages the image stores (the rest are zero). */

@@ -14,6 +14,7 @@ import { ambiguousTagError, ambiguousTags, parseDescriptor, tagOf, type Descript
 import * as J from "./json-checks.js";
 import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
+import { checkLayoutWriteOptions, checkVerifyOptions } from "./option-checks.js";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 
 export interface SnapshotListing {
@@ -132,7 +133,8 @@ export class SnapshotLayout {
   }
 
   /** Checks every structural rule and every blob's sha256 (each blob hashed once). Never throws for a bad layout: it reports. */
-  async verify(options: { onProgress?: Progress } = {}): Promise<VerifyReport> {
+  async verify(options?: { onProgress?: Progress }): Promise<VerifyReport> {
+    const onProgress = checkVerifyOptions(options);
     const verified = new Set<string>();
     let snapshots = 0;
     let index;
@@ -163,7 +165,7 @@ export class SnapshotLayout {
     for (const { ref, entry } of entries) {
       if (verified.has(entry.memory.digest)) continue;
       try {
-        await openMemoryImage(this.dir, entry.memory, true, options.onProgress && ((d) => options.onProgress!(done + d, total)));
+        await openMemoryImage(this.dir, entry.memory, true, onProgress && ((d) => onProgress(done + d, total)));
         verified.add(entry.memory.digest);
       } catch (error) {
         if (!(error instanceof VmletError)) throw error;
@@ -175,10 +177,11 @@ export class SnapshotLayout {
   }
 
   /** Removes a tag from the index (the commit point); its blobs stay until gc(). Returns whether the tag existed. */
-  async remove(tag: string, options: LayoutWriteOptions = {}): Promise<boolean> {
+  async remove(tag: string, options?: LayoutWriteOptions): Promise<boolean> {
+    const lockTimeoutMs = checkLayoutWriteOptions(options);
     if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag`);
     readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
-    return this.underLock(options, (root) => {
+    return this.underLock(lockTimeoutMs, (root) => {
       const index = readIndex(this.dir);
       const kept = index.manifests.filter((d) => tagOf(d) !== tag);
       if (kept.length === index.manifests.length) return false;
@@ -191,9 +194,10 @@ export class SnapshotLayout {
    * Deletes every blob no index entry reaches, and temp files of crashed writers. If a
    * referenced manifest cannot be read, nothing is deleted (its blobs are unknown).
    */
-  async gc(options: LayoutWriteOptions = {}): Promise<GcReport> {
+  async gc(options?: LayoutWriteOptions): Promise<GcReport> {
+    const lockTimeoutMs = checkLayoutWriteOptions(options);
     readIndex(this.dir); // no layout here: SnapshotNotFoundError, and no lock file left behind
-    return this.underLock(options, (root) => {
+    return this.underLock(lockTimeoutMs, (root) => {
       const removedTempFiles = removeStaleTemps(root);
       const referenced = this.reachableBlobs();
       const report = { removedBlobs: [] as string[], freedBytes: 0, removedTempFiles, skipped: [] as string[] };
@@ -220,10 +224,10 @@ export class SnapshotLayout {
   }
 
   /** Runs `fn` with the layout directory held open and its writer lock taken. */
-  private async underLock<T>(options: LayoutWriteOptions, fn: (root: LayoutDir) => T): Promise<T> {
+  private async underLock<T>(lockTimeoutMs: number, fn: (root: LayoutDir) => T): Promise<T> {
     const root = LayoutDir.open(this.dir);
     try {
-      return await withWriterLock(root, options.lockTimeoutMs ?? 30_000, () => fn(root));
+      return await withWriterLock(root, lockTimeoutMs, () => fn(root));
     } finally {
       root.close();
     }

@@ -12,6 +12,7 @@ import type { Progress } from "./digest.js";
 import { CpuIncompatibleError, SnapshotTooLargeError } from "./errors.js";
 import { MAX_BYTES } from "./format.js";
 import { openMemoryImage, readBlob, readEntry, readIndex } from "./reader.js";
+import { checkDir, checkLoadOptions } from "./option-checks.js";
 
 /** The guest memory a loaded snapshot may have unless the caller allows more: 4 GiB. */
 export const DEFAULT_MAX_MEMORY_SIZE = 4 * 1024 * 1024 * 1024;
@@ -28,14 +29,16 @@ export interface LoadOptions {
   readonly maxMemorySize?: number;
 }
 
-export async function loadSnapshot(dir: string, ref: string, options: LoadOptions = {}): Promise<Snapshot> {
-  const maxMemorySize = checkMaxMemorySize(options.maxMemorySize);
+export async function loadSnapshot(dir: string, ref: string, options?: LoadOptions): Promise<Snapshot> {
+  const checked = checkLoadOptions(options);
+  checkDir(dir, "load()");
+  const maxMemorySize = checkMaxMemorySize(checked.maxMemorySize);
   const entry = readEntry(dir, readIndex(dir), ref);
   if (entry.memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, entry.memory.size, maxMemorySize);
   const missing = missingFeatures(entry.state.guestCpu.features, guestCpuIdentity());
   if (missing.length > 0) throw new CpuIncompatibleError(missing);
   const guestElf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf);
-  const image = await openMemoryImage(dir, entry.memory, options.verify === true, options.onProgress);
+  const image = await openMemoryImage(dir, entry.memory, checked.verify, checked.onProgress);
   rememberDigest(image, entry.memory.digest);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }

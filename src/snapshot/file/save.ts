@@ -20,6 +20,7 @@ import {
 } from "./layout-files.js";
 import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker, tagOf, toJsonBytes, type Descriptor, type OciIndex } from "./oci.js";
 import { VMLET_VERSION } from "../../version.js";
+import { checkSaveOptions, type CheckedSaveOptions } from "./option-checks.js";
 
 export interface SaveOptions {
   /** Recorded in the manifest for `vmlet snapshot ls` (e.g. the ELF's file name). */
@@ -33,7 +34,8 @@ export interface SaveOptions {
 const WRITE_SLICE = 32 << 20;
 const PAGE = 4096;
 
-export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string, options: SaveOptions = {}): Promise<string> {
+export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string, options?: SaveOptions): Promise<string> {
+  const checked = checkSaveOptions(options);
   if (typeof tag !== "string" || !TAG_PATTERN.test(tag)) {
     throw new InvalidConfigError(`"${String(tag)}" is not an OCI tag (letters, digits, _ . -; up to 128; not starting with . or -)`);
   }
@@ -42,11 +44,11 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
   // Held open until every temp is renamed or removed: their paths resolve through it.
   const root = LayoutDir.open(dir);
   try {
-    return await withWriterLock(root, options.lockTimeoutMs ?? 30_000, async () => {
+    return await withWriterLock(root, checked.lockTimeoutMs, async () => {
       removeStaleTemps(root);
       const staged = new Staged();
       try {
-        return await saveStaged(snapshot, root, tag, options, staged);
+        return await saveStaged(snapshot, root, tag, checked, staged);
       } catch (error) {
         staged.discard();
         throw error;
@@ -66,7 +68,7 @@ export async function saveSnapshot(snapshot: Snapshot, dir: string, tag: string,
  * while the image is hashed. Then the blobs are renamed into place and the directories
  * fsync'd, and only then is index.json renamed: the commit point, as before.
  */
-async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, options: SaveOptions, staged: Staged): Promise<string> {
+async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, options: CheckedSaveOptions, staged: Staged): Promise<string> {
   const index = readIndexForUpdate(root, staged);
   const blobs = staged.blobsDir(root);
   const layout = { root, blobs };

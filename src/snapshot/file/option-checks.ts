@@ -1,0 +1,65 @@
+/**
+ * Checks of the options of save, load, checkedLoad and the layout tools, done before any
+ * file is touched: a lockTimeoutMs of "abc" or NaN used to make the lock wait forever.
+ */
+import { InvalidConfigError } from "../../errors/errors.js";
+import { optionalBoolean, optionalFunction, optionalString, optionsObject, waitMs } from "../../sandbox/option-checks.js";
+import type { Progress } from "./digest.js";
+
+/** How long writers wait for another writer's lock unless told otherwise. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+export interface CheckedSaveOptions {
+  readonly guestName: string | undefined;
+  readonly lockTimeoutMs: number;
+  readonly onProgress: Progress | undefined;
+}
+
+export function checkSaveOptions(options: unknown): CheckedSaveOptions {
+  const o = optionsObject(options, "save option", ["guestName", "lockTimeoutMs", "onProgress"]);
+  return {
+    guestName: optionalString("guestName", o.guestName),
+    lockTimeoutMs: lockTimeout(o.lockTimeoutMs),
+    onProgress: optionalFunction("onProgress", o.onProgress as Progress | undefined),
+  };
+}
+
+export interface CheckedLoadOptions {
+  readonly verify: boolean;
+  readonly onProgress: Progress | undefined;
+  /** Checked by the loader (load.ts), which owns its default. */
+  readonly maxMemorySize: unknown;
+}
+
+export function checkLoadOptions(options: unknown): CheckedLoadOptions {
+  const o = optionsObject(options, "load option", ["verify", "onProgress", "maxMemorySize"]);
+  return {
+    verify: optionalBoolean("verify", o.verify) ?? false,
+    onProgress: optionalFunction("onProgress", o.onProgress as Progress | undefined),
+    maxMemorySize: o.maxMemorySize,
+  };
+}
+
+/** checkedLoad() options: those of load() but `verify`, which it sets. */
+export function checkCheckedLoadOptions(options: unknown): Record<string, unknown> {
+  return optionsObject(options, "checkedLoad option", ["onProgress", "maxMemorySize"]);
+}
+
+/** The lock wait of remove() and gc(). */
+export function checkLayoutWriteOptions(options: unknown): number {
+  return lockTimeout(optionsObject(options, "layout write option", ["lockTimeoutMs"]).lockTimeoutMs);
+}
+
+export function checkVerifyOptions(options: unknown): Progress | undefined {
+  return optionalFunction("onProgress", optionsObject(options, "verify option", ["onProgress"]).onProgress as Progress | undefined);
+}
+
+/** A directory argument: a non-empty path. */
+export function checkDir(dir: unknown, action: string): string {
+  if (typeof dir !== "string" || dir === "") throw new InvalidConfigError(`${action} needs a directory path`);
+  return dir;
+}
+
+function lockTimeout(value: unknown): number {
+  return value === undefined ? DEFAULT_LOCK_TIMEOUT_MS : waitMs("lockTimeoutMs", value);
+}
