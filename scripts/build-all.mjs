@@ -2,11 +2,14 @@
 /**
  * Builds everything vmlet needs, in order: the native addon (node-gyp), the guest
  * SDK and guests (make + gcc), the C benchmark reference, and the TypeScript.
- * Runs from `npm ci`/`npm install` (the package's install script) and `npm run build`.
+ * The contributor's build: runs from `npm ci`/`npm install` in a checkout (the `prepare`
+ * script), `npm run build`, `npm test` and `npm pack` (`prepack`). It may install system
+ * packages; a project that installs the vmlet package never runs it (it runs
+ * scripts/install.mjs, which only compiles the addon when no prebuilt one loads).
  * Each step is skipped when its outputs are newer than its inputs.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -95,10 +98,18 @@ function buildBenchReference() {
 }
 
 function buildTypeScript() {
-  log("compiling TypeScript");
+  // tsc takes seconds even when nothing changed, and `npm pack` runs this build twice.
+  const stamp = path.join(root, "dist/cjs/package.json");
+  const inputs = ["src", "test", "bench", "examples", "tsconfig.json", "tsconfig.cjs.json"].map((p) => path.join(root, p));
+  if (upToDate(stamp, inputs)) return log("TypeScript up to date");
+  log("compiling TypeScript (ES modules, and the CommonJS build of the library)");
   const tsc = path.join(root, "node_modules/typescript/bin/tsc");
   if (!existsSync(tsc)) fail("TypeScript is missing: run `npm ci` first.");
   run(process.execPath, [tsc, "-p", "tsconfig.json"], "compiling TypeScript");
+  run(process.execPath, [tsc, "-p", "tsconfig.cjs.json"], "compiling the CommonJS build");
+  // The package is "type": "module"; this makes Node read dist/cjs/*.js as CommonJS.
+  // Written last, it also stamps the time of the last complete TypeScript build.
+  writeFileSync(stamp, '{ "type": "commonjs" }\n');
   // `npx vmlet` runs the bin file directly: it must be executable (tsc writes 0644).
   chmodSync(path.join(root, "dist/src/cli/main.js"), 0o755);
 }

@@ -18,6 +18,7 @@ export type { GuestLogRecord, GuestLogger, LogLevel } from "./sandbox/logging.js
 export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js";
 export type { BackendInfo } from "./hypervisor/virtual-machine.js";
 export { backendInfo } from "./hypervisor/backend.js";
+export { demoGuestPath } from "./guests.js";
 export * from "./errors/errors.js";
 export { SandboxPool, type PoolStats, type SandboxPoolOptions } from "./pool/sandbox-pool.js";
 export { PoolClosedError, PoolTimeoutError } from "./pool/errors.js";

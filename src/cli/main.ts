@@ -11,6 +11,7 @@ import { doctor } from "./doctor.js";
 import { processIo, type Io } from "./io.js";
 import { RUN_USAGE, runCommand } from "./run.js";
 import { SNAPSHOT_SUMMARY, SNAPSHOT_USAGE, snapshotCommand } from "./snapshot.js";
+import { VMLET_VERSION } from "../version.js";
 
 const USAGE = `usage: vmlet <command> [arguments] [--json]
 
@@ -26,6 +27,7 @@ commands:
   snapshot gc <dir>               delete blobs no tag reaches
   run <dir>:<ref> <fn> [arg…]     call a function in a sandbox resumed from a saved snapshot
   help [command]                  this text, or a command's details
+  --version                       print vmlet's version
 
 --json (snapshot commands, run): one JSON document on stdout and nothing else.
 <ref> is a tag or a manifest digest (sha256:<hex>, or a unique prefix of it).
@@ -52,6 +54,9 @@ async function main(argv: readonly string[], io: Io): Promise<number> {
       return snapshotCommand(argv.slice(1), io);
     case "run":
       return runCommand(argv.slice(1), io);
+    case "--version":
+      io.out(VMLET_VERSION);
+      return 0;
     case "help":
     case "--help":
     case "-h": {

@@ -3,8 +3,8 @@
  * KVM and mmap calls; see native/*.c.
  */
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 import path from "node:path";
+import packageRoot from "../package-root.cjs";
 import { BackendUnavailableError } from "../errors/errors.js";
 
 /** The Vcpu class of native/kvm_vcpu.c. Buffers receive raw kernel structs. */
@@ -122,21 +122,20 @@ export interface NativeError extends Error {
 
 let cached: NativeAddon | undefined;
 
+/** node-gyp-build: returns the addon from build/Release, build/Debug or prebuilds/<platform>-<arch>. */
+type NodeGypBuild = (dir: string) => unknown;
+
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-  const candidates = [path.join(root, "build/Release/vmlet.node"), path.join(root, "build/Debug/vmlet.node")];
-  const require = createRequire(import.meta.url);
-  const failures: string[] = [];
-  for (const file of candidates) {
-    try {
-      cached = require(file) as NativeAddon;
-      return cached;
-    } catch (error) {
-      failures.push(`${file}: ${(error as Error).message.split("\n")[0]}`);
-    }
+  const require = createRequire(path.join(packageRoot, "package.json"));
+  try {
+    const load = require("node-gyp-build") as NodeGypBuild;
+    cached = load(packageRoot) as NativeAddon;
+    return cached;
+  } catch (error) {
+    throw new BackendUnavailableError(
+      `the vmlet native addon could not be loaded (${(error as Error).message.trim()}). ` +
+        "In a checkout run `npm run build`; in a project, reinstall vmlet (it compiles the addon when no prebuilt one fits this machine).",
+    );
   }
-  throw new BackendUnavailableError(
-    `the vmlet native addon is not built; run \`npm run build\`. Tried:\n  ${failures.join("\n  ")}`,
-  );
 }

@@ -1,0 +1,38 @@
+/**
+ * Where the package's native artifacts live. Two layouts, searched in this order:
+ *   build/Release/<name>, build/Debug/<name>   built here (a contributor's checkout, or
+ *                                              an install that compiled from source)
+ *   prebuilds/<platform>-<arch>/<file>         prebuilt, shipped in the npm package
+ * The addon is loaded by node-gyp-build, which searches the same places (prebuilt addons
+ * are named `<target>.napi.glibc.node`, tags it matches against the running Node). Other
+ * binding.gyp targets of type "executable" (the process backend's helper) ship as
+ * prebuilds/<platform>-<arch>/<target_name>, and are found with `nativeExecutablePath`.
+ * scripts/stage-prebuilds.mjs fills prebuilds/ when the package is packed.
+ */
+import { accessSync, constants } from "node:fs";
+import path from "node:path";
+import packageRoot from "../package-root.cjs";
+
+/** The prebuilds folder for this machine, e.g. prebuilds/linux-x64. */
+export const prebuildsDir = (): string => path.join(packageRoot, "prebuilds", `${process.platform}-${process.arch}`);
+
+/** The places an executable binding.gyp target named `name` may be, in search order. */
+export function nativeExecutableCandidates(name: string): string[] {
+  return [
+    path.join(packageRoot, "build/Release", name),
+    path.join(packageRoot, "build/Debug", name),
+    path.join(prebuildsDir(), name),
+  ];
+}
+
+/** The first runnable copy of an executable binding.gyp target, or undefined. */
+export function nativeExecutablePath(name: string): string | undefined {
+  return nativeExecutableCandidates(name).find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
