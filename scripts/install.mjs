@@ -18,9 +18,18 @@ const log = (message) => console.error(`[vmlet install] ${message}`);
 // build-all.mjs never ships (package.json "files"), so its presence means a checkout.
 if (existsSync(path.join(root, "scripts/build-all.mjs"))) process.exit(0);
 
+/** The process backend's helper (native/process/): prebuilt, or made with make and cc when they are here. */
+function ensureProcessHelper() {
+  const candidates = ["build/Release", `prebuilds/${process.platform}-${process.arch}`].map((d) => path.join(root, d, "vmlet-process-helper"));
+  if (candidates.some((file) => existsSync(file))) return;
+  const made = spawnSync("make", ["-s", "-C", "native/process", `OUT=${path.join(root, "build/Release")}`], { cwd: root, stdio: "inherit" });
+  if (made.status !== 0) log("could not build the process backend's helper (needs make and gcc): sandboxes need KVM on this machine");
+}
+
 const require = createRequire(import.meta.url);
 try {
   require("node-gyp-build")(root);
+  ensureProcessHelper();
   process.exit(0);
 } catch (error) {
   log(`no prebuilt native addon loads on this machine (${error.message.split("\n")[0]}); compiling it from source`);
@@ -32,6 +41,7 @@ const [command, args] = nodeGyp && existsSync(nodeGyp) ? [process.execPath, [nod
 // Debian's nodejs-dev headers spare node-gyp a headers download.
 const nodedir = existsSync("/usr/include/node/node_api.h") ? ["--nodedir=/usr"] : [];
 const result = spawnSync(command, [...args, "rebuild", ...nodedir], { cwd: root, stdio: "inherit" });
+if (result.status === 0) ensureProcessHelper();
 if (result.status !== 0) {
   log("compiling the native addon failed. It needs python3, make and a C compiler (gcc);");
   log("on Debian/Ubuntu: apt-get install python3 make gcc, then reinstall vmlet.");

@@ -25,7 +25,9 @@ const { targets } = JSON.parse(readFileSync(path.join(root, "binding.gyp"), "utf
 const dir = path.join(prebuilds, `${process.platform}-${process.arch}`);
 rmSync(prebuilds, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
-for (const { target_name: name, type } of targets) {
+// Built by its own Makefile (freestanding and static: not a node-gyp target), shipped like one.
+const extraExecutables = [{ target_name: "vmlet-process-helper", type: "executable" }];
+for (const { target_name: name, type } of [...targets, ...extraExecutables]) {
   const executable = type === "executable";
   const from = path.join(root, "build/Release", executable ? name : `${name}.node`);
   const to = path.join(dir, executable ? name : `${name}.napi.glibc.node`);

@@ -273,7 +273,7 @@ describe("kill()", () => {
       assert.equal(await sb.call("ok"), 1);
       assert.equal(sb.poisoned, undefined);
       sb.close();
-      assert.equal(sb.kill(), false, "a closed sandbox has nothing to kill");
+      assert.throws(() => sb.kill(), { code: "SANDBOX_CLOSED" }, "every method of a closed sandbox refuses (issue 11: a closed sandbox touches nothing)");
     });
   });
 });
