@@ -1,0 +1,146 @@
+/*
+ * The hostile guest: code that attacks whatever runs it, for test/hostile-guests.test.ts.
+ * On KVM most of these are faults (no system calls, the process backend's addresses are
+ * not mapped); on the process backend they reach the child process's own machinery: its
+ * system-call filter, its mailbox and signal stack, its park loop, its signal mask. Either
+ * way the host must stay intact and the sandbox must restore to a clean state.
+ */
+#include <vmlet.h>
+
+/* The process backend's fixed addresses (native/process/mailbox.h). */
+#define CONTROL 0x5e0000000000ull
+#define MAILBOX_RESERVED (CONTROL + 0x800)  /* unused words of the mailbox */
+#define RESUME_FRAME (CONTROL + 0x2000)     /* read-only in the child */
+#define SIGNAL_STACK (CONTROL + 0x4000)
+#define PARK (0x5f0000100000ull)
+#define PARK_SYSCALL (PARK + 0x40)
+
+static int64_t raw_syscall(int64_t nr, int64_t a, int64_t b, int64_t c) {
+  int64_t ret;
+  register int64_t r10 __asm__("r10") = 0;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+  return ret;
+}
+
+/* Any system call: a VM has no way into the kernel; the process backend's filter traps it. */
+static int64_t do_syscall(int64_t nr, int64_t a, int64_t b, int64_t c) { return raw_syscall(nr, a, b, c); }
+VMLET_EXPORT(do_syscall, I64, I64, I64, I64, I64);
+
+/* A 32-bit system call from 64-bit code. */
+static int32_t do_int80(int32_t nr) {
+  int32_t ret;
+  __asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr) : "memory");
+  return ret;
+}
+VMLET_EXPORT(do_int80, I32, I32);
+
+/* futex wait with a timeout, and other futex operations the filter refuses. */
+static int64_t futex_op(int64_t op, int64_t with_timeout) {
+  static volatile uint32_t word = 0;
+  struct { int64_t s, ns; } ts = { 0, 1000 };
+  int64_t ret;
+  register int64_t r10 __asm__("r10") = with_timeout ? (int64_t)(uintptr_t)&ts : 0;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(202), "D"(&word), "S"(op), "d"(1), "r"(r10) : "rcx", "r11", "memory");
+  return ret;
+}
+VMLET_EXPORT(futex_op, I64, I64, I64);
+
+/* Fills a range with a byte: the mailbox, the signal stack, the resume frame, anything. */
+static void fill(uint64_t address, uint32_t length, uint32_t value) {
+  volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)address;
+  for (uint32_t i = 0; i < length; i++) p[i] = (uint8_t)value;
+}
+VMLET_EXPORT(fill, VOID, U64, U32, U32);
+
+/* Reads a range and returns the OR of its bytes (0 when it is all zeros). */
+static uint32_t or_of(uint64_t address, uint32_t length) {
+  volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)address;
+  uint32_t v = 0;
+  for (uint32_t i = 0; i < length; i++) v |= p[i];
+  return v;
+}
+VMLET_EXPORT(or_of, U32, U64, U32);
+
+/* Leaves value in xmm15 and ymm15's upper half and rbx/r12–r15 as the call returns. */
+static void stash_in_registers(uint64_t value) {
+  __asm__ volatile("movq %0, %%xmm15\n\tmovq %0, %%rbx\n\tmovq %0, %%r12\n\tmovq %0, %%r13\n\tmovq %0, %%r14\n\tmovq %0, %%r15"
+                   : : "r"(value) : "xmm15", "rbx", "r12", "r13", "r14", "r15");
+}
+VMLET_EXPORT(stash_in_registers, VOID, U64);
+
+/* What xmm15 holds now. */
+static uint64_t read_xmm15(void) {
+  uint64_t v;
+  __asm__ volatile("movq %%xmm15, %0" : "=r"(v));
+  return v;
+}
+VMLET_EXPORT(read_xmm15, U64);
+
+/* Pretends to have exited (a READY record in the mailbox, the futex woken) and keeps
+ * running: the host must not mistake it for a stopped guest when it restores. */
+static void fake_exit_then_spin(uint64_t value) {
+  volatile uint32_t *state = (volatile uint32_t *)(uintptr_t)CONTROL;
+  fill(MAILBOX_RESERVED, 64, (uint32_t)value);
+  *state = 1; /* MB_EXIT_POSTED */
+  raw_syscall(202, (int64_t)CONTROL, 1 /* FUTEX_WAKE */, 1);
+  for (;;) {
+    /* writes into its own heap while the host thinks it is stopped */
+    __asm__ volatile("" ::: "memory");
+  }
+}
+VMLET_EXPORT(fake_exit_then_spin, VOID, U64);
+
+/* Jumps into the child's park loop with its own registers. */
+static void jump_to_park(void) {
+  volatile uint32_t *state = (volatile uint32_t *)(uintptr_t)CONTROL;
+  *state = 1;
+  __asm__ volatile("movq %0, %%rax\n\tjmp *%%rax" : : "r"(PARK) : "rax", "memory");
+}
+VMLET_EXPORT(jump_to_park, VOID);
+
+/* Jumps to the park loop's `syscall` with rax = fork: the filter must trap it. */
+static void jump_to_syscall_gadget(int64_t nr) {
+  __asm__ volatile("movq %0, %%rax\n\tmovq %1, %%rcx\n\tjmp *%%rcx" : : "r"(nr), "r"(PARK_SYSCALL) : "rax", "rcx", "memory");
+}
+VMLET_EXPORT(jump_to_syscall_gadget, VOID, I64);
+
+/* Blocks every signal with a forged rt_sigreturn frame, then spins: only SIGKILL can stop it. */
+static void spin_here(void) {
+  for (;;) __asm__ volatile("" ::: "memory");
+}
+
+static void block_signals_and_spin(void) {
+  static uint64_t frame[64] __attribute__((aligned(16)));
+  static uint8_t stack[4096] __attribute__((aligned(16)));
+  for (int i = 0; i < 64; i++) frame[i] = 0;
+  /* struct rt_sigframe minus pretcode: uc_flags, uc_link, uc_stack (3), sigcontext (32), sigmask */
+  frame[3] = 2; /* uc_stack.ss_flags = SS_DISABLE: a zero-sized stack would be refused */
+  uint64_t *sc = &frame[5];
+  sc[16] = (uint64_t)(uintptr_t)&spin_here; /* rip */
+  sc[15] = (uint64_t)(uintptr_t)(stack + sizeof stack - 8); /* rsp */
+  sc[17] = 0x202;                                  /* eflags */
+  sc[18] = 0x33 | (0x2bull << 48);                 /* cs, gs, fs, ss */
+  frame[5 + 32] = ~0ull;                           /* uc_sigmask: everything blocked */
+  __asm__ volatile("movq %0, %%rsp\n\tmovq $15, %%rax\n\tsyscall" : : "r"(&frame[0]) : "rax", "memory");
+}
+VMLET_EXPORT(block_signals_and_spin, VOID);
+
+/* Writes into the helper's own code: it is mapped read-execute. */
+static void write_helper_code(void) { fill(PARK, 8, 0xcc); }
+VMLET_EXPORT(write_helper_code, VOID);
+
+/* Puts `value` in a heap page and returns its address, for a leak test. */
+static uint64_t leave_in_heap(uint64_t value) {
+  uint64_t *p = malloc(4096);
+  if (!p) return 0;
+  for (int i = 0; i < 512; i++) p[i] = value;
+  return (uint64_t)(uintptr_t)p;
+}
+VMLET_EXPORT(leave_in_heap, U64, U64);
+
+/* Reads a word anywhere in guest memory. */
+static uint64_t peek(uint64_t address) { return *(volatile uint64_t *)(uintptr_t)address; }
+VMLET_EXPORT(peek, U64, U64);
+
+static int32_t ok(void) { return 1; }
+VMLET_EXPORT(ok, I32);

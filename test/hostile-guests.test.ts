@@ -1,0 +1,194 @@
+/**
+ * A hostile guest against the backend that runs it (guests/hostile.c): system calls of
+ * every kind, a 32-bit system call, writes to the process backend's mailbox, signal stack,
+ * resume frame and helper code, a faked exit, a jump into the child's park loop or its
+ * system-call instruction, signals blocked with a forged sigreturn frame. On every backend
+ * each attempt ends in a typed error or a harmless result, a neighbour sandbox is not
+ * disturbed, and a restore gives a sandbox with nothing of the attack left in it.
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { backendInfo } from "../src/hypervisor/backend.js";
+import { GuestFaultError, Sandbox, SandboxBuilder, TimeoutError, VmletError, type Snapshot } from "../src/index.js";
+import { guestPath } from "./helpers.js";
+
+const onProcess = backendInfo().name === "process";
+const processOnly = onProcess ? {} : { skip: "exercises the process backend's child (this run uses KVM)" };
+
+const CONTROL = 0x5e00_0000_0000n;
+const MAILBOX_RESERVED = CONTROL + 0x800n;
+const RESUME_FRAME = CONTROL + 0x2000n;
+const SIGNAL_STACK = CONTROL + 0x4000n;
+
+/** System calls a sandboxed guest might try: I/O, memory, processes, signals, privileges. */
+const SYSCALLS: ReadonlyArray<readonly [string, number]> = [
+  ["read", 0], ["write", 1], ["open", 2], ["mmap", 9], ["mprotect", 10], ["munmap", 11], ["rt_sigaction", 13],
+  ["rt_sigprocmask", 14], ["mremap", 25], ["getpid", 39], ["socket", 41], ["clone", 56], ["fork", 57], ["vfork", 58],
+  ["execve", 59], ["exit", 60], ["kill", 62], ["ptrace", 101], ["sigaltstack", 131], ["prctl", 157], ["arch_prctl", 158],
+  ["exit_group", 231], ["tgkill", 234], ["seccomp", 317], ["execveat", 322], ["userfaultfd", 323], ["io_uring_setup", 425],
+  ["clone3", 435], ["process_madvise", 440],
+];
+
+let sb: Sandbox;
+let clean: Snapshot;
+let neighbour: Sandbox;
+
+before(async () => {
+  sb = await new SandboxBuilder().guest(guestPath("hostile")).timeoutMs(5_000).build();
+  clean = sb.snapshot();
+  neighbour = await new SandboxBuilder().guest(guestPath("hostile")).build();
+});
+
+after(() => {
+  sb.close();
+  neighbour.close();
+});
+
+/** Runs an attack, expects a typed error (or a harmless result), restores, and checks both sandboxes work. */
+function attack(run: () => unknown, expect?: (error: unknown) => void): void {
+  try {
+    run();
+  } catch (error) {
+    assert.ok(error instanceof VmletError, `untyped error: ${String(error)}`);
+    expect?.(error);
+  }
+  sb.restore(clean);
+  assert.equal(sb.callSync("ok"), 1);
+  assert.equal(neighbour.callSync("ok"), 1);
+}
+
+const isUdFault = (error: unknown): void => {
+  assert.ok(error instanceof GuestFaultError, `expected a guest fault, got ${String(error)}`);
+  assert.equal(error.vector, 6, `#UD expected, got ${error.mnemonic}`);
+};
+
+describe("system calls", () => {
+  test("every system call is a #UD guest fault at the instruction, as in a VM without EFER.SCE", () => {
+    for (const [name, nr] of SYSCALLS) {
+      let thrown: unknown;
+      try {
+        sb.callSync("do_syscall", BigInt(nr), 0n, 0n, 0n);
+      } catch (error) {
+        thrown = error;
+      }
+      assert.ok(thrown instanceof GuestFaultError, `${name} (${nr}) did not fault: ${String(thrown)}`);
+      assert.equal(thrown.vector, 6, `${name}: ${thrown.mnemonic}`);
+      assert.ok(thrown.rip >= 0x100000n, `${name}: the fault names the guest's instruction`);
+      sb.restore(clean);
+    }
+    assert.equal(sb.callSync("ok"), 1);
+  });
+
+  test("futex with a timeout, or any operation but wait and wake, is refused", () => {
+    attack(() => sb.callSync("futex_op", 0n, 1n), isUdFault); // FUTEX_WAIT with a timeout
+    attack(() => sb.callSync("futex_op", 9n, 0n), isUdFault); // FUTEX_WAIT_BITSET
+    attack(() => sb.callSync("futex_op", 5n, 0n), isUdFault); // FUTEX_WAKE_OP
+  });
+
+  test("a 32-bit system call (int 0x80) is a typed error and the sandbox restores", () => {
+    attack(() => sb.callSync("do_int80", 20 /* getpid */));
+  });
+
+  test("the system-call instruction inside the child's own code is filtered like any other", () => {
+    attack(() => sb.callSync("jump_to_syscall_gadget", 57n /* fork */), (error) => {
+      if (onProcess) isUdFault(error);
+    });
+  });
+});
+
+describe("the child's own memory", () => {
+  test("the resume frame and the helper's code cannot be written", () => {
+    for (const fn of [() => sb.callSync("fill", RESUME_FRAME, 64, 0x41), () => sb.callSync("write_helper_code")]) {
+      attack(fn, (error) => {
+        assert.ok(error instanceof GuestFaultError, String(error));
+        assert.equal(error.vector, 14);
+      });
+    }
+  });
+
+  test("garbage written over the mailbox and the signal stack reaches the host as a typed error at most", processOnly, () => {
+    attack(() => sb.callSync("fill", CONTROL, 0x2000, 0xff));
+    attack(() => sb.callSync("fill", SIGNAL_STACK, 0x10000, 0xff));
+    attack(() => sb.callSync("fill", CONTROL + 0x10n, 0x1000 - 0x10, 0x5a));
+  });
+
+  test("a guest that fakes an exit and keeps running is stopped before a restore, and nothing it wrote survives", processOnly, () => {
+    attack(() => sb.callSync("fake_exit_then_spin", 0x41n));
+    assert.equal(sb.callSync("or_of", MAILBOX_RESERVED, 64), 0);
+    // Without a restore in between: the next call finds a guest that never stopped, and times out.
+    assert.doesNotThrow(() => {
+      try {
+        sb.callSync("fake_exit_then_spin", 0x42n);
+        sb.callSync("ok", { timeoutMs: 200 });
+      } catch (error) {
+        assert.ok(error instanceof VmletError, String(error));
+      }
+    });
+    sb.restore(clean);
+    assert.equal(sb.callSync("ok"), 1);
+  });
+
+  test("a guest that jumps into the park loop resumes only where the host says", processOnly, () => {
+    attack(() => sb.callSync("jump_to_park"));
+  });
+
+  test("a guest that blocks every signal and spins is killed at its deadline", () => {
+    attack(() => sb.callSync("block_signals_and_spin", { timeoutMs: 200 }), (error) => {
+      if (onProcess) assert.ok(error instanceof TimeoutError, String(error));
+      else isUdFault(error);
+    });
+  });
+});
+
+describe("restores leave nothing of a request", () => {
+  test("heap, registers, mailbox and signal stack are back to the snapshot's", () => {
+    const secret = 0x5ec7e7_5ec7e7n;
+    const address = sb.callSync("leave_in_heap", 0n) as bigint;
+    sb.restore(clean);
+    const heapBefore = sb.callSync("peek", address);
+    const xmmBefore = sb.callSync("read_xmm15");
+    sb.callSync("leave_in_heap", secret);
+    sb.callSync("stash_in_registers", secret);
+    if (onProcess) {
+      sb.callSync("fill", MAILBOX_RESERVED, 64, 0x5e);
+      sb.callSync("fill", SIGNAL_STACK + 0x100n, 64, 0x5e);
+    }
+    sb.restore(clean);
+    assert.equal(sb.callSync("peek", address), heapBefore);
+    assert.equal(sb.callSync("read_xmm15"), xmmBefore);
+    if (onProcess) {
+      assert.equal(sb.callSync("or_of", MAILBOX_RESERVED, 64), 0);
+      assert.equal(sb.callSync("or_of", SIGNAL_STACK + 0x100n, 64), 0);
+    }
+  });
+});
+
+describe("the process backend's child", () => {
+  const childOf = (s: Sandbox): number => {
+    const pid = (s as unknown as { vm: { childPid?: number } }).vm.childPid;
+    assert.ok(pid !== undefined, "the sandbox has a child process");
+    return pid;
+  };
+
+  test("has seccomp and no_new_privs on, no open fds, zero fd and process limits", processOnly, () => {
+    const pid = childOf(neighbour);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    assert.match(status, /^Seccomp:\s+2$/m);
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+    assert.deepEqual(readdirSync(`/proc/${pid}/fd`), []);
+    const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
+    assert.match(limits, /^Max open files\s+0\s+0\s/m);
+    assert.match(limits, /^Max processes\s+0\s+0\s/m);
+  });
+
+  test("keeps no writable memory of its own: everything writable is guest memory or the control pages", processOnly, () => {
+    const pid = childOf(neighbour);
+    const maps = readFileSync(`/proc/${pid}/maps`, "utf8").trim().split("\n");
+    for (const line of maps) {
+      const [range, perms, , , , name = ""] = line.split(/\s+/);
+      if (perms!.includes("w")) assert.match(name, /^\/memfd:vmlet-(guest|control)/, `writable mapping ${range} ${name || "(anonymous)"}`);
+      assert.ok(!(perms!.includes("w") && perms!.includes("x")), `writable and executable: ${line}`);
+    }
+  });
+});
