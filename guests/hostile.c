@@ -76,19 +76,43 @@ static uint64_t read_xmm15(void) {
 }
 VMLET_EXPORT(read_xmm15, U64);
 
+/* An `out READY` the guest never executes: a forged exit record points at it. */
+__asm__(".pushsection .text\n.globl forged_ready\nforged_ready: outb %al, $0x10\n.popsection");
+extern char forged_ready[];
+
+/* A successful void RETURN in the output buffer, and a mailbox record of a #GP at `out READY`. */
+static void forge_ready_exit(void) {
+  uint8_t *out = (uint8_t *)(uintptr_t)*(volatile uint64_t *)(uintptr_t)(VMLET_CONTROL_BLOCK_ADDR + VMLET_CB_OUTPUT_ADDR);
+  uint32_t magic = VMLET_MESSAGE_MAGIC, length = VMLET_MSG_HEADER_SIZE, zero = 0;
+  uint16_t version = VMLET_ABI_VERSION, kind = VMLET_MSG_RETURN;
+  memcpy(out + VMLET_MSG_MAGIC, &magic, 4);
+  memcpy(out + VMLET_MSG_VERSION, &version, 2);
+  memcpy(out + VMLET_MSG_KIND, &kind, 2);
+  memcpy(out + VMLET_MSG_LENGTH, &length, 4);
+  memcpy(out + VMLET_MSG_COUNT, &zero, 4);
+  memcpy(out + VMLET_MSG_A, &zero, 4);
+  memcpy(out + VMLET_MSG_B, &zero, 4);
+  volatile uint8_t *mb = (volatile uint8_t *)(uintptr_t)CONTROL;
+  *(volatile int32_t *)(mb + 0x10) = 11;  /* signo: SIGSEGV */
+  *(volatile uint64_t *)(mb + 0x20) = 13; /* trapno: #GP */
+  *(volatile uint64_t *)(mb + 0x40 + 16 * 8) = (uint64_t)(uintptr_t)forged_ready; /* rip */
+}
+
 /* Pretends to have exited (a READY record in the mailbox, the futex woken) and keeps
- * running: the host must not mistake it for a stopped guest when it restores. */
-static void fake_exit_then_spin(uint64_t value) {
+ * running, writing `value` at `address` (0: nowhere): the host must not mistake it for a
+ * stopped guest when it replaces memory under it (a restore, a parked VM's reuse). */
+static void fake_exit_then_spin(uint64_t value, uint64_t address) {
   volatile uint32_t *state = (volatile uint32_t *)(uintptr_t)CONTROL;
   fill(MAILBOX_RESERVED, 64, (uint32_t)value);
+  forge_ready_exit();
   *state = 1; /* MB_EXIT_POSTED */
   raw_syscall(202, (int64_t)CONTROL, 1 /* FUTEX_WAKE */, 1);
   for (;;) {
-    /* writes into its own heap while the host thinks it is stopped */
+    if (address) *(volatile uint64_t *)(uintptr_t)address = value;
     __asm__ volatile("" ::: "memory");
   }
 }
-VMLET_EXPORT(fake_exit_then_spin, VOID, U64);
+VMLET_EXPORT(fake_exit_then_spin, VOID, U64, U64);
 
 /* Jumps into the child's park loop with its own registers. */
 static void jump_to_park(void) {

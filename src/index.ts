@@ -17,7 +17,8 @@ export type { HostFunctionDefinition, HostFunctionImpl } from "./sandbox/host-fu
 export type { GuestLogRecord, GuestLogger, LogLevel } from "./sandbox/logging.js";
 export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js";
 export type { BackendInfo } from "./hypervisor/virtual-machine.js";
-export { backendInfo } from "./hypervisor/backend.js";
+export { backendInfo, backendAvailability } from "./hypervisor/backend.js";
+export type { BackendChoice } from "./hypervisor/backend-choice.js";
 export { demoGuestPath } from "./guests.js";
 export * from "./errors/errors.js";
 export { SandboxPool, type PoolStats, type SandboxPoolOptions } from "./pool/sandbox-pool.js";

@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { backendInfo } from "../src/hypervisor/backend.js";
 import { GuestFaultError, Sandbox, SandboxBuilder, TimeoutError, VmletError, type Snapshot } from "../src/index.js";
 import { guestPath } from "./helpers.js";
+import { parkedVmStats } from "../src/sandbox/parked-vms.js";
 
 const onProcess = backendInfo().name === "process";
 const processOnly = onProcess ? {} : { skip: "exercises the process backend's child (this run uses KVM)" };
@@ -114,12 +115,12 @@ describe("the child's own memory", () => {
   });
 
   test("a guest that fakes an exit and keeps running is stopped before a restore, and nothing it wrote survives", processOnly, () => {
-    attack(() => sb.callSync("fake_exit_then_spin", 0x41n));
+    attack(() => sb.callSync("fake_exit_then_spin", 0x41n, 0n));
     assert.equal(sb.callSync("or_of", MAILBOX_RESERVED, 64), 0);
     // Without a restore in between: the next call finds a guest that never stopped, and times out.
     assert.doesNotThrow(() => {
       try {
-        sb.callSync("fake_exit_then_spin", 0x42n);
+        sb.callSync("fake_exit_then_spin", 0x42n, 0n);
         sb.callSync("ok", { timeoutMs: 200 });
       } catch (error) {
         assert.ok(error instanceof VmletError, String(error));
@@ -127,6 +128,29 @@ describe("the child's own memory", () => {
     });
     sb.restore(clean);
     assert.equal(sb.callSync("ok"), 1);
+  });
+
+  test("a guest that fakes an exit and keeps writing cannot reach the next sandbox through a reused VM", processOnly, async () => {
+    const base = await new SandboxBuilder().guest(guestPath("hostile")).build();
+    const address = base.callSync("leave_in_heap", 0n) as bigint;
+    const snap = base.snapshot();
+    base.close();
+    const rogue = await Sandbox.fromSnapshot(snap);
+    try {
+      rogue.callSync("fake_exit_then_spin", 0x77n, address);
+    } catch (error) {
+      assert.ok(error instanceof VmletError, String(error));
+    }
+    rogue.close(); // not poisoned: its VM is parked for the next sandbox of this snapshot
+    const reusedBefore = parkedVmStats().reused;
+    const next = await Sandbox.fromSnapshot(snap);
+    try {
+      assert.equal(parkedVmStats().reused, reusedBefore + 1, "the rogue's VM was reused");
+      await new Promise((resolve) => setTimeout(resolve, 20)); // a rogue still running would write now
+      assert.equal(next.callSync("peek", address), 0n);
+    } finally {
+      next.close();
+    }
   });
 
   test("a guest that jumps into the park loop resumes only where the host says", processOnly, () => {

@@ -19,8 +19,9 @@ import { GuestMemory } from "../mem/guest-memory.js";
 import { BackendUnavailableError, InvalidConfigError } from "../errors/errors.js";
 import { loadAddon } from "../native/addon.js";
 
-export type BackendChoice = "auto" | BackendName;
-export const BACKEND_CHOICES: readonly BackendChoice[] = ["auto", "kvm", "process"];
+import { BACKEND_CHOICES, type BackendChoice } from "./backend-choice.js";
+
+export { BACKEND_CHOICES, type BackendChoice };
 
 const PROCESS_INFO: BackendInfo = { name: "process", flavour: "seccomp" };
 

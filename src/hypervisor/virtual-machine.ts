@@ -126,5 +126,11 @@ export interface VirtualMachine {
   interrupt(): void;
   /** Clears a pending interrupt before a new call. */
   clearInterrupt(): void;
+  /**
+   * Makes sure no guest code runs until the next run() (after setCpuState or a restore),
+   * before the host replaces guest memory under it. KVM: nothing runs outside run(). The
+   * process backend: a child that is not parked is killed (a new one starts on demand).
+   */
+  quiesce(): void;
   destroy(): void;
 }

@@ -4,6 +4,7 @@ import { InvalidConfigError } from "../errors/errors.js";
 import { describe, optionsObject, timeout } from "../sandbox/option-checks.js";
 import { HostFunctionRegistry, type HostFunctionDefinition } from "../sandbox/host-functions.js";
 import type { GuestLogger, LogLevel } from "../sandbox/logging.js";
+import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { resolveSnapshotConfig, type SnapshotSandboxConfig } from "../sandbox/snapshot-config.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import { Snapshot } from "../snapshot/snapshot.js";
@@ -21,6 +22,8 @@ export interface SandboxPoolOptions {
   guestLogger?: GuestLogger;
   /** Longest a run() waits for a free sandbox before it rejects with PoolTimeoutError; none unless set. */
   acquireTimeoutMs?: number;
+  /** Which backend runs the pool's sandboxes: "auto" (default; also VMLET_BACKEND), "kvm" or "process". */
+  backend?: BackendChoice;
 }
 
 export interface ResolvedPoolOptions {
@@ -31,7 +34,7 @@ export interface ResolvedPoolOptions {
 }
 
 export const MAX_POOL_SIZE = 1024;
-const KNOWN = ["size", "hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger", "acquireTimeoutMs"];
+const KNOWN = ["size", "hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger", "acquireTimeoutMs", "backend"];
 
 export function resolvePoolOptions(snapshot: unknown, options: unknown): ResolvedPoolOptions {
   if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("SandboxPool takes a Snapshot as its first argument (sandbox.snapshot())");
@@ -43,7 +46,7 @@ export function resolvePoolOptions(snapshot: unknown, options: unknown): Resolve
   const acquireTimeoutMs = o.acquireTimeoutMs === undefined ? undefined : timeout("acquireTimeoutMs", o.acquireTimeoutMs);
   // The per-sandbox fields: the same checks (and messages naming the option) as Sandbox.fromSnapshot.
   const sandbox: SnapshotSandboxConfig = {};
-  for (const key of ["hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger"] as const) {
+  for (const key of ["hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger", "backend"] as const) {
     if (o[key] !== undefined) (sandbox as Record<string, unknown>)[key] = o[key];
   }
   resolveSnapshotConfig(sandbox);

@@ -5,6 +5,7 @@ import { resolveConfig, type SandboxConfig } from "./config.js";
 import type { HostFunctionDefinition, HostFunctionImpl } from "./host-functions.js";
 import type { GuestLogger, LogLevel } from "./logging.js";
 import type { Sandbox } from "./sandbox.js";
+import type { BackendChoice } from "../hypervisor/backend-choice.js";
 
 export class SandboxBuilder {
   private config: Partial<SandboxConfig> = {};
@@ -54,6 +55,12 @@ export class SandboxBuilder {
 
   initTimeoutMs(ms: number): this {
     this.config.initTimeoutMs = ms;
+    return this;
+  }
+
+  /** Which backend runs the sandbox: "auto" (the default, or VMLET_BACKEND), "kvm" or "process". */
+  backend(choice: BackendChoice): this {
+    this.config.backend = choice;
     return this;
   }
 

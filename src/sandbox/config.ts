@@ -5,7 +5,8 @@
  */
 import { InvalidConfigError } from "../errors/errors.js";
 import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
-import { describe, optionalFunction, optionsObject, timeout } from "./option-checks.js";
+import { backendChoice, describe, optionalFunction, optionsObject, timeout } from "./option-checks.js";
+import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
 export interface SandboxConfig {
@@ -28,6 +29,8 @@ export interface SandboxConfig {
   /** Limit for the guest's start-up (its constructors and vmlet_init), ms. Default 5000. */
   initTimeoutMs?: number;
   hostFunctions?: readonly HostFunctionDefinition[];
+  /** Which backend runs the sandbox: "auto" (default; also VMLET_BACKEND), "kvm" or "process" (docs/backends.md). */
+  backend?: BackendChoice;
 }
 
 export interface ResolvedConfig {
@@ -41,6 +44,7 @@ export interface ResolvedConfig {
   readonly timeoutMs: number | undefined;
   readonly initTimeoutMs: number;
   readonly hostFunctions: readonly HostFunctionDefinition[];
+  readonly backend: BackendChoice | undefined;
 }
 
 export const DEFAULTS = {
@@ -52,7 +56,7 @@ export const DEFAULTS = {
   initTimeoutMs: 5000,
 } as const;
 
-const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions"];
+const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions", "backend"];
 const GIB = 1 << 30;
 
 export function resolveConfig(config: SandboxConfig): ResolvedConfig {
@@ -71,6 +75,7 @@ export function resolveConfig(config: SandboxConfig): ResolvedConfig {
     timeoutMs: config.timeoutMs === undefined ? undefined : timeout("timeoutMs", config.timeoutMs),
     initTimeoutMs: timeout("initTimeoutMs", orDefault(config.initTimeoutMs, DEFAULTS.initTimeoutMs)),
     hostFunctions: checkHostFunctions(config.hostFunctions),
+    backend: backendChoice("backend", config.backend),
   };
 }
 

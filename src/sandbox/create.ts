@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
 import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
-import { allocateGuestMemory, createVirtualMachine } from "../hypervisor/backend.js";
+import { allocateGuestMemory, createVirtualMachine, resolveBackend } from "../hypervisor/backend.js";
 import { HostWrites } from "../mem/host-writes.js";
 import type { SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
@@ -38,8 +38,9 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   });
   const hostFunctions = new HostFunctionRegistry();
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
-  const memory = allocateGuestMemory(layout.memorySize);
-  const vm = createVirtualMachine(memory);
+  const backend = resolveBackend(config.backend);
+  const memory = allocateGuestMemory(layout.memorySize, backend);
+  const vm = createVirtualMachine(memory, { backend });
   try {
     const system = prepareMemory(vm, image, bytes, layout, config);
     vm.start(image.entry, layout.stack.top);

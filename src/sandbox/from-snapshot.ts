@@ -3,8 +3,8 @@
  * (O(1) in memory size), a VM (a parked one of the same snapshot, or a new one), the
  * fixed CPU setup and the snapshot's CPU state.
  */
-import { allocateGuestMemory, createVirtualMachine } from "../hypervisor/backend.js";
-import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
+import { allocateGuestMemory, createVirtualMachine, resolveBackend } from "../hypervisor/backend.js";
+import type { BackendName, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
 import { unparkVm } from "./parked-vms.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
@@ -19,7 +19,8 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
   requireSuperset(snapshot.state.hostFunctions, hostFunctions, "Sandbox.fromSnapshot()");
   const { layout, system, cpu, functions } = snapshot.state;
-  const { vm, memory } = unparkVm(snapshot.image) ?? freshVm(snapshot);
+  const backend = resolveBackend(config.backend);
+  const { vm, memory } = unparkVm(snapshot.image, backend) ?? freshVm(snapshot, backend);
   try {
     vm.configure(system);
     vm.setCpuState(cpu);
@@ -39,8 +40,8 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
 }
 
 /** A new VM with dirty logging from the start; its memory is mapped before the VM sees it (cheaper than remapping a live VM's). */
-function freshVm(snapshot: Snapshot): { vm: VirtualMachine; memory: GuestMemory } {
-  const memory = allocateGuestMemory(snapshot.state.layout.memorySize);
+function freshVm(snapshot: Snapshot, backend: BackendName): { vm: VirtualMachine; memory: GuestMemory } {
+  const memory = allocateGuestMemory(snapshot.state.layout.memorySize, backend);
   memory.mapImage(snapshot.image);
-  return { vm: createVirtualMachine(memory, { trackDirtyPages: true }), memory };
+  return { vm: createVirtualMachine(memory, { trackDirtyPages: true, backend }), memory };
 }

@@ -5,6 +5,7 @@
  * never ends, or a Node timer that fires at once.
  */
 import { InvalidConfigError } from "../errors/errors.js";
+import { BACKEND_CHOICES, type BackendChoice } from "../hypervisor/backend-choice.js";
 
 /** Node timers fire after ~1 ms for any delay above this (a 32-bit signed millisecond count). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -20,6 +21,15 @@ export function optionsObject(value: unknown, what: string, known: readonly stri
     if (!known.includes(key)) throw new InvalidConfigError(`unknown ${what} "${key}" (known: ${known.join(", ")})`);
   }
   return value as Record<string, unknown>;
+}
+
+/** A backend choice: "auto" (KVM where it works, else the process backend), "kvm" or "process". */
+export function backendChoice(name: string, value: unknown): BackendChoice | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !(BACKEND_CHOICES as readonly string[]).includes(value)) {
+    throw new InvalidConfigError(`${name} must be one of ${BACKEND_CHOICES.join(", ")} (got ${describe(value)})`);
+  }
+  return value as BackendChoice;
 }
 
 /** A time limit in ms: positive, finite and at most MAX_TIMER_MS. */

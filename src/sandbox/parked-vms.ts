@@ -11,7 +11,7 @@
  * ran (the same image, or a blob with the same digest), so even the kernel's caches of
  * the guest's page tables (shadow paging) describe the page tables the new guest has.
  */
-import type { VirtualMachine } from "../hypervisor/virtual-machine.js";
+import type { BackendName, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
 import type { MemoryImage } from "../snapshot/memory-image.js";
 import { knownDigest } from "../snapshot/file/blob-digests.js";
@@ -44,6 +44,7 @@ export function parkVm(image: MemoryImage, vm: VirtualMachine, memory: GuestMemo
   }
   try {
     vm.discardRestore();
+    vm.quiesce();
     memory.mapImage(image);
   } catch {
     vm.destroy(); // close() must not fail: a VM that cannot be reset is simply not kept
@@ -58,15 +59,16 @@ export function parkVm(image: MemoryImage, vm: VirtualMachine, memory: GuestMemo
  * start from `image`: memory mapped from it, no pending interrupt, a new dirty-page record.
  * The caller sets the system registers and CPU state. Undefined if none is parked.
  */
-export function unparkVm(image: MemoryImage): { vm: VirtualMachine; memory: GuestMemory } | undefined {
+export function unparkVm(image: MemoryImage, backend: BackendName): { vm: VirtualMachine; memory: GuestMemory } | undefined {
   const key = keyOf(image);
-  const at = parked.findIndex((p) => p.key === key && p.memory.size === image.size);
+  const at = parked.findIndex((p) => p.key === key && p.memory.size === image.size && p.vm.backend.name === backend);
   if (at < 0) return undefined;
   const { vm, memory, image: mapped } = parked.splice(at, 1)[0]!;
   reusedCount++;
   try {
     // Remapping a live VM's memory makes KVM walk every page of the slot (~0.4 ms at 1 GiB
     // on PVM); not needed when the memory maps this very file already.
+    vm.quiesce();
     if (mapped !== image && !mapped.sameFileAs(image)) memory.mapImage(image);
     vm.clearInterrupt();
     vm.takeDirtyPages();

@@ -479,6 +479,7 @@ export class Sandbox {
 
   /** Memory now derives from `snapshot`: share its pages and start tracking writes from here. */
   private rebase(snapshot: Snapshot): void {
+    this.vm.quiesce();
     this.parts.memory.mapImage(snapshot.image);
     this.vm.trackDirtyPages();
     this.vm.takeDirtyPages();

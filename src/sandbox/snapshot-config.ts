@@ -4,7 +4,8 @@
  * passing one gets an InvalidConfigError rather than a silent ignore.
  */
 import { InvalidConfigError } from "../errors/errors.js";
-import { optionalFunction, timeout } from "./option-checks.js";
+import { backendChoice, optionalFunction, timeout } from "./option-checks.js";
+import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
@@ -17,6 +18,8 @@ export interface SnapshotSandboxConfig {
   guestLogger?: GuestLogger;
   /** Default per-call timeout in ms; undefined = none. */
   timeoutMs?: number;
+  /** Which backend runs the sandbox: "auto" (default; also VMLET_BACKEND), "kvm" or "process". Any backend resumes any snapshot. */
+  backend?: BackendChoice;
 }
 
 export interface ResolvedSnapshotConfig {
@@ -24,9 +27,10 @@ export interface ResolvedSnapshotConfig {
   readonly maxGuestLogLevel: LogLevel | undefined;
   readonly guestLogger: GuestLogger | undefined;
   readonly timeoutMs: number | undefined;
+  readonly backend: BackendChoice | undefined;
 }
 
-const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs"]);
+const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "backend"]);
 const FROM_SNAPSHOT = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "initTimeoutMs", "memorySize"]);
 
 export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined): ResolvedSnapshotConfig {
@@ -43,5 +47,6 @@ export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined)
     maxGuestLogLevel: c.maxGuestLogLevel === undefined ? undefined : parseLogLevel(c.maxGuestLogLevel, "maxGuestLogLevel"),
     guestLogger: optionalFunction("guestLogger", c.guestLogger),
     timeoutMs: c.timeoutMs === undefined ? undefined : timeout("timeoutMs", c.timeoutMs),
+    backend: backendChoice("backend", c.backend),
   };
 }

@@ -196,6 +196,9 @@ export class KvmMachine implements VirtualMachine {
     this.vcpu.clearInterrupt();
   }
 
+  /** The vCPU runs only inside run() and runAsync(): nothing to stop. */
+  quiesce(): void {}
+
   /** KVM dirty-page logging on guest memory (KVM_MEM_LOG_DIRTY_PAGES on its slot). */
   trackDirtyPages(): void {
     if (this.dirtyLogging) return;

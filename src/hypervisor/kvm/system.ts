@@ -40,7 +40,7 @@ export class KvmSystem {
     const addon = loadAddon();
     checkStructSizes(addon);
     const fd = openDevice(addon);
-    const version = native("KVM_GET_API_VERSION", () => addon.getApiVersion(fd));
+    const version = apiVersion(addon, fd);
     if (version !== KVM_API_VERSION) {
       throw new BackendUnavailableError(`/dev/kvm reports API version ${version}, vmlet needs ${KVM_API_VERSION}`);
     }
@@ -71,6 +71,16 @@ function openDevice(addon: NativeAddon): number {
       : code === "EACCES" || code === "EPERM" ? "no permission to open /dev/kvm (add your user to the kvm group)"
       : `cannot open /dev/kvm: ${(error as Error).message}`;
     throw new BackendUnavailableError(why, { cause: error });
+  }
+}
+
+/** KVM_GET_API_VERSION; a device that opens but does not answer it is not KVM (masked with /dev/null, or another driver). */
+function apiVersion(addon: NativeAddon, fd: number): number {
+  try {
+    return addon.getApiVersion(fd);
+  } catch (error) {
+    addon.closeFd(fd);
+    throw new BackendUnavailableError(`/dev/kvm opens but does not answer KVM ioctls (${(error as NativeError).code ?? (error as Error).message}): it is masked or not a KVM device`, { cause: error });
   }
 }
 

@@ -82,7 +82,7 @@ export class ProcessMachine implements VirtualMachine {
   /** Pages the guest's page tables map (user or supervisor): what a VM's #PF error code would say. */
   private present: Uint8Array = new Uint8Array(0);
   /** What the next resume loads: the guest's own state from its last exit, or a state the host set. */
-  private next: { kind: "mailbox"; advance: number } | { kind: "host"; state: CpuState } = { kind: "host", state: initialState(0, 0) };
+  private next: { kind: "mailbox"; advance: number } | { kind: "host"; state: CpuState } | { kind: "none" } = { kind: "none" };
   private lastFault: DecodedExit["fault"];
   private lastCopied = 0;
   private pendingRestore: { readonly image: Uint8Array; readonly state: CpuState; readonly patches: Array<[number, number]> } | undefined;
@@ -116,7 +116,7 @@ export class ProcessMachine implements VirtualMachine {
     this.present = present;
     if (this.child && !sameMaps(this.child.maps, maps)) this.stopChild();
     if (!this.child) this.child = this.spawn(maps);
-    this.next = { kind: "host", state: initialState(0, 0) };
+    this.next = { kind: "none" };
   }
 
   start(rip: number, rsp: number): void {
@@ -132,6 +132,7 @@ export class ProcessMachine implements VirtualMachine {
   getCpuState(): CpuState {
     if (this.pendingRestore) this.flushRestore();
     if (this.next.kind === "host") return this.next.state;
+    if (this.next.kind === "none") throw new HypervisorError("process backend", undefined, "no CPU state: the sandbox's process is gone");
     const m = this.mailbox;
     const gprs = new BigUint64Array(16);
     for (let i = 0; i < 16; i++) gprs[i] = m.getBigUint64(MB.regs + i * 8, true);
@@ -207,16 +208,16 @@ export class ProcessMachine implements VirtualMachine {
 
   run(timeoutNs: number): VmExit {
     if (this.pendingRestore) this.flushRestore();
-    const child = this.child;
-    if (!child) return { kind: "lost", reason: "the sandbox's process is gone" };
+    const child = this.childForRun();
+    if (!child || this.next.kind === "none") return { kind: "lost", reason: "the sandbox's process is gone" };
     const [mode, advance] = this.resumeMode();
     return this.afterRun(child, this.addon.processResume(this.control, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS));
   }
 
   async runAsync(timeoutNs: number): Promise<VmExit> {
     if (this.pendingRestore) this.flushRestore();
-    const child = this.child;
-    if (!child) return { kind: "lost", reason: "the sandbox's process is gone" };
+    const child = this.childForRun();
+    if (!child || this.next.kind === "none") return { kind: "lost", reason: "the sandbox's process is gone" };
     const [mode, advance] = this.resumeMode();
     child.runner ??= this.addon.processRunner(this.control, (result) => child.onRunnerExit?.(result));
     const runner = child.runner;
@@ -237,6 +238,11 @@ export class ProcessMachine implements VirtualMachine {
     this.mailbox.setUint32(MB.interrupt, 0, true);
   }
 
+  /** A child that is not parked could write memory the host is about to replace: it goes. */
+  quiesce(): void {
+    if (this.child && !this.waitParked(this.child.pid)) this.stopChild();
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -249,6 +255,17 @@ export class ProcessMachine implements VirtualMachine {
   /** @internal Tests: the child's pid (undefined when none runs). */
   get childPid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /**
+   * The child to run. One that quiesce() stopped is replaced here when the host has set the
+   * state to resume from (setCpuState or a restore): a new child resumes exactly there.
+   */
+  private childForRun(): Child | undefined {
+    if (this.child || this.next.kind !== "host" || !this.setup || this.destroyed) return this.child;
+    this.child = this.spawn(walkPageTables(this.memory, this.setup.pml4Address).mappings);
+    this.writeFrame(this.next.state);
+    return this.child;
   }
 
   private resumeMode(): [RunMode, number] {
@@ -264,7 +281,7 @@ export class ProcessMachine implements VirtualMachine {
     }
     const status = this.endChild(child);
     if (this.child === child) this.child = undefined;
-    this.next = { kind: "host", state: initialState(0, 0) };
+    this.next = { kind: "none" }; // nothing to resume until the host sets a state (a restore)
     if (result === RunResult.Killed) return { kind: "interrupted" }; // it would not stop when asked
     return { kind: "lost", reason: `the sandbox's process ended (${describeStatus(status)})` };
   }
