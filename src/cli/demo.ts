@@ -1,9 +1,15 @@
 /** `vmlet demo`: builds the demo guest, calls each kind of function, catches a fault, prints latencies. */
 import { SandboxBuilder } from "../sandbox/builder.js";
 import { VmletError } from "../errors/errors.js";
+import type { BackendInfo } from "../hypervisor/virtual-machine.js";
 import { escapeControlChars } from "../sandbox/terminal-text.js";
 import { guestPath } from "./paths.js";
 import { timeAsync, timeSync } from "./stats.js";
+
+function describeBackend(backend: BackendInfo): string {
+  if (backend.name === "process") return "a seccomp-confined child process: no usable KVM here, weaker isolation than a VM (docs/backends.md)";
+  return backend.flavour === "pvm" ? "PVM, software-virtualised KVM for nested hosts" : "hardware virtualisation";
+}
 
 export async function demo(print: (line: string) => void): Promise<void> {
   const lines: string[] = [];
@@ -15,7 +21,7 @@ export async function demo(print: (line: string) => void): Promise<void> {
     .heapSize(2 << 20)
     .build();
   const buildMs = performance.now() - started;
-  print(`vmlet demo — backend: ${sb.backend.name} (${sb.backend.flavour === "pvm" ? "PVM, software-virtualised KVM for nested hosts" : "hardware virtualisation"})`);
+  print(`vmlet demo — backend: ${sb.backend.name} (${describeBackend(sb.backend)})`);
   print(`sandbox built in ${buildMs.toFixed(2)} ms, guest memory ${(sb.memorySize / 2 ** 20).toFixed(0)} MiB`);
   print(`guest exports: ${sb.functions.join("; ")}`);
   print("");
