@@ -5,9 +5,10 @@ set -euo pipefail
 
 # gcc make python3 g++ binutils: build the guest and native parts.
 # skopeo umoci docker-registry: OCI image-layout snapshot tests (copy/gc/push-pull).
+# gdb: the core-dump tests load vmlet's guest core dumps in real gdb.
 # Note: on systemd hosts the docker-registry package enables a system service on :5000;
 # tests should start their own registry on a free 127.0.0.1 port instead.
-PACKAGES=(gcc make python3 g++ binutils skopeo umoci docker-registry)
+PACKAGES=(gcc make python3 g++ binutils skopeo umoci docker-registry gdb)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

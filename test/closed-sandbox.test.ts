@@ -26,6 +26,7 @@ const USES: Record<Exclude<MethodName<Sandbox>, "close">, (sb: Sandbox, snap: Sn
   snapshot: (sb) => sb.snapshot(),
   restore: (sb, snap) => sb.restore(snap),
   applyHostFields: (sb) => sb.applyHostFields(),
+  coreDump: (sb) => sb.coreDump("/nonexistent/vmlet-core"),
 };
 
 /** Runs `use` and checks it threw (or rejected with) SandboxClosedError. */
@@ -66,6 +67,7 @@ function fakeParts(vm: VirtualMachine): SandboxParts {
     logger: () => undefined,
     maxGuestLogLevel: "info",
     timeoutMs: undefined,
+    coreDumpDir: undefined,
   };
 }
 

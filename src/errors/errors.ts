@@ -54,6 +54,8 @@ export abstract class VmletError extends Error {
 /** The guest called `vmlet_abort`/`vmlet_panic` or failed an SDK check. */
 export class GuestAbortedError extends VmletError {
   readonly code = "GUEST_ABORTED";
+  /** The core dump written for this abort, when the sandbox has a coreDumpDir (docs/debugging.md). */
+  coreDump: string | undefined;
   constructor(
     readonly guestMessage: string,
     readonly file: string,
@@ -66,6 +68,8 @@ export class GuestAbortedError extends VmletError {
 /** The guest CPU raised an exception (page fault, #UD, #DE, …). */
 export class GuestFaultError extends VmletError {
   readonly code = "GUEST_FAULT";
+  /** The core dump written for this fault, when the sandbox has a coreDumpDir (docs/debugging.md). */
+  coreDump: string | undefined;
   constructor(
     /** x86 exception vector, e.g. 14 for a page fault. */
     readonly vector: number,

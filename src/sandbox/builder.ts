@@ -58,6 +58,12 @@ export class SandboxBuilder {
     return this;
   }
 
+  /** Where a guest fault or abort writes an ELF core dump that gdb loads (docs/debugging.md); default VMLET_COREDUMP_DIR. */
+  coreDumpDir(dir: string): this {
+    this.config.coreDumpDir = dir;
+    return this;
+  }
+
   /** Which backend runs the sandbox: "auto" (the default, or VMLET_BACKEND), "kvm" or "process". */
   backend(choice: BackendChoice): this {
     this.config.backend = choice;

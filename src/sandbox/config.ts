@@ -5,7 +5,7 @@
  */
 import { InvalidConfigError } from "../errors/errors.js";
 import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
-import { backendChoice, describe, optionalFunction, optionsObject, timeout } from "./option-checks.js";
+import { backendChoice, coreDumpDir, describe, optionalFunction, optionsObject, timeout } from "./option-checks.js";
 import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
@@ -31,6 +31,8 @@ export interface SandboxConfig {
   hostFunctions?: readonly HostFunctionDefinition[];
   /** Which backend runs the sandbox: "auto" (default; also VMLET_BACKEND), "kvm" or "process" (docs/backends.md). */
   backend?: BackendChoice;
+  /** Where a guest fault or abort writes an ELF core dump (docs/debugging.md). Default: VMLET_COREDUMP_DIR, else none. */
+  coreDumpDir?: string;
 }
 
 export interface ResolvedConfig {
@@ -45,6 +47,7 @@ export interface ResolvedConfig {
   readonly initTimeoutMs: number;
   readonly hostFunctions: readonly HostFunctionDefinition[];
   readonly backend: BackendChoice | undefined;
+  readonly coreDumpDir: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -56,7 +59,7 @@ export const DEFAULTS = {
   initTimeoutMs: 5000,
 } as const;
 
-const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions", "backend"];
+const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions", "backend", "coreDumpDir"];
 const GIB = 1 << 30;
 
 export function resolveConfig(config: SandboxConfig): ResolvedConfig {
@@ -76,6 +79,7 @@ export function resolveConfig(config: SandboxConfig): ResolvedConfig {
     initTimeoutMs: timeout("initTimeoutMs", orDefault(config.initTimeoutMs, DEFAULTS.initTimeoutMs)),
     hostFunctions: checkHostFunctions(config.hostFunctions),
     backend: backendChoice("backend", config.backend),
+    coreDumpDir: coreDumpDir(config.coreDumpDir),
   };
 }
 

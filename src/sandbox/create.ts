@@ -54,6 +54,7 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
       logger: config.guestLogger ?? defaultGuestLogger,
       maxGuestLogLevel: config.maxGuestLogLevel,
       timeoutMs: config.timeoutMs,
+      coreDumpDir: config.coreDumpDir,
     });
   } catch (error) {
     vm.destroy();

@@ -32,6 +32,16 @@ export function backendChoice(name: string, value: unknown): BackendChoice | und
   return value as BackendChoice;
 }
 
+/** Where core dumps go: the option, else VMLET_COREDUMP_DIR, else none. */
+export function coreDumpDir(value: unknown): string | undefined {
+  if (value === undefined) {
+    const env = process.env.VMLET_COREDUMP_DIR;
+    return env === undefined || env === "" ? undefined : env;
+  }
+  if (typeof value !== "string" || value === "") throw new InvalidConfigError(`coreDumpDir must be a directory path (got ${describe(value)})`);
+  return value;
+}
+
 /** A time limit in ms: positive, finite and at most MAX_TIMER_MS. */
 export function timeout(name: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {

@@ -8,9 +8,11 @@ import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
 import {
-  ArgumentMismatchError, CancelledError, InvalidConfigError, PoisonedError, SandboxBusyError, SandboxClosedError,
-  SnapshotMismatchError, UnknownFunctionError, VmletError,
+  ArgumentMismatchError, CancelledError, GuestAbortedError, GuestFaultError, InvalidConfigError, PoisonedError, SandboxBusyError,
+  SandboxClosedError, SnapshotMismatchError, UnknownFunctionError, VmletError,
 } from "../errors/errors.js";
+import path from "node:path";
+import { SIGABRT, signalForVector, writeCoreDump, type CoreSource } from "../debug/core-dump.js";
 import { poisons } from "../errors/poisons.js";
 import type { BackendInfo, SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { guestCpuIdentity } from "../hypervisor/backend.js";
@@ -45,6 +47,8 @@ export interface SandboxParts {
   readonly logger: GuestLogger;
   readonly maxGuestLogLevel: LogLevel;
   readonly timeoutMs: number | undefined;
+  /** Where a guest fault or abort writes a core dump (docs/debugging.md); undefined: none. */
+  readonly coreDumpDir: string | undefined;
 }
 
 type State = "idle" | "busy" | "closed";
@@ -98,6 +102,9 @@ interface BaseFacts {
   readonly xsaveMask: number;
   readonly fixMarkAt: number | undefined;
 }
+
+/** Core dumps written by this process (their file names count up). */
+let coreDumps = 0;
 
 /** Frees the VM of a sandbox that was garbage-collected without close(). */
 const leaked = new FinalizationRegistry<VirtualMachine>((vm) => vm.destroy());
@@ -336,9 +343,42 @@ export class Sandbox {
     if (this.closeWhenIdle) this.close();
   }
 
+  /**
+   * Writes the guest as an ELF core file that gdb loads, and a copy of the guest ELF next to
+   * it (`<path>.elf`): `gdb <path>.elf <path>`. At any time the sandbox is not running a
+   * call; after a fault (before a restore) it shows where the guest faulted.
+   */
+  coreDump(file: string): { core: string; elf: string } {
+    this.refuseIfClosed("write a core dump");
+    if (this.state === "busy") throw new SandboxBusyError("a core dump needs the sandbox idle (not inside a call)");
+    if (typeof file !== "string" || file === "") throw new InvalidConfigError("coreDump() needs a file path");
+    const fault = this.poisonedBy instanceof GuestFaultError ? this.poisonedBy : undefined;
+    const signal = fault ? signalForVector(fault.vector) : this.poisonedBy instanceof GuestAbortedError ? SIGABRT : 0;
+    return writeCoreDump(file, this.coreSource(), signal, fault);
+  }
+
+  private coreSource(): CoreSource {
+    return { vm: this.vm, layout: this.parts.layout, guestElf: this.parts.lineage.guestElf };
+  }
+
+  /** With coreDumpDir set, a fault or abort leaves a core dump there; the error names it (`coreDump`). */
+  private dumpOnFault(error: VmletError): void {
+    const dir = this.parts.coreDumpDir;
+    if (dir === undefined || !(error instanceof GuestFaultError || error instanceof GuestAbortedError)) return;
+    const file = path.join(dir, `vmlet-${this.parts.lineage.id.slice(0, 8)}-${process.pid}-${++coreDumps}.core`);
+    try {
+      const signal = error instanceof GuestFaultError ? signalForVector(error.vector) : SIGABRT;
+      error.coreDump = writeCoreDump(file, this.coreSource(), signal, error instanceof GuestFaultError ? error : undefined).core;
+    } catch (dumpError) {
+      error.coreDump = undefined;
+      error.message += ` (no core dump: ${(dumpError as Error).message})`;
+    }
+  }
+
   /** Classifies an error: poisoning ones mark the sandbox; unknown errors poison too. */
   private fail(error: unknown): unknown {
     if (error instanceof VmletError) {
+      this.dumpOnFault(error);
       if (poisons(error.code)) this.poisonedBy = error;
     } else {
       this.poisonedBy = new PoisonedError(`internal error during a call: ${String(error)}`, { cause: error });

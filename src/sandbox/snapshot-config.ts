@@ -4,7 +4,7 @@
  * passing one gets an InvalidConfigError rather than a silent ignore.
  */
 import { InvalidConfigError } from "../errors/errors.js";
-import { backendChoice, optionalFunction, timeout } from "./option-checks.js";
+import { backendChoice, coreDumpDir, optionalFunction, timeout } from "./option-checks.js";
 import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
@@ -20,6 +20,8 @@ export interface SnapshotSandboxConfig {
   timeoutMs?: number;
   /** Which backend runs the sandbox: "auto" (default; also VMLET_BACKEND), "kvm" or "process". Any backend resumes any snapshot. */
   backend?: BackendChoice;
+  /** Where a guest fault or abort writes an ELF core dump (docs/debugging.md). Default: VMLET_COREDUMP_DIR, else none. */
+  coreDumpDir?: string;
 }
 
 export interface ResolvedSnapshotConfig {
@@ -28,9 +30,10 @@ export interface ResolvedSnapshotConfig {
   readonly guestLogger: GuestLogger | undefined;
   readonly timeoutMs: number | undefined;
   readonly backend: BackendChoice | undefined;
+  readonly coreDumpDir: string | undefined;
 }
 
-const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "backend"]);
+const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "backend", "coreDumpDir"]);
 const FROM_SNAPSHOT = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "initTimeoutMs", "memorySize"]);
 
 export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined): ResolvedSnapshotConfig {
@@ -48,5 +51,6 @@ export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined)
     guestLogger: optionalFunction("guestLogger", c.guestLogger),
     timeoutMs: c.timeoutMs === undefined ? undefined : timeout("timeoutMs", c.timeoutMs),
     backend: backendChoice("backend", c.backend),
+    coreDumpDir: coreDumpDir(c.coreDumpDir),
   };
 }
