@@ -10,15 +10,14 @@ import { closeSync, ftruncateSync, openSync, writeSync, writeFileSync } from "no
 import path from "node:path";
 import { IMAGE_BASE } from "../abi/constants.js";
 import { StorageError } from "../snapshot/file/errors.js";
-import type { CpuState, FaultRegisters, VirtualMachine } from "../hypervisor/virtual-machine.js";
+import type { CpuState, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { parseElf } from "../mem/elf.js";
-import { SYSTEM, type MemoryLayout } from "../mem/layout.js";
+import type { MemoryLayout } from "../mem/layout.js";
+import { guestStateAt } from "./guest-state.js";
 import { layoutCore, type CoreExecutable, type CoreRegisters, type CoreSegment } from "./core-file.js";
 
 const PAGE = 4096;
 const MAX_IMAGE_SIZE = 256 << 20;
-/** Vectors for which the CPU pushes an error code (the frame is one word longer). */
-const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
 export const SIGSEGV = 11;
 export const SIGFPE = 8;
 export const SIGILL = 4;
@@ -107,36 +106,10 @@ function describeExecutable(bytes: Uint8Array, copyPath: string): CoreExecutable
   };
 }
 
-/**
- * The guest's registers. After a fault on a VM the vCPU sits in vmlet's CPL-0 stub: the
- * general registers are still the guest's, but RIP, RSP and RFLAGS are in the exception
- * frame the CPU pushed on the ring-0 stack. The process backend reports the guest's own.
- */
+/** The guest's registers where it stopped, for the core's notes. */
 function guestRegisters(vm: VirtualMachine, fault?: FaultContext): CoreRegisters {
-  const state = vm.getCpuState();
-  const frame = fault ? exceptionFrame(vm.memory, vm.faultRegisters(), fault.vector) : undefined;
-  const gprs = state.gprs.slice();
-  if (frame) gprs[6] = frame.rsp;
-  return {
-    gprs,
-    rip: frame?.rip ?? state.rip,
-    rflags: frame?.rflags ?? state.rflags,
-    fsBase: state.fsBase,
-    gsBase: state.gsBase,
-    xsave: padXsave(state),
-    xcr0: vm.guestXcr0,
-  };
-}
-
-function exceptionFrame(memory: Uint8Array, regs: FaultRegisters, vector: number): { rip: bigint; rflags: bigint; rsp: bigint } | undefined {
-  if (regs.direct !== undefined) return undefined;
-  const rsp = Number(regs.rsp);
-  const words = HAS_ERROR_CODE.has(vector) ? 6 : 5;
-  const onStack = (start: number, top: number): boolean => rsp >= start && rsp + words * 8 <= top;
-  if (!onStack(SYSTEM.ring0Stack.start, SYSTEM.ring0Stack.top) && !onStack(SYSTEM.istStack.start, SYSTEM.istStack.top)) return undefined;
-  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
-  const at = rsp + (HAS_ERROR_CODE.has(vector) ? 8 : 0); // [error code] rip cs rflags rsp ss
-  return { rip: view.getBigUint64(at, true), rflags: view.getBigUint64(at + 16, true), rsp: view.getBigUint64(at + 24, true) };
+  const state = guestStateAt(vm, fault?.vector);
+  return { ...state, xsave: padXsave(state), xcr0: vm.guestXcr0 };
 }
 
 function padXsave(state: CpuState): Uint8Array {
