@@ -68,7 +68,7 @@ export function setProcessRestoreMode(mode: ProcessRestoreMode, trackWrites = tr
 const COMPARE_NS = 400;
 const SCAN_NS_PER_MIB = 2_000;
 const SCAN_FIXED_NS = 150_000;
-const FAULT_NS = 30_000;
+const FAULT_NS = 250_000;
 
 /** XCR0 components a guest's state may hold here: x87 … AVX-512 and PKRU (no AMX: it needs a permission the child never asks for). */
 const GUEST_COMPONENTS = 0x2ff;
