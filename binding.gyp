@@ -17,7 +17,8 @@
         "native/memory_file.c",
         "native/file_lock.c",
         "native/cpu.c",
-        "native/process_child.c"
+        "native/process_child.c",
+        "native/process_dirty.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE"],

@@ -29,10 +29,12 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/ioctl.h>
 #include <linux/mman.h>
 #include <linux/prctl.h>
 #include <linux/resource.h>
 #include <linux/seccomp.h>
+#include <linux/userfaultfd.h>
 #include <stddef.h>
 
 #include "mailbox.h"
@@ -53,6 +55,14 @@ _Static_assert(offsetof(struct resume_frame, ss_sp) == 8 + offsetof(struct ucont
 
 /* No variables: this program has no writable data a guest could keep things in. */
 #define MB ((struct mailbox *)(CONTROL_ADDR + MAILBOX_OFFSET))
+
+/* Newer than some distributions' headers (Linux 6.7+). */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
 
 /* Exit statuses of a failed start (the host reports them). */
 enum { START_USAGE = 70, START_CONTROL, START_MAP, START_LIMITS, START_SIGNALS, START_SECCOMP, START_PARENT };
@@ -245,6 +255,32 @@ static int map_guest_memory(void) {
   return 0;
 }
 
+/* Write tracking for the host's restores: a userfaultfd (of this process's mm) in async
+ * write-protect mode over every writable guest mapping, all of it protected now, so that
+ * the host's PAGEMAP_SCAN of /proc/<pid>/pagemap finds the pages the guest writes. The fd
+ * stays open (fd 0, after close_range) for the child's life: closing it would unregister
+ * the mappings. After seccomp no system call can use it. Returns 1, or -errno: a failure
+ * closes the fd, which undoes every registration, and the host compares pages instead. */
+static int arm_write_tracking(void) {
+  long fd = sys3(__NR_userfaultfd, UFFD_USER_MODE_ONLY, 0, 0); /* userfaultfd(2) */
+  if (fd < 0) return (int)fd;
+  struct uffdio_api api = { UFFD_API, UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, 0 };
+  long err = sys3(__NR_ioctl, fd, UFFDIO_API, &api); /* UFFDIO_API: async write-protect */
+  for (uint32_t i = 0; i < MB->map_count && err == 0; i++) {
+    struct mb_map m = MB->maps[i];
+    if (!(m.prot & PROT_WRITE)) continue;
+    struct uffdio_register reg = { { m.start, m.size }, UFFDIO_REGISTER_MODE_WP, 0 };
+    err = sys3(__NR_ioctl, fd, UFFDIO_REGISTER, &reg); /* UFFDIO_REGISTER (write-protect mode) */
+    struct uffdio_writeprotect wp = { { m.start, m.size }, UFFDIO_WRITEPROTECT_MODE_WP };
+    if (err == 0) err = sys3(__NR_ioctl, fd, UFFDIO_WRITEPROTECT, &wp); /* UFFDIO_WRITEPROTECT: every page, present or not */
+  }
+  if (err != 0) {
+    sys3(__NR_close, fd, 0, 0);
+    return (int)err;
+  }
+  return 1;
+}
+
 static int lower_limits(uint64_t memory_size) {
   struct rlimit zero = { 0, 0 };
   const int zeroed[] = { RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE };
@@ -307,6 +343,7 @@ __attribute__((used)) static void helper_start(long *stack) {
   if (map_control() != 0) die(START_CONTROL);
   if (map_guest_memory() != 0) die(START_MAP);
   if (sys3(__NR_close_range, 0, ~0u, 0) != 0) die(START_LIMITS);
+  if (MB->track_writes) MB->write_tracking = arm_write_tracking();
   if (sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0) != 0) die(START_LIMITS);
   if (lower_limits((uint64_t)MB->memory_size_pages * 4096) != 0) die(START_LIMITS);
   if (install_handlers() != 0) die(START_SIGNALS);

@@ -51,7 +51,8 @@ struct mb_map {
 struct mailbox {
   uint32_t state;     /* 0x000 */
   uint32_t interrupt; /* 0x004: 1 = the host wants the guest stopped; 0 = a signal is stray */
-  uint32_t reserved0[2];
+  uint32_t track_writes; /* 0x008: host -> child at start: 1 = write-protect writable guest memory (userfaultfd) */
+  int32_t write_tracking; /* 0x00c: child -> host at start: 1 = armed, 0 = not asked, < 0 = -errno (no tracking) */
   /* exit record, written by the child's handler */
   int32_t signo;      /* 0x010 */
   int32_t code;       /* 0x014: si_code */

@@ -107,6 +107,12 @@ export interface NativeAddon {
   processInitFrame(control: ArrayBuffer, xfeatures: bigint, xstateSize: number, fsgsbase: boolean, spinLoops: number): void;
   /** The host's registers (kvm_regs order), XSAVE image and FS/GS bases for the next resume. */
   processWriteFrame(control: ArrayBuffer, regs: BigUint64Array, xsave: Uint8Array, fsBase: bigint, gsBase: bigint): void;
+  /** open(/proc/<pid>/pagemap): the fd the child's dirty-page scans use. */
+  pagemapOpen(pid: number): number;
+  /** PAGEMAP_SCAN of the child's written pages in `ranges` ([start, end, …] guest addresses), protected again; writes [firstPage, endPage) pairs into `out`; returns the regions found (more than `out` holds: some left out). */
+  pagemapTakeWritten(fd: number, ranges: Float64Array, out: Uint32Array): number;
+  /** PAGEMAP_SCAN of pages with no page-table entry (so unprotected) in `ranges`, each protected again; same output as pagemapTakeWritten. */
+  pagemapTakeUnprotected(fd: number, ranges: Float64Array, out: Uint32Array): number;
   /** How long every process-backend wait spins before it sleeps. */
   processSetSpin(ns: number): void;
   Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;

@@ -25,6 +25,8 @@ export const enum RunMode { WaitOnly = 0, FromMailbox = 1, FromFrame = 2 }
 export const MB = {
   state: 0x000,
   interrupt: 0x004,
+  trackWrites: 0x008,
+  writeTracking: 0x00c,
   signo: 0x010,
   code: 0x014,
   address: 0x018,

@@ -23,10 +23,11 @@ import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
 import { userCanSetSegmentBases } from "./host-cpu.js";
 import {
-  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MAX_MAPS, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
+  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MAX_MAPS, MB, PARK_PC, PROT_WRITE, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
   SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
 } from "./mailbox.js";
 import { walkPageTables } from "./page-walk.js";
+import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
 
 const PAGE = 4096;
 const RFLAGS_IF = 0x202n;
@@ -45,6 +46,30 @@ export function setProcessSpin(hostNs: number, childLoops: number): void {
   loadAddon().processSetSpin(hostNs);
   childSpinLoops = childLoops;
 }
+/** How restores find the pages to put back: the child's write log where it pays ("auto"), always the log where it can be trusted ("log"), or a comparison of every page with data ("compare"). */
+export type ProcessRestoreMode = "auto" | "log" | "compare";
+let restoreMode: ProcessRestoreMode = "auto";
+/** Whether children are started with write tracking (tests turn it off to check the fallback). */
+let writeTrackingWanted = true;
+
+/** @internal Tests and benchmarks: how restores of machines find their pages; whether children started afterwards track writes. */
+export function setProcessRestoreMode(mode: ProcessRestoreMode, trackWrites = true): void {
+  restoreMode = mode;
+  writeTrackingWanted = trackWrites;
+}
+
+/**
+ * The "auto" choice, from figures measured on a 2-core EPYC VM (docs/snapshots.md,
+ * "Restores on the process backend"): a full compare costs about COMPARE_NS per page with
+ * data; a take of the log about SCAN_NS_PER_MIB per MiB of writable guest memory plus
+ * SCAN_FIXED_NS; and each page the guest writes after a take costs it one write-protect
+ * fault in its next call, FAULT_NS here (the last restore's page count estimates those).
+ */
+const COMPARE_NS = 400;
+const SCAN_NS_PER_MIB = 2_000;
+const SCAN_FIXED_NS = 150_000;
+const FAULT_NS = 250_000;
+
 /** XCR0 components a guest's state may hold here: x87 … AVX-512 and PKRU (no AMX: it needs a permission the child never asks for). */
 const GUEST_COMPONENTS = 0x2ff;
 
@@ -66,6 +91,8 @@ interface Child {
   runner?: ProcessRunner | undefined;
   /** Resolves the async run in progress. */
   onRunnerExit?: ((result: number) => void) | undefined;
+  /** Its write log, when it started with write tracking. */
+  readonly log: ChildWriteLog | undefined;
 }
 
 export class ProcessMachine implements VirtualMachine {
@@ -85,9 +112,18 @@ export class ProcessMachine implements VirtualMachine {
   private next: { kind: "mailbox"; advance: number } | { kind: "host"; state: CpuState } | { kind: "none" } = { kind: "none" };
   private lastFault: DecodedExit["fault"];
   private lastCopied = 0;
-  private pendingRestore: { readonly image: Uint8Array; readonly state: CpuState; readonly patches: Array<[number, number]> } | undefined;
+  private pendingRestore:
+    | { readonly image: Uint8Array; readonly state: CpuState; readonly patches: Array<[number, number]>; readonly hostPages: readonly number[] }
+    | undefined;
   private destroyed = false;
   private readonly allPages: BigUint64Array;
+  private readonly dirtyBitmap: BigUint64Array;
+  /** The child whose write log holds every page the guest wrote since memory last equalled the snapshot it restores (or since the last take). */
+  private loggedChild: Child | undefined;
+  /** Pages with data in each image restored from, for the "auto" choice. */
+  private readonly imageDataPages = new WeakMap<Uint8Array, number>();
+  /** How the latest restore found its pages (tests). */
+  private lastRestoreUsedLog = false;
 
   constructor(private readonly guestMemory: GuestMemory) {
     if (guestMemory.fd === undefined) throw new HypervisorError("process backend", undefined, "guest memory must be shared (GuestMemory.allocateShared)");
@@ -106,6 +142,7 @@ export class ProcessMachine implements VirtualMachine {
     const pages = this.memory.byteLength / PAGE;
     this.allPages = new BigUint64Array(Math.ceil(pages / 64)).fill(~0n);
     if (pages % 64) this.allPages[this.allPages.length - 1] = (1n << BigInt(pages % 64)) - 1n;
+    this.dirtyBitmap = new BigUint64Array(this.allPages.length);
   }
 
   /** Maps what the page tables give user code; a child already running with the same mappings is kept. */
@@ -154,26 +191,71 @@ export class ProcessMachine implements VirtualMachine {
     return { rip: fault.rip, rsp, cr2: fault.address, direct: { errorCode: fault.errorCode } };
   }
 
-  /** Restores compare memory with the snapshot's image; there is no dirty log to start. */
+  /** Children log their writes from their start (write-tracking.ts); nothing to turn on. */
   trackDirtyPages(): void {}
 
-  /** Every page: the host cannot see which pages the child wrote, so a snapshot copies them all. */
+  /**
+   * The pages the guest wrote since the previous take or restore, from the child's write
+   * log; every page when there is no log to trust (no tracking, a new child, a child that
+   * is not parked). After a restore that compared pages instead, the log also holds pages
+   * written before it: a superset, which costs a snapshot copies, never correctness.
+   */
   takeDirtyPages(): BigUint64Array {
     if (this.pendingRestore) this.flushRestore();
-    return this.allPages;
+    const child = this.child;
+    if (!child?.log?.usable || !this.waitParked(child.pid)) {
+      this.loggedChild = undefined;
+      return this.allPages;
+    }
+    const regions = child.log.take();
+    const trusted = regions !== undefined && this.loggedChild === child;
+    this.loggedChild = regions ? child : undefined;
+    return trusted ? regionsToBitmap(regions, this.dirtyBitmap) : this.allPages;
   }
 
-  restoreFrom(image: Uint8Array, _hostPages: ArrayLike<number>, state: CpuState): number {
+  /**
+   * Puts back the guest's pages (its write log plus the host's pages) where the log covers
+   * every write since memory last equalled this image and reading it pays; otherwise
+   * compares every page with data. The child must be parked first (else it is replaced,
+   * and a new child's first restore compares).
+   */
+  restoreFrom(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): number {
     this.pendingRestore = undefined;
     this.parkOrReplaceChild();
-    this.lastCopied = native("memcmp", () => this.addon.syncToImage(this.memoryFd, this.guestMemory.buffer, this.imageFdOf(image), image));
+    const child = this.child!;
+    const regions = this.loggedChild === child && child.log && this.logPays(image) ? child.log.take() : undefined;
+    this.lastRestoreUsedLog = regions !== undefined;
+    this.lastCopied = regions
+      ? copyPages(this.memory, image, regions, hostPages)
+      : native("memcmp", () => this.addon.syncToImage(this.memoryFd, this.guestMemory.buffer, this.imageFdOf(image), image));
+    // Memory equals the image now; the log holds (a superset of) every write from here.
+    this.loggedChild = child.log?.usable ? child : undefined;
     this.setCpuState(state);
     return this.lastCopied;
   }
 
-  /** Kept until the next run, host write or state access (the restore compares all data pages: no cheaper per page). */
-  deferRestore(image: Uint8Array, _hostPages: ArrayLike<number>, state: CpuState): void {
-    this.pendingRestore = { image, state, patches: [] };
+  /** Kept until the next run, host write or state access. */
+  deferRestore(image: Uint8Array, hostPages: ArrayLike<number>, state: CpuState): void {
+    this.pendingRestore = { image, state, patches: [], hostPages: Array.from(hostPages) };
+  }
+
+  /** @internal Tests: whether the latest restore copied the log's pages (false: it compared every page). */
+  get restoredFromLog(): boolean {
+    return this.lastRestoreUsedLog;
+  }
+
+  /** Whether a take of the log, and the faults the guest takes after it, cost less than a full compare ("auto"). */
+  private logPays(image: Uint8Array): boolean {
+    if (restoreMode !== "auto") return restoreMode === "log";
+    let dataPages = this.imageDataPages.get(image);
+    if (dataPages === undefined) {
+      const ranges = this.addon.dataRanges(this.imageFdOf(image), image.byteLength);
+      dataPages = 0;
+      for (let i = 0; i < ranges.length; i += 2) dataPages += (ranges[i + 1]! - ranges[i]!) / PAGE;
+      this.imageDataPages.set(image, dataPages);
+    }
+    const writableMib = this.child!.maps.reduce((sum, m) => sum + ((m.prot & PROT_WRITE) !== 0 ? m.size : 0), 0) / 2 ** 20;
+    return dataPages * COMPARE_NS > SCAN_FIXED_NS + writableMib * SCAN_NS_PER_MIB + Math.max(this.lastCopied, 0) * FAULT_NS;
   }
 
   get restorePending(): boolean {
@@ -183,7 +265,7 @@ export class ProcessMachine implements VirtualMachine {
   flushRestore(): number {
     const pending = this.pendingRestore;
     if (pending) {
-      this.restoreFrom(pending.image, [], pending.state);
+      this.restoreFrom(pending.image, pending.hostPages, pending.state);
       for (const [address, value] of pending.patches) this.writeU32(address, value);
     }
     return this.lastCopied;
@@ -322,6 +404,7 @@ export class ProcessMachine implements VirtualMachine {
     const m = this.mailbox;
     m.setUint32(MB.memorySizePages, this.memory.byteLength / PAGE, true);
     m.setUint32(MB.mapCount, maps.length, true);
+    m.setUint32(MB.trackWrites, writeTrackingWanted ? 1 : 0, true);
     maps.forEach((map, i) => {
       const at = MB.maps + i * MB.mapEntrySize;
       m.setBigUint64(at, BigInt(map.start), true);
@@ -343,7 +426,17 @@ export class ProcessMachine implements VirtualMachine {
     native("resume frame", () =>
       this.addon.processInitFrame(this.control, m.getBigUint64(MB.frameXfeatures, true), m.getUint32(MB.frameXstateSize, true), userCanSetSegmentBases(), childSpinLoops),
     );
-    return { pidfd, pid, maps };
+    return { pidfd, pid, maps, log: this.openWriteLog(pid, maps) };
+  }
+
+  /** The child's write log, if it armed write tracking (read before any guest code ran, so the guest cannot have forged the answer). */
+  private openWriteLog(pid: number, maps: readonly GuestMapping[]): ChildWriteLog | undefined {
+    if (this.mailbox.getInt32(MB.writeTracking, true) !== 1) return undefined;
+    try {
+      return new ChildWriteLog(this.addon, this.addon.pagemapOpen(pid), maps);
+    } catch {
+      return undefined; // no pagemap (e.g. /proc hidden): restores compare pages
+    }
   }
 
   private stopChild(): void {
@@ -354,6 +447,8 @@ export class ProcessMachine implements VirtualMachine {
 
   /** Kills the child, stops its runner thread (whose wait then ends), reaps it; its exit status. */
   private endChild(child: Child): number {
+    child.log?.close();
+    if (this.loggedChild === child) this.loggedChild = undefined;
     this.addon.processTerminate(child.pidfd);
     if (child.runner) this.addon.processRunnerStop(child.runner);
     child.runner = undefined;
