@@ -1,10 +1,16 @@
 /**
- * `npm run bench`: vmlet against the raw-C KVM reference (bench/c/kvm_ref), measured
- * in the same run on the same machine. Prints a table of vmlet's figure, the C figure,
- * their ratio and the target; writes bench/results/latest.json.
+ * `npm run bench`: vmlet against raw-C references, measured in the same run on the same
+ * machine, on every backend the machine has. KVM (where /dev/kvm works): against
+ * bench/c/kvm_ref, here, writing bench/results/latest.json. The process backend (always):
+ * against bench/c/process_ref, in a child process with VMLET_BACKEND=process
+ * (bench/process-run.ts), writing bench/results/latest-process.json. Each prints a table
+ * of vmlet's figure, the C figure, their ratio and the target.
  *
- *   node dist/bench/run.js [--json] [--only GROUP[,GROUP...]]
- *   GROUP: sync async host-call build close cancel restore from-snapshot rss disk
+ *   node dist/bench/run.js [--json] [--only GROUP[,GROUP...]] [--backend kvm|process] [--many[=N]]
+ *   GROUP (KVM):     sync async host-call build close cancel restore from-snapshot rss disk
+ *   GROUP (process): sync async spin compute build from-snapshot restore pss (= rss) many
+ *   --many[=N]: also N (default 1000) live process-backend sandboxes from one snapshot (slow)
+ *   VMLET_BACKEND=kvm|process, like --backend, runs one backend only.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -20,6 +26,8 @@ import {
   type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type RssResult, type SizeId, type SnapshotFixture,
 } from "./snapshot-measure.js";
 import { measureDiskSnapshots } from "./disk-snapshot-measure.js";
+import { PROCESS_GROUPS } from "./process-run.js";
+import { backendAvailability } from "../src/hypervisor/backend.js";
 
 /** The rows measured on the demo guest's warm sandbox, each against one C metric at its memory size. */
 const BASE_ROWS = {
@@ -79,44 +87,97 @@ interface Row {
 
 function usage(code: number): never {
   (code ? process.stderr : process.stdout).write(
-    `usage: node dist/bench/run.js [--json] [--only GROUP[,GROUP...]]\n  GROUP: ${GROUPS.join(" ")}\n` +
-      "  --json  print the results as JSON instead of a table (bench/results/latest.json is always written)\n",
+    "usage: node dist/bench/run.js [--json] [--only GROUP[,GROUP...]] [--backend kvm|process] [--many[=N]]\n" +
+      `  GROUP (KVM):     ${GROUPS.join(" ")}\n  GROUP (process): ${PROCESS_GROUPS.join(" ")} (rss = pss)\n` +
+      "  --json     print the results as JSON instead of a table, one document per backend\n" +
+      "             (bench/results/latest.json and latest-process.json are always written)\n" +
+      "  --backend  one backend only (default: KVM where /dev/kvm works, then the process backend)\n" +
+      "  --many[=N] also N (default 1000) live process-backend sandboxes from one snapshot\n",
   );
   process.exit(code);
 }
 
-function parseArgs(argv: string[]): { json: boolean; only: Set<Group> } {
-  let json = false;
-  const only = new Set<Group>();
+type BackendWanted = "kvm" | "process";
+
+/**
+ * The command line: which backends run, the KVM groups (null: no KVM run) and the
+ * arguments of the process-backend child (null: none).
+ */
+function parseArgs(argv: string[]): { json: boolean; only: Set<Group> | null; processArgs: string[] | null } {
+  let json = false, many: string | undefined;
+  let backends = new Set<BackendWanted>(["kvm", "process"]);
+  const env = process.env.VMLET_BACKEND;
+  if (env === "kvm" || env === "process") backends = new Set([env]);
+  const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--json") json = true;
     else if (a === "--help" || a === "-h") usage(0);
-    else if (a === "--only" || a.startsWith("--only=")) {
+    else if (a === "--many" || a.startsWith("--many=")) many = a;
+    else if (a === "--backend" || a.startsWith("--backend=")) {
+      const value = a === "--backend" ? argv[++i] : a.slice("--backend=".length);
+      if (value !== "kvm" && value !== "process") usage(2);
+      backends = new Set([value]);
+    } else if (a === "--only" || a.startsWith("--only=")) {
       const value = a === "--only" ? argv[++i] : a.slice("--only=".length);
       if (!value) usage(2);
       for (const name of value.split(",")) {
         const id = { hostcall: "host-call", fromsnapshot: "from-snapshot" }[name.trim()] ?? name.trim();
-        if (!(GROUPS as readonly string[]).includes(id)) {
+        if (!(GROUPS as readonly string[]).includes(id) && !(PROCESS_GROUPS as readonly string[]).includes(id)) {
           process.stderr.write(`unknown row group "${name}"\n`);
           usage(2);
         }
-        only.add(id as Group);
+        names.push(id);
       }
     } else {
       process.stderr.write(`unknown argument "${a}"\n`);
       usage(2);
     }
   }
-  return { json, only: only.size ? only : new Set(GROUPS) };
+  const kvmNames = names.filter((n) => (GROUPS as readonly string[]).includes(n)) as Group[];
+  const processNames = names.map((n) => (n === "rss" ? "pss" : n)).filter((n) => (PROCESS_GROUPS as readonly string[]).includes(n));
+  const only = !backends.has("kvm") ? null : !names.length ? new Set(GROUPS) : kvmNames.length ? new Set(kvmNames) : null;
+  const processArgs =
+    !backends.has("process") || (names.length && !processNames.length && !many)
+      ? null
+      : [...(json ? ["--json"] : []), ...(processNames.length ? ["--only", [...new Set(processNames)].join(",")] : []), ...(many ? [many] : [])];
+  return { json, only, processArgs };
+}
+
+/** Whether /dev/kvm works here (the KVM rows need it). */
+const kvmWorks = (): boolean => backendAvailability().some((b) => b.name === "kvm" && b.works);
+
+/** The process-backend rows, in a child process of their own with VMLET_BACKEND=process (bench/process-run.ts). */
+function runProcessRows(args: readonly string[]): void {
+  const child = spawnSync(process.execPath, [fileURLToPath(new URL("./process-run.js", import.meta.url)), ...args], {
+    stdio: "inherit",
+    env: { ...process.env, VMLET_BACKEND: "process" },
+  });
+  if (child.status !== 0) throw new Error(`the process-backend bench failed (${child.status ?? child.signal})`);
+}
+
+async function main(): Promise<void> {
+  const { json, only, processArgs } = parseArgs(process.argv.slice(2));
+  if (only && kvmWorks()) {
+    process.env.VMLET_BACKEND = "kvm"; // the KVM rows, whatever "auto" would pick
+    await runKvmRows(json, only);
+    if (processArgs && !json) process.stdout.write("\n");
+  } else if (only && process.env.VMLET_BACKEND === "kvm") {
+    throw new Error("VMLET_BACKEND=kvm, but /dev/kvm does not work here (npx vmlet doctor says why)");
+  } else if (only && !json) {
+    process.stderr.write("[bench] no usable /dev/kvm: the KVM rows are skipped\n");
+  }
+  if (processArgs) runProcessRows(processArgs);
 }
 
 const fmt = (v: number): string => (Math.abs(v) >= 1000 ? v.toFixed(0) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(2));
 
+/** The KVM rows' table; every row names its backend ("kvm"). */
 function table(rows: readonly Row[], unit: Row["unit"]): string[] {
-  const head = ["", `vmlet ${unit}`, "(p10–p90)", unit === "µs" ? "C ref µs" : "budget KiB", unit === "µs" ? "C metric" : "budget", "ratio", "target", ""];
+  const head = ["", "backend", `vmlet ${unit}`, "(p10–p90)", unit === "µs" ? "C ref µs" : "budget KiB", unit === "µs" ? "C metric" : "budget", "ratio", "target", ""];
   const body = rows.map((r) => [
     r.label,
+    "kvm",
     fmt(r.vmlet),
     r.vmletP10 === null || r.vmletP90 === null ? "" : `(${fmt(r.vmletP10)}–${fmt(r.vmletP90)})`,
     fmt(r.c),
@@ -127,7 +188,7 @@ function table(rows: readonly Row[], unit: Row["unit"]): string[] {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 || i === 4 || i === 7 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+    cells.map((c, i) => (i === 0 || i === 1 || i === 5 || i === 8 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
   return [line(head), widths.map((w) => "─".repeat(w)).join("  "), ...body.map(line)];
 }
 
@@ -159,8 +220,8 @@ function cJobs(only: Set<Group>, demoMemMib: number, fixtures: readonly Snapshot
   return jobs;
 }
 
-async function main(): Promise<void> {
-  const { json, only } = parseArgs(process.argv.slice(2));
+/** The KVM rows, against kvm_ref. */
+async function runKvmRows(json: boolean, only: Set<Group>): Promise<void> {
   const started = performance.now();
   const loadAtStart = os.loadavg()[0]!;
   const progress = (msg: string): void => void (json || process.stderr.write(`[bench] ${msg}\n`));
@@ -168,6 +229,10 @@ async function main(): Promise<void> {
   // The warm sandbox for the call rows; it also tells us the backend and the guest memory size.
   const sb = await demoBuilder().build();
   const backend = sb.backend;
+  if (backend.name !== "kvm") {
+    sb.close();
+    throw new Error(`the KVM rows need the KVM backend (got ${backend.name})`);
+  }
   const memMib = Math.max(2, Math.ceil(sb.memorySize / 2 ** 20));
   const wantSnapshots = only.has("restore") || only.has("from-snapshot");
   const fixtures: SnapshotFixture[] = [];
@@ -402,7 +467,7 @@ async function main(): Promise<void> {
       ? "PVM — software-virtualised KVM for nested hosts, where every VM exit costs far more than with hardware virtualisation"
       : "hardware virtualisation (VMX/SVM)";
   const out: string[] = [
-    `vmlet benchmark — ${result.date}`,
+    `vmlet benchmark, KVM backend — ${result.date}`,
     `machine: ${result.machine.cpu}, ${result.machine.cores} cores, kernel ${result.machine.kernel}, node ${result.machine.node}`,
     `backend: ${backend.name}, flavour "${backend.flavour}" (${flavourText})`,
     `ALL FIGURES BELOW ARE FROM THE "${backend.flavour}" FLAVOUR — vmlet and the C reference alike; compare ratios, not absolute times, across machines.`,

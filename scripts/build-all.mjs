@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Builds everything vmlet needs, in order: the native addon (node-gyp), the guest
- * SDK and guests (make + gcc), the C benchmark reference, and the TypeScript.
+ * SDK and guests (make + gcc), the C benchmark references (bench/c), and the TypeScript.
  * The contributor's build: runs from `npm ci`/`npm install` in a checkout (the `prepare`
  * script), `npm run build`, `npm test` and `npm pack` (`prepack`). It may install system
  * packages; a project that installs the vmlet package never runs it (it runs
@@ -93,7 +93,7 @@ function buildGuests() {
 }
 
 function buildBenchReference() {
-  log("building the C benchmark reference");
+  log("building the C benchmark references (kvm_ref, process_ref) and the bench guest");
   run("make", ["-s", "-C", "bench/c"], "building bench/c");
 }
 

@@ -11,7 +11,7 @@
  * --no-node-snapshot on Node 20, and the memory probes want a GC first.)
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../../src/cli/paths.js";
@@ -207,8 +207,15 @@ the script), this benchmark skips isolated-vm with a note and prints the command
 \`node --no-node-snapshot\`, which \`npm run bench:peers\` passes.
 `;
   const file = path.join(packageRoot, "docs/benchmarks.md");
-  writeFileSync(file, doc);
+  writeFileSync(file, doc + keptSections(file));
   return file;
+}
+
+/** The sections of docs/benchmarks.md this benchmark does not write (from "# Process backend" on), kept as they are. */
+function keptSections(file: string): string {
+  const old = existsSync(file) ? readFileSync(file, "utf8") : "";
+  const at = old.indexOf("\n# Process backend");
+  return at < 0 ? "" : old.slice(at);
 }
 
 async function main(): Promise<void> {
