@@ -24,7 +24,7 @@
 enum { RESUME_EXIT = 0, RESUME_LOST = 2, RESUME_KILLED = 3 };
 
 /* How long a waiting host spins before it sleeps (processSetSpin; 0 = never). */
-static int64_t spin_ns = 20000;
+static int64_t spin_ns = 0;
 
 /* How often a waiting host checks that the child still lives. */
 #define LIVENESS_SLICE_NS 20000000ll

@@ -39,7 +39,7 @@ const STOP_GRACE_NS = 200e6;
 const PARK_WAIT_MS = 50;
 const SIGTRAP = 5;
 /** Pause loops a parked child polls before it sleeps (tests and benchmarks may change it). */
-let childSpinLoops = 2000;
+let childSpinLoops = 0;
 
 /** @internal How long each side polls before it sleeps on the futex: the host in ns, the child in pause loops (children started afterwards). */
 export function setProcessSpin(hostNs: number, childLoops: number): void {
