@@ -51,5 +51,27 @@ static int32_t fault_after_host(int32_t x) {
 }
 VMLET_EXPORT(fault_after_host, I32, I32);
 
+static int32_t square(int32_t x) {
+  int32_t result = x * x; /* DEBUGGEE_SQUARE */
+  return result;
+}
+
+/* Sum of squares below n: a loop of calls to break in, step through and finish. */
+static int32_t sum_squares(int32_t n) {
+  int32_t total = 0;
+  for (int32_t i = 0; i < n; i++) total += square(i); /* DEBUGGEE_SUM */
+  return total;
+}
+VMLET_EXPORT(sum_squares, I32, I32);
+
+/* Loops until a debugger changes `stop` (or forever): for interrupting a running guest. */
+static volatile int32_t stop;
+static int32_t spin(void) {
+  int32_t laps = 0;
+  while (!stop) laps++;
+  return laps;
+}
+VMLET_EXPORT(spin, I32);
+
 static int32_t ok(void) { return 1; }
 VMLET_EXPORT(ok, I32);

@@ -1,6 +1,7 @@
 /** vmlet: hardware-isolated micro-VM sandboxes for Node.js. The public API. */
 export { SandboxBuilder, createSandbox } from "./sandbox/builder.js";
-export { Sandbox, type RestoreReport, type RestoreOptions } from "./sandbox/sandbox.js";
+export { Sandbox, type RestoreReport, type RestoreOptions, type DebugSession } from "./sandbox/sandbox.js";
+export type { DebugOptions } from "./debug/gdb-stub.js";
 export type { CallOptions } from "./sandbox/call-options.js";
 export { Snapshot } from "./snapshot/snapshot.js";
 export type { SaveOptions } from "./snapshot/file/save.js";

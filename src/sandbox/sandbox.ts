@@ -13,6 +13,17 @@ import {
 } from "../errors/errors.js";
 import path from "node:path";
 import { SIGABRT, signalForVector, writeCoreDump, type CoreSource } from "../debug/core-dump.js";
+import { GdbStub, type DebugOptions } from "../debug/gdb-stub.js";
+
+/** A debugger server attached to a sandbox (Sandbox.debug()). */
+export interface DebugSession {
+  /** The TCP port on 127.0.0.1 gdb connects to. */
+  readonly port: number;
+  /** Resolves when gdb next resumes the guest (continue or step): a call started then stops at its breakpoints. */
+  whenResumed(): Promise<void>;
+  /** Detaches gdb (breakpoints removed, a stopped guest resumed) and stops the server. */
+  close(): Promise<void>;
+}
 import { poisons } from "../errors/poisons.js";
 import type { BackendInfo, SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { guestCpuIdentity } from "../hypervisor/backend.js";
@@ -125,6 +136,8 @@ export class Sandbox {
   private modified = true;
   /** A snapshot whose host-function set the registered functions were found to cover (reset by registerHostFunction). */
   private coveredSnapshot: Snapshot | undefined;
+  /** The GDB server attached by debug(), if any. */
+  private stub: GdbStub | undefined;
   /** The report of the latest deferred restore, until its count is known. */
   private openReport: DeferredRestoreReport | undefined;
   /** baseFacts() of the current base. */
@@ -183,6 +196,7 @@ export class Sandbox {
    */
   callSync(name: string, ...args: Array<GuestValue | CallOptions>): GuestValue | undefined {
     this.refuseIfClosed(`call "${name}"`);
+    if (this.stub) throw new SandboxBusyError(`a debugger is attached: call "${name}" with call(), which keeps the event loop free for it`);
     const options = popOptions(args);
     const fn = this.lookup(name, args);
     const timeoutMs = this.timeoutFor(options);
@@ -220,7 +234,8 @@ export class Sandbox {
     try {
       CallSession.writeCall(this.ctx, fn, args);
       for (;;) {
-        const step: Step = session.onExit(await this.vm.runAsync(session.nextRunTimeoutNs()));
+        const timeoutNs = session.nextRunTimeoutNs();
+        const step: Step = session.onExit(await (this.stub ? this.stub.run(timeoutNs) : this.vm.runAsync(timeoutNs)));
         if (step.kind === "done") return step.value;
         if (step.kind === "host-call") await invokeHostAsync(session, step, (stop) => (this.stopHostWait = stop));
       }
@@ -290,6 +305,8 @@ export class Sandbox {
     }
     this.state = "closed";
     leaked.unregister(this);
+    if (this.stub) void this.stub.close(); // detaches gdb; the server stops
+    this.stub = undefined;
     // A deferred restore that never ran is dropped with the VM: it copied nothing.
     this.openReport?.settle(this.vm.restorePending ? 0 : this.vm.flushRestore());
     this.openReport = undefined;
@@ -373,6 +390,27 @@ export class Sandbox {
       error.coreDump = undefined;
       error.message += ` (no core dump: ${(dumpError as Error).message})`;
     }
+  }
+
+  /**
+   * Starts a GDB remote-protocol server for this sandbox on 127.0.0.1 (docs/debugging.md):
+   * `gdb guest.elf -ex 'target remote :PORT'`. While it is attached, calls go through it
+   * (async `call()` only: a debugger needs the event loop) and stop at breakpoints, steps,
+   * Ctrl-C and faults; call deadlines do not apply. `close()` on the session detaches.
+   */
+  async debug(options?: DebugOptions): Promise<DebugSession> {
+    this.refuseIfClosed("start a debugger");
+    if (this.stub) throw new SandboxBusyError("a debugger is already attached to this sandbox");
+    const stub = await GdbStub.listen({ vm: this.vm, system: this.parts.system, markHostWrite: (a, n) => this.hostWrites.mark(a, n) }, options);
+    this.stub = stub;
+    return {
+      port: stub.port,
+      whenResumed: () => stub.whenResumed(),
+      close: async () => {
+        if (this.stub === stub) this.stub = undefined;
+        await stub.close();
+      },
+    };
   }
 
   /** Classifies an error: poisoning ones mark the sandbox; unknown errors poison too. */
