@@ -14,12 +14,15 @@ import { MAX_MAPS, PROT_EXEC, PROT_READ, PROT_WRITE, type GuestMapping } from ".
 
 const PAGE = 4096;
 const ENTRIES = 512;
-const PRESENT = 1n;
-const WRITABLE = 2n;
-const USER = 4n;
-const LARGE = 0x80n;
-const NX = 1n << 63n;
-const FRAME = 0x000f_ffff_ffff_f000n;
+const PRESENT = 1;
+const WRITABLE = 2;
+const USER = 4;
+const LARGE = 0x80;
+/** NX is bit 63: bit 31 of an entry's high half. */
+const NX_HIGH = 0x8000_0000;
+/** The frame address: bits 12–31 of the low half, 0–19 (address bits 32–51) of the high half. */
+const FRAME_LOW = 0xffff_f000;
+const FRAME_HIGH = 0x000f_ffff;
 
 /** What the tables map: the user mappings, and which pages are present at all (user or supervisor). */
 export interface PageTableMap {
@@ -30,41 +33,45 @@ export interface PageTableMap {
 
 /** The user mappings of the identity-mapped tables at `pml4` in `memory`. */
 export function walkPageTables(memory: Uint8Array, pml4: number): PageTableMap {
-  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  // 32-bit halves, not BigInt: this runs on every configure(), over up to 2^18 entries.
+  const words = new Uint32Array(memory.buffer, memory.byteOffset, memory.byteLength >>> 2);
   const pages = memory.byteLength / PAGE;
   const protOf = new Uint8Array(pages);
   const present = new Uint8Array(pages);
-  const table = (address: bigint, what: string): number => {
-    if (address % BigInt(PAGE) !== 0n || address + BigInt(PAGE) > BigInt(memory.byteLength)) refuse(`${what} at 0x${address.toString(16)} is outside guest memory`);
-    return Number(address);
+  const lo = (table: number, index: number): number => words[(table >>> 2) + index * 2]!;
+  const hi = (table: number, index: number): number => words[(table >>> 2) + index * 2 + 1]!;
+  /** The table an entry points to, checked to lie in guest memory. */
+  const next = (table: number, index: number, what: string): number => {
+    const address = (hi(table, index) & FRAME_HIGH) * 2 ** 32 + ((lo(table, index) & FRAME_LOW) >>> 0);
+    if (address + PAGE > memory.byteLength) refuse(`${what} at 0x${address.toString(16)} is outside guest memory`);
+    return address;
   };
-  const entry = (at: number, index: number): bigint => view.getBigUint64(at + index * 8, true);
-  const top = table(BigInt(pml4), "the PML4");
+  if (pml4 % PAGE !== 0 || pml4 + PAGE > memory.byteLength) refuse(`the PML4 at 0x${pml4.toString(16)} is outside guest memory`);
   // Guest memory ends below 512 GiB: only the first PML4 entry can map any of it.
-  for (let i = 1; i < ENTRIES; i++) if (entry(top, i) & PRESENT) refuse("a PML4 entry maps addresses above 512 GiB");
-  const e4 = entry(top, 0);
-  if (!(e4 & PRESENT)) return { mappings: [], present };
-  const pdpt = table(e4 & FRAME, "a PDPT");
+  for (let i = 1; i < ENTRIES; i++) if (lo(pml4, i) & PRESENT) refuse("a PML4 entry maps addresses above 512 GiB");
+  if (!(lo(pml4, 0) & PRESENT)) return { mappings: [], present };
+  const pdpt = next(pml4, 0, "a PDPT");
   for (let i3 = 0; i3 < ENTRIES; i3++) {
-    const e3 = entry(pdpt, i3);
-    if (!(e3 & PRESENT)) continue;
-    if (e3 & LARGE) refuse("a 1 GiB page");
-    const pd = table(e3 & FRAME, "a page directory");
+    if (!(lo(pdpt, i3) & PRESENT)) continue;
+    if (lo(pdpt, i3) & LARGE) refuse("a 1 GiB page");
+    const pd = next(pdpt, i3, "a page directory");
     for (let i2 = 0; i2 < ENTRIES; i2++) {
-      const e2 = entry(pd, i2);
+      const e2 = lo(pd, i2);
       if (!(e2 & PRESENT)) continue;
       if (e2 & LARGE) refuse("a 2 MiB page");
-      const pt = table(e2 & FRAME, "a page table");
-      const upper = e4 & e3 & e2;
+      const pt = next(pd, i2, "a page table");
+      const upper = lo(pml4, 0) & lo(pdpt, i3) & e2;
+      const upperNx = (hi(pml4, 0) | hi(pdpt, i3) | hi(pd, i2)) & NX_HIGH;
       for (let i1 = 0; i1 < ENTRIES; i1++) {
-        const e1 = entry(pt, i1);
+        const e1 = lo(pt, i1);
         if (!(e1 & PRESENT)) continue;
         const page = (i3 * ENTRIES + i2) * ENTRIES + i1;
-        if (page >= pages || (e1 & FRAME) !== BigInt(page * PAGE)) refuse(`page 0x${(page * PAGE).toString(16)} is not identity-mapped inside guest memory`);
+        const frame = (hi(pt, i1) & FRAME_HIGH) * 2 ** 32 + ((e1 & FRAME_LOW) >>> 0);
+        if (page >= pages || frame !== page * PAGE) refuse(`page 0x${(page * PAGE).toString(16)} is not identity-mapped inside guest memory`);
         present[page] = 1;
         if (!(e1 & upper & USER)) continue;
-        const writable = (e1 & upper & WRITABLE) !== 0n;
-        const executable = ((e1 | e2 | e3 | e4) & NX) === 0n;
+        const writable = (e1 & upper & WRITABLE) !== 0;
+        const executable = ((hi(pt, i1) & NX_HIGH) | upperNx) === 0;
         if (writable && executable) refuse(`page 0x${(page * PAGE).toString(16)} is writable and executable`);
         protOf[page] = PROT_READ | (writable ? PROT_WRITE : 0) | (executable ? PROT_EXEC : 0);
       }
