@@ -215,3 +215,8 @@ static __attribute__((noinline)) uint32_t dirty_stack(void) {
   return (uint32_t)sizeof area;
 }
 VMLET_EXPORT(dirty_stack, U32);
+
+/* Writes `value` at `address`: the host's tests aim it at supervisor pages (page tables,
+ * IDT, TSS), which must fault instead of changing what a later snapshot stores. */
+static void poke(uint64_t address, uint32_t value) { *(volatile uint32_t *)(uintptr_t)address = value; }
+VMLET_EXPORT(poke, VOID, U64, U32);
