@@ -84,7 +84,9 @@ describe("a restore that fails part-way poisons the sandbox", () => {
 
   test("a failed host-field write after the copy", () => {
     failOnce(sb, "writeU32", nativeError());
-    assertPoisonedThenRecovers(thrown(() => sb.restore(snap)), "HYPERVISOR");
+    const failure = thrown(() => sb.restore(snap));
+    assert.throws(() => sb.applyHostFields(), isPoisonedCall, "no base to take host fields from until a restore succeeds");
+    assertPoisonedThenRecovers(failure, "HYPERVISOR");
   });
 
   test("a deferred restore that cannot be queued", () => {

@@ -378,7 +378,12 @@ export class Sandbox {
   applyHostFields(): void {
     this.refuseIfClosed("write host fields");
     const at = this.parts.layout.controlBlock;
-    const base = this.baseFacts(this.base!); // only sandboxes resumed from a snapshot get here
+    // Only sandboxes resumed from a snapshot get here, or one whose restore failed (no base: restore it first).
+    if (!this.base) {
+      if (this.poisonedBy) throw new PoisonedError("cannot write host fields: the sandbox is poisoned; restore() it first", { cause: this.poisonedBy });
+      throw new InvalidConfigError("host fields come from a snapshot: this sandbox has none");
+    }
+    const base = this.baseFacts(this.base);
     // The generation the restored control block holds is the snapshot's: read it there (a deferred restore has not run yet).
     const low = base.view.getUint32(at + CB.rngGeneration, true);
     const high = base.view.getUint32(at + CB.rngGeneration + 4, true);
