@@ -204,3 +204,19 @@ static void stack_overflow(void) {
   (void)overflow(NULL, 0);
 }
 VMLET_EXPORT(stack_overflow, VOID);
+
+/* Leaves non-zero bytes in 16 KiB of stack below the call, then returns. The next READY's
+ * FPU area (vmlet__ready, guest/src/start.S) lies in that stack, so its XSAVE header starts
+ * out as this garbage: the SDK must clear all of it, XSTATE_BV included, or the reload after
+ * the exit faults (issue 11, item 18). Returns how many bytes it wrote. */
+static __attribute__((noinline)) uint32_t dirty_stack(void) {
+  volatile uint8_t area[16384];
+  for (uint32_t i = 0; i < sizeof area; i++) area[i] = 0xff;
+  return (uint32_t)sizeof area;
+}
+VMLET_EXPORT(dirty_stack, U32);
+
+/* Writes `value` at `address`: the host's tests aim it at supervisor pages (page tables,
+ * IDT, TSS), which must fault instead of changing what a later snapshot stores. */
+static void poke(uint64_t address, uint32_t value) { *(volatile uint32_t *)(uintptr_t)address = value; }
+VMLET_EXPORT(poke, VOID, U64, U32);

@@ -70,6 +70,21 @@ export function replaceConfig(dir: string, text: string, tag = TAG): void {
   replaceManifest(dir, JSON.stringify(manifest), tag);
 }
 
+/**
+ * Rewrites the tag's memory blob: `edit` changes a copy of its bytes, which is stored under
+ * its new digest; the manifest (and the index) are re-pointed at it.
+ */
+export function editMemory(dir: string, edit: (memory: Buffer) => void, tag = TAG): void {
+  const manifest = JSON.parse(manifestText(dir, tag)) as Obj;
+  const layer = (manifest.layers as Obj[])[0]!;
+  const bytes = fs.readFileSync(blobFile(dir, layer.digest as string));
+  edit(bytes);
+  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  fs.writeFileSync(blobFile(dir, digest), bytes);
+  Object.assign(layer, { digest, size: bytes.length });
+  replaceManifest(dir, JSON.stringify(manifest), tag);
+}
+
 export const CLI = path.join(repoRoot, "dist/src/cli/main.js");
 
 export interface CliResult {

@@ -38,7 +38,11 @@ vmlet__ready:
   mov %eax, FPU_MARK(%rsp)
   test %eax, %eax
   jz 1f
-  movq $0, 520(%rsp)        /* XRSTOR needs header bytes 8..63 zero; XSAVE writes only bytes 0..7 */
+  /* The area is stack memory an earlier call left anything in. XSAVE updates only the
+   * XSTATE_BV bits of the components it saves and keeps the others, and XRSTOR raises #GP
+   * on an XSTATE_BV bit outside XCR0 or non-zero header bytes 8..63: clear the whole header. */
+  movq $0, 512(%rsp)        /* XSTATE_BV */
+  movq $0, 520(%rsp)        /* XCOMP_BV and the reserved bytes */
   movq $0, 528(%rsp)
   movq $0, 536(%rsp)
   movq $0, 544(%rsp)

@@ -42,7 +42,7 @@ export const RESUME_SEQUENCE: readonly number[] = [
 ];
 /** Offset of the recorded mask in the area, and the area's size (guest/src/start.S FPU_MARK, FPU_AREA). */
 export const FPU_MARK = 464;
-const FPU_AREA = 2752;
+export const FPU_AREA = 2752;
 /** XCR0 components the SDK's area has room for: x87 … AVX-512 (bits 0–7) and PKRU (bit 9). */
 const AREA_COMPONENTS = 0x2ff;
 const RSP = 6;
@@ -125,7 +125,21 @@ function resumesAtSequence(memory: Uint8Array, rip: bigint, rsp: bigint): boolea
   const size = BigInt(memory.length);
   if (rip + BigInt(RESUME_SEQUENCE.length) > size || rsp % 64n !== 0n || rsp + BigInt(FPU_AREA) > size) return false;
   const at = Number(rip);
-  return RESUME_SEQUENCE.every((byte, i) => memory[at + i] === byte);
+  return isResumeSequence(memory.subarray(at, at + RESUME_SEQUENCE.length));
+}
+
+/** Whether `bytes` (read at a snapshot's RIP) begin with vmlet__resume's. */
+export function isResumeSequence(bytes: Uint8Array): boolean {
+  return bytes.length >= RESUME_SEQUENCE.length && RESUME_SEQUENCE.every((byte, i) => bytes[i] === byte);
+}
+
+/**
+ * Whether the FPU area at `rsp` lies inside the guest's stack, as every SDK guest's does.
+ * The host rewrites the record in it (fixMarkAt) only then: RSP is the guest's choice, and
+ * anywhere else the write could land in the page tables, the TSS or the IDT.
+ */
+export function fpuAreaInStack(rsp: bigint, stack: { readonly bottom: number; readonly top: number }): boolean {
+  return rsp >= BigInt(stack.bottom) && rsp + BigInt(FPU_AREA) <= BigInt(stack.top);
 }
 
 /** How this host's guests save their FPU state, and whether restores can leave reloading it to them. */

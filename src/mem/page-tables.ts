@@ -41,8 +41,17 @@ function tableEntry(address: number): [number, number] {
 /** Writes the page tables into guest memory; returns the PML4's guest address. */
 export function buildPageTables(memory: Uint8Array, layout: MemoryLayout): number {
   const { address, size } = layout.pageTables;
-  const words = new Uint32Array(memory.buffer, memory.byteOffset + address, size / 4);
-  words.fill(0);
+  new Uint8Array(memory.buffer, memory.byteOffset + address, size).set(pageTableBytes(layout));
+  return address;
+}
+
+/**
+ * The bytes of the page-table region (layout.pageTables) for this layout: what
+ * buildPageTables writes, and what a snapshot's tables must equal (mem/supervisor-pages.ts).
+ */
+export function pageTableBytes(layout: MemoryLayout): Uint8Array {
+  const { address, size } = layout.pageTables;
+  const words = new Uint32Array(size / 4);
   const pages = layout.memorySize / PAGE;
   const pts = Math.ceil(pages / ENTRIES);
   const pds = Math.ceil(pts / ENTRIES);
@@ -63,13 +72,15 @@ export function buildPageTables(memory: Uint8Array, layout: MemoryLayout): numbe
   for (let t = 0; t < pts; t++) {
     put(pdBase + Math.floor(t / ENTRIES) * PAGE, t % ENTRIES, ...tableEntry(ptBase + t * PAGE));
   }
+  const leaves = (ptBase - address) / 4; // word index of page 0's leaf entry
   for (const region of layout.regions) {
     const [low, high] = LEAF_FLAGS[region.access];
-    for (let page = region.start / PAGE; page < (region.start + region.size) / PAGE; page++) {
-      const physical = page * PAGE;
-      // Entries hold the frame address split across the two halves (frames stay below 2^32 × 4 KiB).
-      put(ptBase, page, ((physical >>> 0) & 0xfffff000) | low, Math.floor(physical / 0x100000000) | high);
+    for (let page = region.start / PAGE, end = (region.start + region.size) / PAGE; page < end; page++) {
+      // Entries hold the frame address split across the two halves: bits 12..31 from the
+      // page's low 20 bits, the rest from the page number above them (frames stay below 2^52).
+      words[leaves + page * 2] = (page % 0x100000) * PAGE + low;
+      words[leaves + page * 2 + 1] = (Math.floor(page / 0x100000) | high) >>> 0;
     }
   }
-  return pml4;
+  return new Uint8Array(words.buffer);
 }

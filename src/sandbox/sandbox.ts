@@ -3,13 +3,13 @@
  * A call that faults, aborts, times out or is cancelled poisons the sandbox:
  * later calls reject with PoisonedError.
  */
-import { fpuResume, guestXsaveMask } from "../hypervisor/fpu-reload.js";
+import { fpuAreaInStack, fpuResume, guestXsaveMask } from "../hypervisor/fpu-reload.js";
 import { CB, PORT_READY } from "../abi/constants.js";
 import type { GuestFunction } from "../abi/function-table.js";
 import { formatSignature, type GuestValue, type ReturnType, type ValueType } from "../abi/types.js";
 import {
-  ArgumentMismatchError, CancelledError, GuestAbortedError, GuestFaultError, InvalidConfigError, PoisonedError, SandboxBusyError,
-  SandboxClosedError, SnapshotMismatchError, UnknownFunctionError, VmletError,
+  ArgumentMismatchError, CancelledError, GuestAbortedError, GuestFaultError, HypervisorError, InvalidConfigError, PoisonedError,
+  SandboxBusyError, SandboxClosedError, SnapshotMismatchError, UnknownFunctionError, VmletError,
 } from "../errors/errors.js";
 import path from "node:path";
 import { SIGABRT, signalForVector, writeCoreDump, type CoreSource } from "../debug/core-dump.js";
@@ -31,6 +31,8 @@ import type { MemoryLayout } from "../mem/layout.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
 import { HostWrites } from "../mem/host-writes.js";
 import { MemoryImage } from "../snapshot/memory-image.js";
+import { checkCapturedImage } from "../snapshot/image-checks.js";
+import { SnapshotInvalidError } from "../snapshot/file/errors.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import { Snapshot, SNAPSHOT_STATE_VERSION, type Lineage } from "../snapshot/snapshot.js";
 import { partsFromSnapshot } from "./from-snapshot.js";
@@ -116,6 +118,7 @@ interface BaseFacts {
 
 /** Core dumps written by this process (their file names count up). */
 let coreDumps = 0;
+const GPR_RSP = 6;
 
 /** Frees the VM of a sandbox that was garbage-collected without close(). */
 const leaked = new FinalizationRegistry<VirtualMachine>((vm) => vm.destroy());
@@ -162,7 +165,13 @@ export class Sandbox {
   static async fromSnapshot(snapshot: Snapshot, config?: SnapshotSandboxConfig): Promise<Sandbox> {
     if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("fromSnapshot() takes a Snapshot");
     const sandbox = new Sandbox(partsFromSnapshot(snapshot, resolveSnapshotConfig(config)));
-    sandbox.applyHostFields();
+    try {
+      sandbox.applyHostFields();
+    } catch (error) {
+      const typed = sandbox.failMidway("Sandbox.fromSnapshot()", error);
+      sandbox.close(); // poisoned: its VM is destroyed, not parked
+      throw typed;
+    }
     return sandbox;
   }
 
@@ -446,7 +455,12 @@ export class Sandbox {
   applyHostFields(): void {
     this.refuseIfClosed("write host fields");
     const at = this.parts.layout.controlBlock;
-    const base = this.baseFacts(this.base!); // only sandboxes resumed from a snapshot get here
+    // Only sandboxes resumed from a snapshot get here, or one whose restore failed (no base: restore it first).
+    if (!this.base) {
+      if (this.poisonedBy) throw new PoisonedError("cannot write host fields: the sandbox is poisoned; restore() it first", { cause: this.poisonedBy });
+      throw new InvalidConfigError("host fields come from a snapshot: this sandbox has none");
+    }
+    const base = this.baseFacts(this.base);
     // The generation the restored control block holds is the snapshot's: read it there (a deferred restore has not run yet).
     const low = base.view.getUint32(at + CB.rngGeneration, true);
     const high = base.view.getUint32(at + CB.rngGeneration + 4, true);
@@ -460,17 +474,21 @@ export class Sandbox {
     if (base.fixMarkAt !== undefined) this.writeHostU32(base.fixMarkAt, 0);
   }
 
-  /** What applyHostFields() needs of the base, worked out once per base (hypervisor/fpu-reload.ts for the FPU record). */
+  /**
+   * What applyHostFields() needs of the base, worked out once per base (hypervisor/fpu-reload.ts
+   * for the FPU record). The record's address comes from the snapshot's RSP, the guest's
+   * choice: a record the host would have to rewrite outside the stack refuses the snapshot.
+   */
   private baseFacts(base: Snapshot): BaseFacts {
     if (this.facts?.base !== base) {
       const { vm } = this;
       const image = base.image.view;
-      this.facts = {
-        base,
-        view: new DataView(image.buffer, image.byteOffset, image.byteLength),
-        xsaveMask: guestXsaveMask(vm.guestXcr0),
-        fixMarkAt: fpuResume(image, base.state.cpu, vm.backend.flavour, vm.guestXcr0).fixMarkAt,
-      };
+      const { fixMarkAt } = fpuResume(image, base.state.cpu, vm.backend.flavour, vm.guestXcr0);
+      const rsp = base.state.cpu.gprs[GPR_RSP]!;
+      if (fixMarkAt !== undefined && !fpuAreaInStack(rsp, this.parts.layout.stack)) {
+        throw new SnapshotInvalidError("cpuState.gprs[rsp]", `0x${rsp.toString(16)}: the FPU record the host must rewrite does not lie inside the guest's stack`);
+      }
+      this.facts = { base, view: new DataView(image.buffer, image.byteOffset, image.byteLength), xsaveMask: guestXsaveMask(vm.guestXcr0), fixMarkAt };
     }
     return this.facts;
   }
@@ -483,11 +501,23 @@ export class Sandbox {
   snapshot(): Snapshot {
     this.requireIdle("snapshot");
     if (this.base && !this.modified) return this.base;
+    try {
+      return this.capture();
+    } catch (error) {
+      throw this.failMidway("snapshot", error);
+    }
+  }
+
+  /**
+   * snapshot()'s work. The pages copied from guest memory are checked: a snapshot stores
+   * vmlet's own supervisor pages (the base's were checked when it was made or loaded).
+   */
+  private capture(): Snapshot {
     this.settleReport();
     const { vm, memory, layout, system, lineage } = this.parts;
-    const image = this.base
-      ? MemoryImage.captureOver(this.base.image, memory.bytes, this.hostWrites.drainWith(vm.takeDirtyPages()))
-      : MemoryImage.capture(memory.bytes);
+    const written = this.base ? this.hostWrites.drainWith(vm.takeDirtyPages()) : undefined;
+    const image = this.base && written ? MemoryImage.captureOver(this.base.image, memory.bytes, written) : MemoryImage.capture(memory.bytes);
+    checkCapturedImage(image, layout, written);
     const snapshot = new Snapshot(
       {
         version: SNAPSHOT_STATE_VERSION,
@@ -514,7 +544,9 @@ export class Sandbox {
   /**
    * Returns the sandbox to the snapshot's state; clears poisoning. Cost ∝ pages written
    * since the last snapshot/restore when `snapshot` is this sandbox's base; otherwise
-   * memory is remapped onto the snapshot (O(1), pages fault in as used).
+   * memory is remapped onto the snapshot (O(1), pages fault in as used). A restore that
+   * fails once it has begun changing the sandbox poisons it (the next restore remaps all of
+   * memory); one refused by its checks changes nothing.
    */
   restore(snapshot: Snapshot, options?: RestoreOptions): RestoreReport {
     this.requireIdle("restore", true);
@@ -527,13 +559,27 @@ export class Sandbox {
       requireSuperset(snapshot.state.hostFunctions, this.parts.hostFunctions, "restore()");
       this.coveredSnapshot = snapshot; // the set can only change through registerHostFunction()
     }
+    this.baseFacts(snapshot); // refuses a snapshot whose FPU record the host could not fix safely
+    try {
+      return this.restoreNow(snapshot, deferred);
+    } catch (error) {
+      throw this.failMidway("restore", error);
+    }
+  }
+
+  /** restore()'s work, after its checks: everything here changes the sandbox. */
+  private restoreNow(snapshot: Snapshot, deferred: boolean): RestoreReport {
     const { vm } = this.parts;
     this.settleReport();
     let report: RestoreReport;
     const remapped = snapshot !== this.base;
-    if (this.poisonedBy) vm.configure(snapshot.state.system); // a fault left the vCPU in ring 0
+    // A fault left the vCPU in ring 0: a poisoned sandbox's system registers are set again.
+    // After a remap, not before: the process backend reads its mappings from the page tables
+    // in memory, which a failed restore or snapshot may have left half-written.
+    if (this.poisonedBy && !remapped) vm.configure(snapshot.state.system);
     if (remapped) {
       this.rebase(snapshot);
+      if (this.poisonedBy) vm.configure(snapshot.state.system);
       vm.setCpuState(snapshot.state.cpu);
       report = { pagesCopied: 0, remapped: true };
     } else if (deferred) {
@@ -546,6 +592,23 @@ export class Sandbox {
     this.poisonedBy = undefined;
     this.modified = false;
     return report;
+  }
+
+  /**
+   * A restore or snapshot (or fromSnapshot's set-up) failed part-way: guest state and the
+   * record of written pages are unknown. The sandbox is poisoned by a typed error (calls
+   * refuse with POISONED) and forgets its base, so the next restore remaps all of memory
+   * and sets the system registers instead of trusting a dirty-page record.
+   */
+  private failMidway(action: string, error: unknown): VmletError {
+    const typed = error instanceof VmletError ? error : new HypervisorError(action, undefined, `internal error: ${String(error)}`, { cause: error });
+    this.poisonedBy = typed;
+    this.base = undefined;
+    this.facts = undefined;
+    this.openReport?.settle(0);
+    this.openReport = undefined;
+    this.vm.discardRestore(); // a deferred restore queued before the failure is not run
+    return typed;
   }
 
   /** Runs a pending deferred restore and records its count in its report. */

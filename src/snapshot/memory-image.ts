@@ -3,7 +3,7 @@
  * plus a read-only shared view used as the source of restores. Sandboxes made from the
  * snapshot map the file privately, so they share its pages until they write them.
  */
-import { fstatSync } from "node:fs";
+import { fstatSync, readSync } from "node:fs";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 import { registerImageView } from "../mem/image-files.js";
@@ -108,6 +108,21 @@ export class MemoryImage {
     const a = fstatSync(this.fd);
     const b = fstatSync(other.fd);
     return a.dev === b.dev && a.ino === b.ino;
+  }
+
+  /**
+   * A copy of [start, start + length) read with pread, not through a mapping: checks of an
+   * image never fault pages into a view, and a file cut short reads as zeros here instead of
+   * raising SIGBUS.
+   */
+  read(start: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let done = 0; done < length; ) {
+      const n = native("pread", () => readSync(this.fd, out, done, length - done, start + done));
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
   }
 
   /** The file's data as [start, end, …] byte ranges; everything else is a hole (zeros). */

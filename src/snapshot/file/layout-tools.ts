@@ -14,6 +14,7 @@ import { ambiguousTagError, ambiguousTags, parseDescriptor, tagOf, type Descript
 import * as J from "./json-checks.js";
 import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
+import { checkLoadedImage } from "../image-checks.js";
 import { checkLayoutWriteOptions, checkVerifyOptions } from "./option-checks.js";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 
@@ -163,15 +164,17 @@ export class SnapshotLayout {
     const total = entries.reduce((n, { entry }) => n + (verified.has(entry.memory.digest) ? 0 : entry.memory.size), 0);
     let done = 0;
     for (const { ref, entry } of entries) {
-      if (verified.has(entry.memory.digest)) continue;
+      const hash = !verified.has(entry.memory.digest);
       try {
-        await openMemoryImage(this.dir, entry.memory, true, onProgress && ((d) => onProgress(done + d, total)));
+        const image = await openMemoryImage(this.dir, entry.memory, hash, onProgress && ((d) => onProgress(done + d, total)));
         verified.add(entry.memory.digest);
+        // Per manifest, not per blob: the supervisor pages vmlet builds depend on the config's layout.
+        checkLoadedImage(image, entry.state, blobRelative(entry.memory.digest));
       } catch (error) {
         if (!(error instanceof VmletError)) throw error;
         problems.push({ ref, error });
       }
-      done += entry.memory.size;
+      if (hash) done += entry.memory.size;
     }
     return { ok: problems.length === 0, snapshots, blobsVerified: verified.size, problems };
   }

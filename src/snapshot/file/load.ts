@@ -1,7 +1,8 @@
 /**
  * Snapshot.load / checkedLoad: a snapshot from a layout directory. The memory blob is
- * mapped, not read, so loading costs the same for any memory size; checkedLoad first
- * hashes that same file descriptor.
+ * mapped, not read, so loading costs the same for any memory size (but for its
+ * supervisor pages, read and compared with vmlet's own: image-checks.ts); checkedLoad
+ * first hashes that same file descriptor.
  */
 import { InvalidConfigError } from "../../errors/errors.js";
 import { guestCpuIdentity } from "../../hypervisor/backend.js";
@@ -11,7 +12,8 @@ import { rememberDigest } from "./blob-digests.js";
 import type { Progress } from "./digest.js";
 import { CpuIncompatibleError, SnapshotTooLargeError } from "./errors.js";
 import { MAX_BYTES } from "./format.js";
-import { openMemoryImage, readBlob, readEntry, readIndex } from "./reader.js";
+import { blobRelative, openMemoryImage, readBlob, readEntry, readIndex } from "./reader.js";
+import { checkLoadedImage } from "../image-checks.js";
 import { checkDir, checkLoadOptions } from "./option-checks.js";
 
 /** The guest memory a loaded snapshot may have unless the caller allows more: 4 GiB. */
@@ -39,6 +41,7 @@ export async function loadSnapshot(dir: string, ref: string, options?: LoadOptio
   if (missing.length > 0) throw new CpuIncompatibleError(missing);
   const guestElf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf);
   const image = await openMemoryImage(dir, entry.memory, checked.verify, checked.onProgress);
+  checkLoadedImage(image, entry.state, blobRelative(entry.memory.digest));
   rememberDigest(image, entry.memory.digest);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }
