@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The long crash-safety run: test/save-crash-safety.test.ts with many more SIGKILLs
- * than CI's 200. Usage: npm run test:crash [-- rounds [seed]]  (default 2000 rounds;
+ * than CI's 120. Usage: npm run test:crash [-- rounds [seed]]  (default 2000 rounds;
  * VMLET_CRASH_ROUNDS / VMLET_CRASH_SEED work too). Expects a build (npm run build).
  */
 import { spawnSync } from "node:child_process";

@@ -26,7 +26,7 @@ const files = process.argv.slice(2);
 let failed = false;
 for (const backend of backends) {
   console.log(`# test pass: VMLET_BACKEND=${backend}`);
-  const run = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=120000", ...(files.length ? files : ["dist/test/"])], {
+  const run = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=300000", ...(files.length ? files : ["dist/test/"])], {
     cwd: root,
     stdio: "inherit",
     env: { ...process.env, VMLET_BACKEND: backend },

@@ -7,7 +7,7 @@
  * keep the tag. Every tenth round starts on a new layout and kills during the first save,
  * when a kill before the commit must leave "not found", never "invalid".
  *
- * VMLET_CRASH_ROUNDS sets the number of kills (default 200), VMLET_CRASH_SEED replays a
+ * VMLET_CRASH_ROUNDS sets the number of kills (default 120; `npm run test:crash` runs more), VMLET_CRASH_SEED replays a
  * run; `npm run test:crash` runs 2000. Spare children are started ahead (node start-up and
  * loading vmlet take ~250 ms) and wait on stdin for the layout to use; three lanes, each
  * with its own layout and children, run side by side.
@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout, SnapshotNotFoundError } from "../src/index.js";
 import { guestPath, since } from "./helpers.js";
 
-const ROUNDS = Number(process.env.VMLET_CRASH_ROUNDS ?? 200);
+const ROUNDS = Number(process.env.VMLET_CRASH_ROUNDS ?? 120);
 const SEED = Number(process.env.VMLET_CRASH_SEED ?? Date.now() % 1_000_000);
 const HEAP = 2 << 20;
 const TAG = "t";

@@ -292,13 +292,13 @@ static int lower_limits(uint64_t memory_size) {
   return sys3(__NR_setrlimit, RLIMIT_AS, &space, 0) == 0 ? 0 : -1;
 }
 
-/* futex (wait without a timeout, and wake) and rt_sigreturn; any other system call is a
- * SIGSYS the host reports as a fault; a 32-bit system call kills the process. */
+/* futex (wait without a timeout, and wake) and rt_sigreturn; any other system call, 64-bit
+ * or 32-bit, is a SIGSYS the host reports as a fault. */
 static int install_seccomp(void) {
   struct sock_filter code[] = {
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP), /* a 32-bit call (int 0x80): a fault like any other */
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
