@@ -90,8 +90,9 @@ describe("system calls", () => {
   test("a 32-bit system call (int 0x80) is a guest fault and the sandbox restores", () => {
     attack(() => sb.callSync("do_int80", 20 /* getpid */), (error) => {
       assert.ok(error instanceof GuestFaultError, String(error));
-      // The process backend traps the call (#UD, as for syscall); a VM has no gate for vector 0x80.
-      if (onProcess) assert.equal(error.vector, 6);
+      // A VM has no gate for vector 0x80 (#GP). On the process backend the kernel gives #GP too where
+      // it has no 32-bit emulation, and otherwise seccomp traps the 32-bit call (#UD, as for syscall).
+      assert.ok(error.vector === 13 || (onProcess && error.vector === 6), `vector ${error.vector}`);
     });
   });
 
