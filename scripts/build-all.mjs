@@ -9,7 +9,8 @@
  * Each step is skipped when its outputs are newer than its inputs.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,6 +93,37 @@ function buildGuests() {
   run("make", ["-s", "-C", "guests"], "building the guests");
 }
 
+/**
+ * The SQLite example guest (examples/sqlite-guest/). Its amalgamation comes from the npm
+ * tarball of better-sqlite3 (a devDependency), at the version and sha512 integrity that
+ * package-lock.json pins; it is fetched with `npm pack` (npm's cache makes that offline
+ * after the first time), checked, extracted into the example's build/ and never committed.
+ * make then rebuilds the guest only when a source changed.
+ */
+function buildSqliteGuest() {
+  const build = path.join(root, "examples/sqlite-guest/build");
+  const lock = JSON.parse(readFileSync(path.join(root, "package-lock.json"), "utf8"));
+  const pinned = lock.packages?.["node_modules/better-sqlite3"];
+  if (!pinned?.version || !pinned?.integrity) fail("package-lock.json does not pin better-sqlite3, the source of the SQLite example guest's amalgamation.");
+  const stamp = path.join(build, "amalgamation-source");
+  const source = `better-sqlite3@${pinned.version} ${pinned.integrity}\n`;
+  if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== source) {
+    log(`fetching the SQLite amalgamation from better-sqlite3@${pinned.version} (npm pack)`);
+    mkdirSync(build, { recursive: true });
+    const tarball = path.join(build, `better-sqlite3-${pinned.version}.tgz`);
+    run("npm", ["pack", `better-sqlite3@${pinned.version}`, "--pack-destination", build, "--silent"], "fetching better-sqlite3 with npm pack");
+    const [algorithm, expected] = pinned.integrity.split(/-(.*)/s);
+    const actual = createHash(algorithm).update(readFileSync(tarball)).digest("base64");
+    if (actual !== expected) fail(`${tarball} does not match the integrity package-lock.json pins (${pinned.integrity}); delete it and rebuild.`);
+    // --touch: extracted files get the current time, so make sees a new version as newer.
+    run("tar", ["-xzf", tarball, "--touch", "-C", build, "--strip-components=3", "package/deps/sqlite3/sqlite3.c", "package/deps/sqlite3/sqlite3.h"], "extracting the SQLite amalgamation");
+    rmSync(tarball);
+    writeFileSync(stamp, source);
+  }
+  log("building the SQLite example guest (make)");
+  run("make", ["-s", "-C", "examples/sqlite-guest"], "building the SQLite example guest");
+}
+
 function buildBenchReference() {
   log("building the C benchmark references (kvm_ref, process_ref) and the bench guest");
   run("make", ["-s", "-C", "bench/c"], "building bench/c");
@@ -122,6 +154,7 @@ requireTools([
 buildAddon();
 buildProcessHelper();
 buildGuests();
+buildSqliteGuest();
 buildBenchReference();
 buildTypeScript();
 if (!existsSync("/dev/kvm")) {

@@ -11,13 +11,14 @@
  * --no-node-snapshot on Node 20, and the memory probes want a GC first.)
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../../src/cli/paths.js";
 import type { PeerRow, Skipped, Summary } from "./common.js";
 import { installedVersion, measureIsolatedVm, measureNodeVm, measureQuickJs, type PeerOutcome } from "./js-peers.js";
 import { measureMemoryInChild } from "./memory.js";
+import { measureSqlite } from "./sqlite.js";
 import { measureVmlet, type VmletResult } from "./vmlet.js";
 
 const NEEDED_FLAGS = ["--no-node-snapshot", "--expose-gc"];
@@ -254,9 +255,11 @@ async function main(): Promise<void> {
     else row.memory = m;
   }
   const results = checks(v, rows);
+  log("measuring: SQLite guest against better-sqlite3");
+  const sqlite = await measureSqlite(quick);
 
   if (args.has("--json")) {
-    console.log(JSON.stringify({ machine: m, plan: PLAN, vmlet: { bareCall: v.bareCall, poolCycle: v.poolCycle, poolMbCycle: v.poolMbCycle, poolSpareCheckout: v.poolSpareCheckout }, rows, skipped, checks: results }, null, 2));
+    console.log(JSON.stringify({ machine: m, plan: PLAN, vmlet: { bareCall: v.bareCall, poolCycle: v.poolCycle, poolMbCycle: v.poolMbCycle, poolSpareCheckout: v.poolSpareCheckout }, rows, skipped, checks: results, sqlite: sqlite.rows }, null, 2));
   } else {
     console.log(`\n${m.cpu}, ${m.cores} cores, ${m.kernel}, Node ${m.node}, vmlet backend ${m.backend}, load ${m.loadAverage.join(" ")}`);
     if (/pvm/.test(m.backend)) console.log("PVM: KVM in software for a nested host; hardware KVM makes exits 1–2 orders of magnitude cheaper.");
@@ -265,9 +268,11 @@ async function main(): Promise<void> {
     console.log("numbers that must hold (printed, not asserted):");
     for (const c of results) console.log(`  ${verdict(c)} ${c.label}\n       ${c.detail}`);
     console.log(`  also: spare-sandbox checkout ${us(v.poolSpareCheckout)} µs; pool run with the 1 MB call, restore included ${us(v.poolMbCycle)} µs`);
+    console.log(`\n${sqlite.text}`);
   }
   if (!args.has("--no-write")) {
     const file = writeDoc(m, v, rows, skipped, results, versions);
+    appendFileSync(file, sqlite.markdown);
     log(`wrote ${path.relative(process.cwd(), file)}`);
   }
   if (installedVersion("isolated-vm") === undefined || installedVersion("quickjs-emscripten") === undefined) {
