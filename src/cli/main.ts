@@ -6,10 +6,12 @@
  */
 import { VmletError } from "../errors/errors.js";
 import { CliFailure, UsageError } from "./args.js";
-import { demo } from "./demo.js";
-import { doctor } from "./doctor.js";
+import { DEMO_USAGE, demoCommand } from "./demo.js";
+import { DOCTOR_USAGE, doctorCommand } from "./doctor.js";
+import { GUEST_SUMMARY, GUEST_USAGE, guestCommand } from "./guest.js";
 import { processIo, type Io } from "./io.js";
 import { RUN_USAGE, runCommand } from "./run.js";
+import { SDK_PATH_USAGE, sdkPathCommand } from "./sdk-path.js";
 import { SNAPSHOT_SUMMARY, SNAPSHOT_USAGE, snapshotCommand } from "./snapshot.js";
 import { VMLET_VERSION } from "../version.js";
 
@@ -17,7 +19,12 @@ const USAGE = `usage: vmlet <command> [arguments] [--json]
 
 commands:
   demo                            build the demo guest, call it, show a caught fault and latencies
-  doctor                          check that this machine can run sandboxes (KVM, flavour)
+  doctor                          check that this machine can run sandboxes (backends, KVM hints)
+  guest new <dir>                 write a guest project to start from (C source, Makefile, call.mjs)
+  guest build <source…> [-o guest.elf]
+                                  compile and link a guest (C, C++) with the SDK that ships with vmlet
+  sdk-path [--cflags|--ldflags|--libs]
+                                  the guest SDK's folder, or its flags, for your own build system
   snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N]
                                   build a sandbox, run calls, save a snapshot; prints its digest
   snapshot ls <dir>               list the snapshots in an OCI layout directory
@@ -26,49 +33,67 @@ commands:
   snapshot rm <dir> <tag>         remove a tag (its blobs stay until gc)
   snapshot gc <dir>               delete blobs no tag reaches
   run <dir>:<ref> <fn> [arg…]     call a function in a sandbox resumed from a saved snapshot
-  help [command]                  this text, or a command's details
+  help [command]                  this text, or a command's details (also: <command> --help)
   --version                       print vmlet's version
 
---json (snapshot commands, run): one JSON document on stdout and nothing else.
+--json (every command but demo): one JSON document on stdout and nothing else.
 <ref> is a tag or a manifest digest (sha256:<hex>, or a unique prefix of it).
 Exit status: 0 ok, 1 failure, 2 usage mistake. Details: docs/cli.md`;
 
 /** The usage text for `vmlet help <words…>`. */
 function helpFor(words: readonly string[]): string | undefined {
-  if (words.length === 0) return USAGE;
-  if (words[0] === "run") return RUN_USAGE;
-  if (words[0] === "snapshot") return words[1] === undefined ? SNAPSHOT_SUMMARY : SNAPSHOT_USAGE[words[1]];
-  if (words[0] === "demo" || words[0] === "doctor") return USAGE;
-  return undefined;
+  const [command, sub] = words;
+  switch (command) {
+    case undefined:
+      return USAGE;
+    case "run":
+      return RUN_USAGE;
+    case "demo":
+      return DEMO_USAGE;
+    case "doctor":
+      return DOCTOR_USAGE;
+    case "sdk-path":
+      return SDK_PATH_USAGE;
+    case "snapshot":
+      return sub === undefined ? SNAPSHOT_SUMMARY : SNAPSHOT_USAGE[sub];
+    case "guest":
+      return sub === undefined ? GUEST_SUMMARY : GUEST_USAGE[sub];
+    default:
+      return undefined;
+  }
 }
 
 async function main(argv: readonly string[], io: Io): Promise<number> {
-  const print = (line: string): void => io.out(line);
+  const rest = argv.slice(1);
   switch (argv[0]) {
     case "demo":
-      await demo(print);
-      return 0;
+      return demoCommand(rest, io);
     case "doctor":
-      return (await doctor(print)) ? 0 : 1;
+      return doctorCommand(rest, io);
+    case "guest":
+      return guestCommand(rest, io);
+    case "sdk-path":
+      return sdkPathCommand(rest, io);
     case "snapshot":
-      return snapshotCommand(argv.slice(1), io);
+      return snapshotCommand(rest, io);
     case "run":
-      return runCommand(argv.slice(1), io);
+      return runCommand(rest, io);
     case "--version":
-      io.out(VMLET_VERSION);
+      if (io.json) io.printJson({ version: VMLET_VERSION });
+      else io.out(VMLET_VERSION);
       return 0;
     case "help":
     case "--help":
     case "-h": {
-      const text = helpFor(argv.slice(1));
-      if (text === undefined) throw new UsageError(`no command "${argv.slice(1).join(" ")}"`, USAGE);
+      const text = helpFor(rest);
+      if (text === undefined) throw new UsageError(`no command "${rest.join(" ")}"`, USAGE);
       io.out(text);
       return 0;
     }
     case undefined:
       throw new UsageError("missing command", USAGE);
     default:
-      throw new UsageError(`unknown command "${argv[0]}"`, USAGE);
+      throw new UsageError(argv[0].startsWith("-") ? `unknown option ${argv[0]} (options follow the command)` : `unknown command "${argv[0]}"`, USAGE);
   }
 }
 
