@@ -3,6 +3,8 @@ import { formatSignature, type GuestValue } from "../abi/types.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { HostFunctionRegistry } from "../sandbox/host-functions.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
+import { SnapshotTooLargeError } from "../snapshot/file/errors.js";
+import { DEFAULT_MAX_MEMORY_SIZE } from "../snapshot/file/load.js";
 import { readEntry, readIndex } from "../snapshot/file/reader.js";
 import { Snapshot } from "../snapshot/snapshot.js";
 import { parseArgs, parseMs, parseSize, splitDirRef, stringFlag, UsageError } from "./args.js";
@@ -44,7 +46,7 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   const memory = stringFlag(args, "max-memory");
   const limit = memory === undefined ? {} : { maxMemorySize: parsePositiveSize(memory, "--max-memory") };
   const ref = resolveRef(dir, refText);
-  const { fn, values } = planCall(dir, ref, fnName, texts);
+  const { fn, values } = planCall(dir, ref, fnName, texts, limit.maxMemorySize ?? DEFAULT_MAX_MEMORY_SIZE);
   const snapshot = await loadSnapshot(dir, ref, args.flags.has("verify"), limit, io);
   const sb = await Sandbox.fromSnapshot(snapshot, timeoutMs === undefined ? {} : { timeoutMs });
   try {
@@ -63,11 +65,13 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
 
 /**
  * Everything that can be checked from the manifest and config alone, before a backend is
- * touched: the function exists, the arguments fit it, and the snapshot needs no host
- * functions (the command line registers none). So a typo is UNKNOWN_FUNCTION on any machine.
+ * touched, in the order Snapshot.load would find it: the memory is within the limit, the
+ * function exists, the arguments fit it, and the snapshot needs no host functions (the
+ * command line registers none). So a typo is UNKNOWN_FUNCTION on any machine.
  */
-function planCall(dir: string, ref: string, fnName: string, texts: readonly string[]): { fn: FunctionSignature; values: GuestValue[] } {
-  const { state } = readEntry(dir, readIndex(dir), ref);
+function planCall(dir: string, ref: string, fnName: string, texts: readonly string[], maxMemorySize: number): { fn: FunctionSignature; values: GuestValue[] } {
+  const { state, memory } = readEntry(dir, readIndex(dir), ref);
+  if (memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, memory.size, maxMemorySize);
   const fn = findFunction(state.functions.map((f) => formatSignature(f.name, f)), fnName);
   const values = parseCallArgs(fn, texts);
   requireSuperset(state.hostFunctions, new HostFunctionRegistry(), "Sandbox.fromSnapshot()");
