@@ -43,7 +43,7 @@ test("an unknown backend is INVALID_CONFIG naming the option", async () => {
 
 test("VMLET_BACKEND sets the default, and a bad value is INVALID_CONFIG", () => {
   const run = (value: string): { status: number | null; stdout: string; stderr: string } =>
-    spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), "demo", "--json"], { encoding: "utf8", timeout: 60_000, env: { ...process.env, VMLET_BACKEND: value } });
+    spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), "demo"], { encoding: "utf8", timeout: 60_000, env: { ...process.env, VMLET_BACKEND: value } });
   const ok = run("process");
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /process/);

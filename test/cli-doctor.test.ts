@@ -46,6 +46,26 @@ test("doctor without a usable KVM says what to do about it, and still runs a san
   if (!kvm.works) assert.match(r.stdout, /--device \/dev\/kvm/);
 });
 
+test("doctor --json: one document saying the same as the text", () => {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), "doctor", "--json"], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const doc = JSON.parse(r.stdout) as {
+    ok: boolean; kvmDevice: string; backends: Array<{ name: string; works: boolean; why: string | null }>; kvmHints: string[];
+    selected: { name: string; flavour: string; chosenBy: string }; dirtyPages: { source: string }; guestFpu: { xsaveMask: number }; testSandbox: string; error: unknown;
+  };
+  const availability = backendAvailability();
+  assert.equal(doc.ok, true);
+  assert.equal(doc.kvmDevice, existsSync("/dev/kvm") ? "present" : "missing");
+  assert.deepEqual(doc.backends.map((b) => [b.name, b.works, b.why === null]), availability.map((b) => [b.name, b.works, b.works]));
+  assert.equal(doc.kvmHints.length > 0, !availability.find((b) => b.name === "kvm")!.works);
+  assert.deepEqual({ name: doc.selected.name, flavour: doc.selected.flavour }, { ...backendInfo() });
+  assert.equal(doc.selected.chosenBy, process.env.VMLET_BACKEND ? "VMLET_BACKEND" : "auto");
+  assert.equal(doc.dirtyPages.source, backendDetails().dirtyPages);
+  assert.equal(doc.guestFpu.xsaveMask, backendDetails().xsaveMask);
+  assert.equal(doc.testSandbox, "ok");
+  assert.equal(doc.error, null);
+});
+
 test("what doctor reports is what sandboxes do: the dirty-page source and the FPU mask guests get", async () => {
   const details = backendDetails();
   const sb = await buildSnapshotGuest();

@@ -11,8 +11,10 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { SandboxBuilder } from "../src/index.js";
-import { parseSize, splitDirRef, UsageError } from "../src/cli/args.js";
+import { parseArgs, parseSize, splitDirRef, UsageError } from "../src/cli/args.js";
 import { ProgressBar } from "../src/cli/progress.js";
+import { runCli } from "../src/cli/cli.js";
+import { toJson, type Io } from "../src/cli/io.js";
 import { formatResult, jsonResult, parseCallArgs, parseSignature, parseValue } from "../src/cli/values.js";
 import { guestPath, repoRoot } from "./helpers.js";
 import { backendInfo } from "../src/hypervisor/backend.js";
@@ -29,15 +31,19 @@ interface Result {
   stderr: string;
 }
 
-function vmlet(...args: string[]): Result {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: tmp, encoding: "utf8", timeout: 60_000 });
+function vmlet(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Result {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: tmp, encoding: "utf8", timeout: 60_000, env });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs and asserts the exit status, showing the output when it differs. */
 function expectExit(status: number, ...args: string[]): Result {
-  const r = vmlet(...args);
+  return expectExitIn(process.env, status, ...args);
+}
+
+function expectExitIn(env: NodeJS.ProcessEnv, status: number, ...args: string[]): Result {
+  const r = vmlet(args, env);
   assert.equal(r.status, status, `vmlet ${args.join(" ")} exited ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
   return r;
@@ -91,6 +97,24 @@ describe("argument parsing (no KVM)", () => {
     assert.equal(jsonResult(5n, "i64"), "5");
     assert.equal(jsonResult(NaN, "f64"), "NaN");
     assert.equal(jsonResult(undefined, "void"), null);
+  });
+
+  test("options: parseArgs forms, --call groups, negative numbers, repeated and unknown options", () => {
+    const spec = { options: { json: { type: "boolean" }, output: { type: "string", short: "o" }, include: { type: "string", short: "I", multiple: true } }, calls: true, guestArguments: true } as const;
+    const a = parseArgs(["x", "--call", "f", "1", "-2", "--json", "-Ia", "--call", "g", "-1.5", "--", "--y", "-o=z", "-I", "b", "-o", "out"], spec, "");
+    assert.deepEqual(a.positionals, ["x"]);
+    assert.deepEqual(a.calls, [{ fn: "f", args: ["1", "-2"] }, { fn: "g", args: ["-1.5", "--y", "-o=z", "-I", "b", "-o", "out"] }], "an option ends a group; after -- everything is an argument");
+    assert.deepEqual([a.flags.get("json"), a.lists.get("include")], [true, ["a"]]);
+    const b = parseArgs(["--output=o.elf", "-Ib", "-I", "c", "-h"], spec, "");
+    assert.deepEqual([b.flags.get("output"), b.lists.get("include"), b.help], ["o.elf", ["b", "c"], true]);
+    for (const [argv, message] of [
+      [["--constructor"], /unknown option --constructor/], [["--__proto__=1"], /unknown option --__proto__/], [["-xyz"], /unknown option -x in -xyz/],
+      [["--json=1"], /--json takes no value/], [["-o"], /-o needs a value/], [["--output="], /--output needs a value/],
+      [["--output", "--json"], /--output needs a value/], [["--call", "--json"], /--call needs a function name/],
+    ] as const) {
+      assert.throws(() => parseArgs(argv, spec, ""), message, argv.join(" "));
+    }
+    assert.throws(() => parseArgs(["-5"], { options: {} }, ""), /unknown option -5/, "negative numbers are arguments only where guest arguments are");
   });
 
   test("sizes", () => {
@@ -153,7 +177,8 @@ describe("usage errors exit 2 (no KVM)", () => {
       [["snapshot"], /missing snapshot command/],
       [["snapshot", "frob"], /unknown snapshot command "frob"/],
       [["snapshot", "create", guestPath("snapshot"), "snaps"], /missing <tag>/],
-      [["snapshot", "create", guestPath("snapshot"), "snaps", "-bad"], /not a valid tag/],
+      [["snapshot", "create", guestPath("snapshot"), "snaps", "--", "-bad"], /not a valid tag/],
+      [["snapshot", "create", guestPath("snapshot"), "snaps", "-bad"], /unknown option -b in -bad/],
       [["snapshot", "create", guestPath("snapshot"), "snaps", "t", "--heap-size", "lots"], /not a size/],
       [["snapshot", "create", guestPath("snapshot"), "snaps", "t", "--call"], /--call needs a function name/],
       [["snapshot", "ls"], /missing <dir>/],
@@ -237,12 +262,35 @@ describe("snapshot commands and run", () => {
     assert.match(expectExit(1, "run", "snaps:demo", "spin_forever", "--timeout-ms", "50").stderr, /^vmlet: TIMEOUT: /m);
   });
 
+  test("negative numbers are guest arguments, not options; -- passes anything (in-process)", async () => {
+    const run = async (...args: string[]): Promise<string> => {
+      let stdout = "";
+      const io: Io = { json: args.includes("--json"), out: (l) => void (stdout += `${l}\n`), err: () => undefined, printJson: (d) => void (stdout += toJson(d)), stderr: { write: () => true } };
+      assert.equal(await runCli(["run", `${path.join(tmp, "snaps")}:demo`, ...args], io), 0, args.join(" "));
+      return stdout;
+    };
+    assert.equal(await run("add", "-5", "3"), "-2\n");
+    assert.equal(await run("mean", "-1.5", "-0.5", "-inf"), "-Infinity\n");
+    assert.equal((JSON.parse(await run("add", "-0x10", "1", "--json")) as { result: number }).result, -15);
+    assert.equal(await run("echo", "--", "-x"), "-x\n");
+  });
+
+  test("what needs no backend is checked before one is opened: an unknown function, arguments, host functions", () => {
+    // A VMLET_BACKEND no machine has: opening any backend fails, so these errors come first.
+    const noBackend = { ...process.env, VMLET_BACKEND: "none-here" };
+    assert.match(expectExitIn(noBackend, 1, "run", "snaps:demo", "nosuch").stderr, /^vmlet: UNKNOWN_FUNCTION: guest has no function "nosuch"/m);
+    assert.match(expectExitIn(noBackend, 2, "run", "snaps:demo", "add", "1").stderr, /takes 2 arguments, got 1/);
+    assert.match(expectExitIn(noBackend, 1, "run", "snaps:demo", "add", "1", "2").stderr, /^vmlet: INVALID_CONFIG: VMLET_BACKEND must be one of/m, "a call that passes the checks needs the backend");
+  });
+
   test("a snapshot that needs host functions fails with the library's message", async () => {
     const sb = await new SandboxBuilder().guest(guestPath("snapshot")).hostFunction("host_add_one", ["i32"], "i32", (x) => x + 1).build();
     await sb.snapshot().save(path.join(tmp, "snaps"), "needs-host");
     sb.close();
     const r = expectExit(1, "run", "snaps:needs-host", "get_counter");
     assert.match(r.stderr, /^vmlet: HOST_FUNCTIONS_INCOMPATIBLE: .*missing: host_add_one\(i32\) -> i32/m);
+    const noBackend = { ...process.env, VMLET_BACKEND: "none-here" };
+    assert.equal(expectExitIn(noBackend, 1, "run", "snaps:needs-host", "get_counter").stderr, r.stderr, "found before a backend is opened");
     const inspected = json(expectExit(0, "snapshot", "inspect", "snaps", "needs-host", "--json"));
     assert.deepEqual(inspected.hostFunctions, [{ name: "host_add_one", params: ["i32"], returns: "i32", signature: "host_add_one(i32) -> i32" }]);
     assert.equal(inspected.guest, null, "saved without a guestName");

@@ -77,6 +77,7 @@ export function files(repoRoot: string): Record<string, string> {
     "cjs.cjs": cjs,
     "consumer.mts": mts,
     "consumer.cts": cts,
-    "tsconfig.json": `${JSON.stringify(tsconfig, null, 2)}\n`,
+    // Not tsconfig.json: docs/getting-started.md writes that one into the same project.
+    "tsconfig.types.json": `${JSON.stringify(tsconfig, null, 2)}\n`,
   };
 }

@@ -3,18 +3,22 @@
  * project, offline and with an empty npm cache of its own (the tarball must need nothing
  * else: node-gyp-build is bundled, the addon prebuilt), then the CLI, an ES module and a
  * CommonJS script calling the shipped demo guest, and a type-check of a consumer's
- * TypeScript. Where no backend runs here (test/kvm.ts), a step may instead fail with
- * BACKEND_UNAVAILABLE, and only so. Everything happens in one temporary folder.
+ * TypeScript; then the consumer's documentation run as written in that project (README's
+ * "Use vmlet in your project", docs/getting-started.md, the complete guest of
+ * docs/guest-sdk.md) and a `vmlet guest new` scaffold built with make. Where no backend runs
+ * here (test/kvm.ts), a step may instead fail with BACKEND_UNAVAILABLE, and only so.
+ * Everything happens in one temporary folder.
  */
 import assert from "node:assert/strict";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { kvmSkipReason } from "./kvm.js";
 import { repoRoot } from "./helpers.js";
 import * as consumer from "./package-consumer-files.js";
+import { docSection, docSteps, outputLine, type DocStep } from "./doc-steps.js";
 
 const version = (JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
 let work = "";
@@ -102,7 +106,83 @@ test("require from CommonJS: the CommonJS build, calling the demo guest", () => 
 
 test("a consumer's TypeScript type-checks against both builds' types (tsc --noEmit)", () => {
   const tsc = path.join(repoRoot, "node_modules/typescript/bin/tsc");
-  const out = mustSucceed(run(process.execPath, [tsc, "-p", "tsconfig.json", "--listFiles"], project), "tsc --noEmit");
+  const out = mustSucceed(run(process.execPath, [tsc, "-p", "tsconfig.types.json", "--listFiles"], project), "tsc --noEmit");
   assert.match(out, /node_modules\/vmlet\/dist\/src\/index\.d\.ts$/m, "consumer.mts should see the ES build's types");
   assert.match(out, /node_modules\/vmlet\/dist\/cjs\/index\.d\.ts$/m, "consumer.cts should see the CommonJS build's types");
+});
+
+/** The environment of the documented commands: npm and npx may not reach a registry. */
+const docEnv = (): NodeJS.ProcessEnv => ({ ...env, npm_config_offline: "true", npm_config_cache: path.join(work, "npm-cache") });
+
+/** What `npm install --save-dev typescript @types/node` would give, offline: links to the checkout's copies. */
+function linkDevTools(): void {
+  mkdirSync(path.join(project, "node_modules/@types"), { recursive: true });
+  for (const name of ["typescript", "@types/node"]) symlinkSync(path.join(repoRoot, "node_modules", name), path.join(project, "node_modules", name));
+  symlinkSync("../typescript/bin/tsc", path.join(project, "node_modules/.bin/tsc"));
+}
+
+/**
+ * Runs one documented command in the project; returns its stdout, or undefined when it
+ * failed only for want of a backend here. `npx vmlet`/`npx tsc` run the installed bin
+ * directly (npx itself is tested above, and costs seconds per call).
+ */
+function runDocumented(line: string, where: string): string | undefined {
+  const command = line.replace(/\s+#.*$/, "");
+  if (command === "npm install vmlet") return ""; // done in before(), from the tarball
+  if (command === "npm install --save-dev typescript @types/node") {
+    linkDevTools();
+    return "";
+  }
+  assert.doesNotMatch(command, /^npm /, `${where}: a documented npm command this test cannot run offline: ${command}`);
+  const r = spawnSync("sh", ["-c", command.replace(/^npx (vmlet|tsc)\b/, "node_modules/.bin/$1")], { cwd: project, env: docEnv(), encoding: "utf8", timeout: 120_000 });
+  const output = `${r.stdout}\n${r.stderr}`;
+  if (kvmSkipReason !== undefined && r.status === 1 && output.includes("BACKEND_UNAVAILABLE")) return undefined;
+  assert.equal(r.status, 0, `${where}: \`${command}\` failed (${r.status ?? r.signal}):\n${output}`);
+  return r.stdout;
+}
+
+/** Writes the document's files and runs its commands in order, checking the output it shows. */
+function runDocument(steps: readonly DocStep[], where: string): void {
+  assert.ok(steps.some((s) => s.kind === "commands"), `${where} has no commands to run`);
+  for (const step of steps) {
+    if (step.kind === "file") {
+      mkdirSync(path.dirname(path.join(project, step.path)), { recursive: true });
+      writeFileSync(path.join(project, step.path), step.text);
+      continue;
+    }
+    let stdout = "";
+    for (const line of step.lines) {
+      const out = runDocumented(line, where);
+      if (out === undefined) return; // no backend here: the rest cannot run either
+      stdout += out;
+    }
+    for (const expected of step.expect) assert.match(stdout, outputLine(expected), `${where}: output of ${step.lines.join("; ")}`);
+  }
+}
+
+const readDoc = (file: string): string => readFileSync(path.join(repoRoot, file), "utf8");
+
+test("README's \"Use vmlet in your project\" runs as written: install, write a guest, build it, call it, handle its errors", () => {
+  runDocument(docSteps(docSection(readDoc("README.md"), "Use vmlet in your project")), "README.md");
+});
+
+test("docs/getting-started.md runs as written: a custom guest called from TypeScript", () => {
+  runDocument(docSteps(readDoc("docs/getting-started.md")), "docs/getting-started.md");
+});
+
+test("the complete guest of docs/guest-sdk.md builds with sdk.mk against the installed SDK, which make never rewrites", () => {
+  const sdk = path.join(project, "node_modules/vmlet/guest/build");
+  const library = readFileSync(path.join(sdk, "libvmlet.a"));
+  // The library older than an object it holds, as an unpacker may leave it: make must still not rebuild it.
+  const now = new Date();
+  utimesSync(path.join(sdk, "start.S.o"), now, now);
+  runDocument(docSteps(docSection(readDoc("docs/guest-sdk.md"), "A complete guest")), "docs/guest-sdk.md");
+  assert.deepEqual(readFileSync(path.join(sdk, "libvmlet.a")), library, "libvmlet.a in node_modules is unchanged");
+});
+
+test("vmlet guest new scaffolds a project: make builds it with npx vmlet guest build, call.mjs calls it", () => {
+  runDocument(
+    [{ kind: "commands", lines: ["npx vmlet guest new scaffold", "make -C scaffold", "node scaffold/call.mjs"], expect: ["42", "hello, world"] }],
+    "the scaffold",
+  );
 });

@@ -13,6 +13,18 @@
 
 #include "vmlet_abi.h"
 
+#ifdef __cplusplus
+/* C++ guests: the SDK's functions keep their C names, and the C11 spellings this header
+ * uses are mapped to C++ ones for the header only (restored at its end). */
+#pragma push_macro("restrict")
+#pragma push_macro("_Noreturn")
+#pragma push_macro("_Static_assert")
+#define restrict __restrict
+#define _Noreturn [[noreturn]]
+#define _Static_assert static_assert
+extern "C" {
+#endif
+
 /* ---- values ---------------------------------------------------------------- */
 
 typedef struct {
@@ -133,5 +145,12 @@ char *strdup(const char *s);
  * width, precision, '-', '0' flags) ------------------------------------------ */
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#pragma pop_macro("_Static_assert")
+#pragma pop_macro("_Noreturn")
+#pragma pop_macro("restrict")
+#endif
 
 #endif

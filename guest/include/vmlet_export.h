@@ -1,6 +1,8 @@
 /*
  * VMLET_EXPORT(name, RET, P1, P2, ...): registers `name` in the guest's function
- * table with its signature and a wrapper that unpacks decoded arguments.
+ * table with its signature and a wrapper that unpacks decoded arguments. The
+ * compiler checks that `name` has exactly the C type the tokens declare (a
+ * mismatch would otherwise convert values silently), in C and in C++.
  * Internal to vmlet.h; up to VMLET_MAX_PARAMS (16) parameters.
  */
 #ifndef VMLET_EXPORT_H
@@ -17,6 +19,41 @@
 #define VMLET__TAG_BOOL VMLET_T_BOOL
 #define VMLET__TAG_STRING VMLET_T_STRING
 #define VMLET__TAG_BYTES VMLET_T_BYTES
+
+/* Type token -> the C type the function must use, and its spelling for messages. */
+#define VMLET__CTYPE_VOID void
+#define VMLET__CTYPE_I32 int32_t
+#define VMLET__CTYPE_U32 uint32_t
+#define VMLET__CTYPE_I64 int64_t
+#define VMLET__CTYPE_U64 uint64_t
+#define VMLET__CTYPE_F32 float
+#define VMLET__CTYPE_F64 double
+#define VMLET__CTYPE_BOOL bool
+#define VMLET__CTYPE_STRING const char *
+#define VMLET__CTYPE_BYTES vmlet_bytes
+
+/* A STRING result may also be returned as `char *` (a scratch buffer just written). */
+#define VMLET__CRET_ALT_VOID void
+#define VMLET__CRET_ALT_I32 int32_t
+#define VMLET__CRET_ALT_U32 uint32_t
+#define VMLET__CRET_ALT_I64 int64_t
+#define VMLET__CRET_ALT_U64 uint64_t
+#define VMLET__CRET_ALT_F32 float
+#define VMLET__CRET_ALT_F64 double
+#define VMLET__CRET_ALT_BOOL bool
+#define VMLET__CRET_ALT_STRING char *
+#define VMLET__CRET_ALT_BYTES vmlet_bytes
+
+#define VMLET__CNAME_VOID "void"
+#define VMLET__CNAME_I32 "int32_t"
+#define VMLET__CNAME_U32 "uint32_t"
+#define VMLET__CNAME_I64 "int64_t"
+#define VMLET__CNAME_U64 "uint64_t"
+#define VMLET__CNAME_F32 "float"
+#define VMLET__CNAME_F64 "double"
+#define VMLET__CNAME_BOOL "bool"
+#define VMLET__CNAME_STRING "const char *"
+#define VMLET__CNAME_BYTES "vmlet_bytes"
 
 #define VMLET__ARG_I32(a, i) (a)[i].as.i32
 #define VMLET__ARG_U32(a, i) (a)[i].as.u32
@@ -67,6 +104,43 @@ size_t vmlet__strlen_or_zero(const char *s);
 #define VMLET__TAGS_15(t, ...) VMLET__TAG_##t, VMLET__TAGS_14(__VA_ARGS__)
 #define VMLET__TAGS_16(t, ...) VMLET__TAG_##t, VMLET__TAGS_15(__VA_ARGS__)
 
+/* Parameter C type lists, and their spellings joined by ", ". */
+#define VMLET__CTYPES_0() void
+#define VMLET__CTYPES_1(t) VMLET__CTYPE_##t
+#define VMLET__CTYPES_2(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_1(__VA_ARGS__)
+#define VMLET__CTYPES_3(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_2(__VA_ARGS__)
+#define VMLET__CTYPES_4(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_3(__VA_ARGS__)
+#define VMLET__CTYPES_5(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_4(__VA_ARGS__)
+#define VMLET__CTYPES_6(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_5(__VA_ARGS__)
+#define VMLET__CTYPES_7(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_6(__VA_ARGS__)
+#define VMLET__CTYPES_8(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_7(__VA_ARGS__)
+#define VMLET__CTYPES_9(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_8(__VA_ARGS__)
+#define VMLET__CTYPES_10(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_9(__VA_ARGS__)
+#define VMLET__CTYPES_11(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_10(__VA_ARGS__)
+#define VMLET__CTYPES_12(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_11(__VA_ARGS__)
+#define VMLET__CTYPES_13(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_12(__VA_ARGS__)
+#define VMLET__CTYPES_14(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_13(__VA_ARGS__)
+#define VMLET__CTYPES_15(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_14(__VA_ARGS__)
+#define VMLET__CTYPES_16(t, ...) VMLET__CTYPE_##t, VMLET__CTYPES_15(__VA_ARGS__)
+
+#define VMLET__CNAMES_0() "void"
+#define VMLET__CNAMES_1(t) VMLET__CNAME_##t
+#define VMLET__CNAMES_2(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_1(__VA_ARGS__)
+#define VMLET__CNAMES_3(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_2(__VA_ARGS__)
+#define VMLET__CNAMES_4(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_3(__VA_ARGS__)
+#define VMLET__CNAMES_5(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_4(__VA_ARGS__)
+#define VMLET__CNAMES_6(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_5(__VA_ARGS__)
+#define VMLET__CNAMES_7(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_6(__VA_ARGS__)
+#define VMLET__CNAMES_8(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_7(__VA_ARGS__)
+#define VMLET__CNAMES_9(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_8(__VA_ARGS__)
+#define VMLET__CNAMES_10(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_9(__VA_ARGS__)
+#define VMLET__CNAMES_11(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_10(__VA_ARGS__)
+#define VMLET__CNAMES_12(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_11(__VA_ARGS__)
+#define VMLET__CNAMES_13(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_12(__VA_ARGS__)
+#define VMLET__CNAMES_14(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_13(__VA_ARGS__)
+#define VMLET__CNAMES_15(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_14(__VA_ARGS__)
+#define VMLET__CNAMES_16(t, ...) VMLET__CNAME_##t ", " VMLET__CNAMES_15(__VA_ARGS__)
+
 /* Argument expression lists: position i counts up from 0. */
 #define VMLET__ARGS_0(a)
 #define VMLET__ARGS_1(a, t1) VMLET__ARG_##t1(a, 0)
@@ -96,7 +170,37 @@ size_t vmlet__strlen_or_zero(const char *s);
 #define VMLET__ARGS_16(a, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15, t16) \
   VMLET__ARGS_15(a, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15), VMLET__ARG_##t16(a, 15)
 
+/* The function type the tokens declare: RET (P1, P2, ...), or RET (void). */
+#define VMLET__FN_TYPE(ret, ...) VMLET__CTYPE_##ret(VMLET__CAT(VMLET__CTYPES_, VMLET__NARGS(__VA_ARGS__))(__VA_ARGS__))
+#define VMLET__FN_TYPE_ALT(ret, ...) VMLET__CRET_ALT_##ret(VMLET__CAT(VMLET__CTYPES_, VMLET__NARGS(__VA_ARGS__))(__VA_ARGS__))
+#define VMLET__FN_TYPE_TEXT(ret, ...) \
+  VMLET__CNAME_##ret " (" VMLET__CAT(VMLET__CNAMES_, VMLET__NARGS(__VA_ARGS__))(__VA_ARGS__) ")"
+
+#ifdef __cplusplus
+#define VMLET__STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+extern "C++" {
+template <typename A, typename B> struct vmlet__same { enum { value = 0 }; };
+template <typename A> struct vmlet__same<A, A> { enum { value = 1 }; };
+}
+#if defined(__cpp_noexcept_function_type)
+/* In C++17 noexcept is part of a function's type: a noexcept function matches too. */
+#define VMLET__HAS_TYPE(name, F) (vmlet__same<decltype(name), F>::value || vmlet__same<decltype(name), F noexcept>::value)
+#else
+#define VMLET__HAS_TYPE(name, F) (vmlet__same<decltype(name), F>::value)
+#endif
+#else
+#define VMLET__STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define VMLET__HAS_TYPE(name, F) __builtin_types_compatible_p(__typeof__(name), F)
+#endif
+
+#define VMLET__CHECK_TYPE(name, ret, ...)                                                          \
+  VMLET__STATIC_ASSERT(VMLET__HAS_TYPE(name, VMLET__FN_TYPE(ret, ##__VA_ARGS__)) ||                \
+                           VMLET__HAS_TYPE(name, VMLET__FN_TYPE_ALT(ret, ##__VA_ARGS__)),          \
+                       "VMLET_EXPORT(" #name "): " #name " must have the type "                   \
+                       VMLET__FN_TYPE_TEXT(ret, ##__VA_ARGS__) " to match the declared signature")
+
 #define VMLET_EXPORT(name, ret, ...)                                                              \
+  VMLET__CHECK_TYPE(name, ret, ##__VA_ARGS__);                                                    \
   static void vmlet__wrap_##name(const vmlet_value *vmlet__a, vmlet_value *vmlet__r) {           \
     (void)vmlet__a;                                                                               \
     VMLET__RET_##ret(vmlet__r, name(VMLET__CAT(VMLET__ARGS_, VMLET__NARGS(__VA_ARGS__))(         \
@@ -104,7 +208,7 @@ size_t vmlet__strlen_or_zero(const char *s);
   }                                                                                               \
   static const uint8_t vmlet__params_##name[] = {                                                 \
       VMLET__CAT(VMLET__TAGS_, VMLET__NARGS(__VA_ARGS__))(__VA_ARGS__)};                           \
-  _Static_assert(VMLET__NARGS(__VA_ARGS__) <= VMLET_MAX_PARAMS, "too many parameters");          \
+  VMLET__STATIC_ASSERT(VMLET__NARGS(__VA_ARGS__) <= VMLET_MAX_PARAMS, "too many parameters");    \
   __attribute__((used, section("vmlet_fns"), aligned(8))) static const vmlet_fn_entry              \
       vmlet__entry_##name = {#name, vmlet__params_##name, VMLET__NARGS(__VA_ARGS__),              \
                              VMLET__TAG_##ret, vmlet__wrap_##name}

@@ -1,7 +1,10 @@
 /**
- * Command-line parsing for `vmlet`: flags, repeatable `--call <fn> [arg…]` groups,
- * `<dir>:<ref>` splitting, sizes and refs. Mistakes are UsageErrors (exit 2).
+ * Command-line parsing for `vmlet`: node:util's parseArgs splits argv into options and
+ * positionals; this file adds what it lacks: repeatable `--call <fn> [arg…]` groups,
+ * negative numbers as guest arguments, `-h`/`--help` on every command, and messages in
+ * vmlet's words. Also `<dir>:<ref>` splitting, sizes and refs. Mistakes are UsageErrors (exit 2).
  */
+import { parseArgs as tokenize } from "node:util";
 import { DIGEST_PATTERN, TAG_PATTERN } from "../snapshot/file/format.js";
 
 /** A mistake in how the command was invoked: exit 2 with the command's usage text. */
@@ -20,12 +23,22 @@ export class CliFailure extends Error {
   }
 }
 
-export type FlagKind = "boolean" | "value";
+export interface OptionSpec {
+  readonly type: "boolean" | "string";
+  /** A one-letter alias: `-o` for `--output`. */
+  readonly short?: string;
+  /** Kept every time it is given (`-I a -I b`), in ParsedArgs.lists; else the last value counts. */
+  readonly multiple?: boolean;
+  /** What the value is, for the message when it is missing ("a function name"). */
+  readonly valueName?: string;
+}
 
-export interface ArgSpec {
-  readonly flags: Readonly<Record<string, FlagKind>>;
+export interface CommandSpec {
+  readonly options: Readonly<Record<string, OptionSpec>>;
   /** Accept repeatable `--call <fn> [arg…]` groups. */
   readonly calls?: boolean;
+  /** Guest-function arguments may appear: a negative number ("-5", "-1.5e3", "-inf") is one of them, not an option. */
+  readonly guestArguments?: boolean;
 }
 
 export interface CallRequest {
@@ -35,65 +48,78 @@ export interface CallRequest {
 
 export interface ParsedArgs {
   readonly positionals: string[];
+  /** Options given once: the value, or true for a boolean. */
   readonly flags: Map<string, string | true>;
+  /** Options with `multiple`: every value in order. */
+  readonly lists: Map<string, string[]>;
   readonly calls: CallRequest[];
   readonly help: boolean;
 }
 
+const HELP: OptionSpec = { type: "boolean", short: "h" };
+const CALL: OptionSpec = { type: "string", valueName: "a function name" };
+const NEGATIVE_NUMBER = /^-(?:\d|\.\d|inf(?:inity)?$|nan$)/i;
+
 /**
- * Splits argv into positionals, flags and call groups. A token is a flag only if it is
- * one of the command's flags (`--name`, `--name=value`); `--` ends option parsing, so
- * guest arguments that look like options can follow it. Other `--x` tokens are errors.
+ * Splits argv by the command's options. `--name value`, `--name=value`, `-n value` and
+ * `-nvalue` all work; `--` ends option parsing, so guest arguments that look like options
+ * can follow it. An option the command does not have is a UsageError, and so is a value
+ * that is missing or looks like another option.
  */
-export function parseArgs(argv: readonly string[], spec: ArgSpec, usage: string): ParsedArgs {
-  const positionals: string[] = [];
-  const flags = new Map<string, string | true>();
-  const calls: CallRequest[] = [];
+export function parseArgs(argv: readonly string[], spec: CommandSpec, usage: string): ParsedArgs {
+  const options: Record<string, OptionSpec> = { help: HELP, ...(spec.calls ? { call: CALL } : {}), ...spec.options };
+  const config = Object.fromEntries(Object.entries(options).map(([name, o]) => [name, o.short ? { type: o.type, short: o.short } : { type: o.type }]));
+  // Not strict: parseArgs would reject "-5" and word its own messages; the checks are below.
+  const { tokens } = tokenize({ args: [...argv], options: config, strict: false, allowPositionals: true, tokens: true });
+  const parsed: Omit<ParsedArgs, "help"> = { positionals: [], flags: new Map(), lists: new Map(), calls: [] };
   let help = false;
-  let current: string[] = positionals;
-  let literal = false;
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i]!;
-    if (literal) {
-      current.push(token);
+  let group = parsed.positionals;
+  let negativeAt = -1;
+  for (const token of tokens) {
+    if (token.kind === "option-terminator") continue;
+    if (token.kind === "positional") {
+      group.push(token.value);
       continue;
     }
-    if (token === "--") {
-      literal = true;
+    const raw = argv[token.index]!;
+    const option = Object.hasOwn(options, token.name) ? options[token.name] : undefined; // not "--constructor"
+    if (spec.guestArguments && NEGATIVE_NUMBER.test(raw) && option === undefined) {
+      if (negativeAt !== token.index) group.push(raw); // parseArgs split "-1.5" into -1 -. -5: one argument
+      negativeAt = token.index;
       continue;
     }
-    if (token === "--help" || token === "-h") {
-      help = true;
-      continue;
-    }
-    if (spec.calls && token === "--call") {
-      const fn = argv[i + 1];
-      if (fn === undefined || fn.startsWith("--")) throw new UsageError("--call needs a function name", usage);
-      const call: CallRequest = { fn, args: [] };
-      calls.push(call);
-      current = call.args;
-      i++;
-      continue;
-    }
-    if (token.startsWith("--") && token.length > 2) {
-      const eq = token.indexOf("=");
-      const name = token.slice(2, eq < 0 ? undefined : eq);
-      const kind = spec.flags[name];
-      if (kind === undefined) throw new UsageError(`unknown option --${name}`, usage);
-      if (kind === "boolean") {
-        if (eq >= 0) throw new UsageError(`--${name} takes no value`, usage);
-        flags.set(name, true);
-      } else {
-        const value = eq >= 0 ? token.slice(eq + 1) : argv[++i];
-        if (value === undefined || value === "") throw new UsageError(`--${name} needs a value`, usage);
-        flags.set(name, value);
+    if (option === undefined) throw new UsageError(`unknown option ${token.rawName}${raw === token.rawName ? "" : ` in ${raw}`}`, usage);
+    if (option.type === "boolean") {
+      if (token.value !== undefined) throw new UsageError(`${token.rawName} takes no value`, usage);
+      if (token.name === "help") help = true;
+      else parsed.flags.set(token.name, true);
+    } else {
+      const value = checkedValue(token.value, token.inlineValue === true, `${token.rawName} needs ${option.valueName ?? "a value"}`, usage);
+      if (token.name === "call") {
+        const call: CallRequest = { fn: value, args: [] };
+        parsed.calls.push(call);
+        group = call.args;
+        continue;
       }
-      current = positionals; // an option ends a --call group
-      continue;
+      if (option.multiple) parsed.lists.set(token.name, [...(parsed.lists.get(token.name) ?? []), value]);
+      else parsed.flags.set(token.name, value);
     }
-    current.push(token);
+    group = parsed.positionals; // an option ends a --call group
   }
-  return { positionals, flags, calls, help };
+  return { ...parsed, help };
+}
+
+/** A string option's value: present, not empty, and (unless given as --name=value) not another option. */
+function checkedValue(value: string | undefined, inline: boolean, missing: string, usage: string): string {
+  if (value === undefined || value === "") throw new UsageError(missing, usage);
+  if (!inline && value.startsWith("-") && value !== "-" && !NEGATIVE_NUMBER.test(value)) throw new UsageError(missing, usage);
+  return value;
+}
+
+/** The value of a string option given once, or undefined. */
+export function stringFlag(args: ParsedArgs, name: string): string | undefined {
+  const value = args.flags.get(name);
+  return typeof value === "string" ? value : undefined;
 }
 
 /** Exactly `names.length` positionals, else a UsageError naming the first missing or the extra ones. */

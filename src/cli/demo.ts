@@ -3,8 +3,25 @@ import { SandboxBuilder } from "../sandbox/builder.js";
 import { VmletError } from "../errors/errors.js";
 import type { BackendInfo } from "../hypervisor/virtual-machine.js";
 import { escapeControlChars } from "../sandbox/terminal-text.js";
+import { expectPositionals, parseArgs } from "./args.js";
+import type { Io } from "./io.js";
 import { guestPath } from "./paths.js";
 import { timeAsync, timeSync } from "./stats.js";
+
+export const DEMO_USAGE = `usage: vmlet demo
+  Builds sandboxes from the demo guest that ships with vmlet (guests/demo.c), calls each
+  kind of function, catches a guest fault and a timeout, and prints call latencies.`;
+
+export async function demoCommand(argv: readonly string[], io: Io): Promise<number> {
+  const args = parseArgs(argv, { options: {} }, DEMO_USAGE);
+  if (args.help) {
+    io.out(DEMO_USAGE);
+    return 0;
+  }
+  expectPositionals(args, [], DEMO_USAGE);
+  await demo((line) => io.out(line));
+  return 0;
+}
 
 function describeBackend(backend: BackendInfo): string {
   if (backend.name === "process") return "a seccomp-confined child process: no usable KVM here, weaker isolation than a VM (docs/backends.md)";

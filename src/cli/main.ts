@@ -1,101 +1,7 @@
 #!/usr/bin/env node
-/**
- * The vmlet command line: a thin layer over the library. Exit codes: 0 success, 1 a
- * failure (a vmlet error, printed as `vmlet: <CODE>: <message>`; verify found problems),
- * 2 a usage mistake (printed with the command's usage). docs/cli.md describes it all.
- */
-import { VmletError } from "../errors/errors.js";
-import { CliFailure, UsageError } from "./args.js";
-import { demo } from "./demo.js";
-import { doctor } from "./doctor.js";
-import { processIo, type Io } from "./io.js";
-import { RUN_USAGE, runCommand } from "./run.js";
-import { SNAPSHOT_SUMMARY, SNAPSHOT_USAGE, snapshotCommand } from "./snapshot.js";
-import { VMLET_VERSION } from "../version.js";
-
-const USAGE = `usage: vmlet <command> [arguments] [--json]
-
-commands:
-  demo                            build the demo guest, call it, show a caught fault and latencies
-  doctor                          check that this machine can run sandboxes (KVM, flavour)
-  snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N]
-                                  build a sandbox, run calls, save a snapshot; prints its digest
-  snapshot ls <dir>               list the snapshots in an OCI layout directory
-  snapshot inspect <dir> <ref>    a snapshot's digests, sizes, versions, CPU, layout, functions
-  snapshot verify <dir>           check every digest and structural rule (exit 1 on a problem)
-  snapshot rm <dir> <tag>         remove a tag (its blobs stay until gc)
-  snapshot gc <dir>               delete blobs no tag reaches
-  run <dir>:<ref> <fn> [arg…]     call a function in a sandbox resumed from a saved snapshot
-  help [command]                  this text, or a command's details
-  --version                       print vmlet's version
-
---json (snapshot commands, run): one JSON document on stdout and nothing else.
-<ref> is a tag or a manifest digest (sha256:<hex>, or a unique prefix of it).
-Exit status: 0 ok, 1 failure, 2 usage mistake. Details: docs/cli.md`;
-
-/** The usage text for `vmlet help <words…>`. */
-function helpFor(words: readonly string[]): string | undefined {
-  if (words.length === 0) return USAGE;
-  if (words[0] === "run") return RUN_USAGE;
-  if (words[0] === "snapshot") return words[1] === undefined ? SNAPSHOT_SUMMARY : SNAPSHOT_USAGE[words[1]];
-  if (words[0] === "demo" || words[0] === "doctor") return USAGE;
-  return undefined;
-}
-
-async function main(argv: readonly string[], io: Io): Promise<number> {
-  const print = (line: string): void => io.out(line);
-  switch (argv[0]) {
-    case "demo":
-      await demo(print);
-      return 0;
-    case "doctor":
-      return (await doctor(print)) ? 0 : 1;
-    case "snapshot":
-      return snapshotCommand(argv.slice(1), io);
-    case "run":
-      return runCommand(argv.slice(1), io);
-    case "--version":
-      io.out(VMLET_VERSION);
-      return 0;
-    case "help":
-    case "--help":
-    case "-h": {
-      const text = helpFor(argv.slice(1));
-      if (text === undefined) throw new UsageError(`no command "${argv.slice(1).join(" ")}"`, USAGE);
-      io.out(text);
-      return 0;
-    }
-    case undefined:
-      throw new UsageError("missing command", USAGE);
-    default:
-      throw new UsageError(`unknown command "${argv[0]}"`, USAGE);
-  }
-}
-
-/** Prints an error the way the CLI promises and returns the exit code. */
-function report(error: unknown, io: Io): number {
-  if (error instanceof UsageError) {
-    io.err(`vmlet: ${error.message}`);
-    if (error.usage) io.err(`\n${error.usage}`);
-    if (io.json) io.printJson({ error: { code: "USAGE", message: error.message } });
-    return 2;
-  }
-  if (error instanceof VmletError || error instanceof CliFailure) {
-    io.err(`vmlet: ${error.code}: ${error.message}`);
-    if (io.json) io.printJson({ error: { code: error.code, message: error.message } });
-    return 1;
-  }
-  // Not an expected failure: a bug, so the stack helps.
-  io.err(`vmlet: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  if (io.json) io.printJson({ error: { code: "INTERNAL", message: error instanceof Error ? error.message : String(error) } });
-  return 1;
-}
-
-/** --json anywhere before a `--` selects JSON output (also for errors). */
-function wantsJson(argv: readonly string[]): boolean {
-  const end = argv.indexOf("--");
-  return (end < 0 ? argv : argv.slice(0, end)).includes("--json");
-}
+/** The `vmlet` bin: the command line of cli.ts on this process's argv, stdout and stderr. */
+import { runCli, wantsJson } from "./cli.js";
+import { processIo } from "./io.js";
 
 // `vmlet snapshot ls … | head` closes the pipe early: stop quietly.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -104,9 +10,5 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 });
 
 const argv = process.argv.slice(2);
-const io = processIo(wantsJson(argv));
-main(argv, io).then(
-  (code) => (process.exitCode = code),
-  (error: unknown) => (process.exitCode = report(error, io)),
-);
+void runCli(argv, processIo(wantsJson(argv))).then((code) => (process.exitCode = code));
 

@@ -1,27 +1,38 @@
 /** `vmlet run <dir>:<ref> <fn> [arg…]`: one call in a sandbox resumed from a saved snapshot. */
+import { formatSignature, type GuestValue } from "../abi/types.js";
 import { Sandbox } from "../sandbox/sandbox.js";
+import { HostFunctionRegistry } from "../sandbox/host-functions.js";
+import { requireSuperset } from "../snapshot/host-function-rules.js";
+import { SnapshotTooLargeError } from "../snapshot/file/errors.js";
+import { DEFAULT_MAX_MEMORY_SIZE } from "../snapshot/file/load.js";
+import { readEntry, readIndex } from "../snapshot/file/reader.js";
 import { Snapshot } from "../snapshot/snapshot.js";
-import { parseArgs, parseMs, parseSize, splitDirRef, UsageError } from "./args.js";
+import { parseArgs, parseMs, parseSize, splitDirRef, stringFlag, UsageError } from "./args.js";
 import type { Io } from "./io.js";
 import { ProgressBar } from "./progress.js";
 import { resolveRef } from "./snapshot.js";
-import { findFunction, formatResult, jsonResult, parseCallArgs } from "./values.js";
+import { findFunction, formatResult, jsonResult, parseCallArgs, type FunctionSignature } from "./values.js";
 
 export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--verify] [--max-memory N]
   Loads snapshot <ref> (a tag, or a manifest digest sha256:<hex> or a unique prefix of it)
   from the OCI layout <dir>, resumes a sandbox from it and calls <fn> with the arguments,
   converted by the function's signature: i32/u32/f32/f64 numbers, i64/u64 integers,
   true/false, strings as they are, bytes as hex or @file. Prints the result (bigints in
-  decimal, bytes as hex). Put -- before arguments that look like options.
-  No host functions can be registered from the command line: a snapshot that requires
-  some fails with HOST_FUNCTIONS_INCOMPATIBLE.
+  decimal, bytes as hex). Put -- before arguments that start with - (negative numbers
+  need not). No host functions can be registered from the command line: a snapshot that
+  requires some fails with HOST_FUNCTIONS_INCOMPATIBLE.
   --timeout-ms N   limit for the call
   --verify         hash every blob (the memory image too) before resuming
   --max-memory N   refuse a snapshot with more guest memory than N (bytes, or 512M / 8G;
                    default 4G): the snapshot does not get to decide what the host maps`;
 
+const RUN_SPEC = {
+  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" } },
+  guestArguments: true,
+} as const;
+
 export async function runCommand(argv: readonly string[], io: Io): Promise<number> {
-  const args = parseArgs(argv, { flags: { json: "boolean", "timeout-ms": "value", verify: "boolean", "max-memory": "value" } }, RUN_USAGE);
+  const args = parseArgs(argv, RUN_SPEC, RUN_USAGE);
   if (args.help) {
     io.out(RUN_USAGE);
     return 0;
@@ -30,24 +41,13 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   if (target === undefined) throw new UsageError("missing <dir>:<ref>", RUN_USAGE);
   if (fnName === undefined) throw new UsageError("missing <fn>", RUN_USAGE);
   const { dir, ref: refText } = splitDirRef(target, RUN_USAGE);
-  const timeout = args.flags.get("timeout-ms");
-  const timeoutMs = typeof timeout === "string" ? parseMs(timeout, "--timeout-ms", RUN_USAGE) : undefined;
-  const memory = args.flags.get("max-memory");
-  const limit = typeof memory === "string" ? { maxMemorySize: parsePositiveSize(memory, "--max-memory") } : {};
+  const timeout = stringFlag(args, "timeout-ms");
+  const timeoutMs = timeout === undefined ? undefined : parseMs(timeout, "--timeout-ms", RUN_USAGE);
+  const memory = stringFlag(args, "max-memory");
+  const limit = memory === undefined ? {} : { maxMemorySize: parsePositiveSize(memory, "--max-memory") };
   const ref = resolveRef(dir, refText);
-  let snapshot: Snapshot;
-  if (args.flags.has("verify")) {
-    const bar = new ProgressBar("verifying", io.stderr, { enabled: !io.json });
-    try {
-      snapshot = await Snapshot.checkedLoad(dir, ref, { onProgress: bar.update, ...limit });
-    } finally {
-      bar.finish();
-    }
-  } else {
-    snapshot = await Snapshot.load(dir, ref, limit);
-  }
-  const fn = findFunction(snapshot.functions, fnName);
-  const values = parseCallArgs(fn, texts);
+  const { fn, values } = planCall(dir, ref, fnName, texts, limit.maxMemorySize ?? DEFAULT_MAX_MEMORY_SIZE);
+  const snapshot = await loadSnapshot(dir, ref, args.flags.has("verify"), limit, io);
   const sb = await Sandbox.fromSnapshot(snapshot, timeoutMs === undefined ? {} : { timeoutMs });
   try {
     const result = await sb.call(fn.name, ...values);
@@ -60,6 +60,31 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
     return 0;
   } finally {
     sb.close();
+  }
+}
+
+/**
+ * Everything that can be checked from the manifest and config alone, before a backend is
+ * touched, in the order Snapshot.load would find it: the memory is within the limit, the
+ * function exists, the arguments fit it, and the snapshot needs no host functions (the
+ * command line registers none). So a typo is UNKNOWN_FUNCTION on any machine.
+ */
+function planCall(dir: string, ref: string, fnName: string, texts: readonly string[], maxMemorySize: number): { fn: FunctionSignature; values: GuestValue[] } {
+  const { state, memory } = readEntry(dir, readIndex(dir), ref);
+  if (memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, memory.size, maxMemorySize);
+  const fn = findFunction(state.functions.map((f) => formatSignature(f.name, f)), fnName);
+  const values = parseCallArgs(fn, texts);
+  requireSuperset(state.hostFunctions, new HostFunctionRegistry(), "Sandbox.fromSnapshot()");
+  return { fn, values };
+}
+
+async function loadSnapshot(dir: string, ref: string, verify: boolean, limit: { maxMemorySize?: number }, io: Io): Promise<Snapshot> {
+  if (!verify) return Snapshot.load(dir, ref, limit);
+  const bar = new ProgressBar("verifying", io.stderr, { enabled: !io.json });
+  try {
+    return await Snapshot.checkedLoad(dir, ref, { onProgress: bar.update, ...limit });
+  } finally {
+    bar.finish();
   }
 }
 

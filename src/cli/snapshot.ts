@@ -6,7 +6,7 @@ import type { Sandbox } from "../sandbox/sandbox.js";
 import { SnapshotLayout } from "../snapshot/file/layout-tools.js";
 import { SnapshotNotFoundError } from "../snapshot/file/errors.js";
 import { readIndex } from "../snapshot/file/reader.js";
-import { checkRef, checkTag, expectPositionals, isDigestPrefix, parseArgs, parseMs, parseSize, UsageError, type ParsedArgs } from "./args.js";
+import { checkRef, checkTag, expectPositionals, isDigestPrefix, parseArgs, parseMs, parseSize, stringFlag, UsageError, type ParsedArgs } from "./args.js";
 import { formatBytes, formatDate, shortDigest, table } from "./format.js";
 import type { Io } from "./io.js";
 import { ProgressBar } from "./progress.js";
@@ -45,7 +45,12 @@ export const SNAPSHOT_SUMMARY = `usage: vmlet snapshot <command> …
   gc <dir>                  delete unreferenced blobs
   Every command takes --json. \`vmlet help snapshot <command>\` for details.`;
 
-const JSON_FLAG = { json: "boolean" } as const;
+const JSON_OPTION = { json: { type: "boolean" } } as const;
+const CREATE_SPEC = {
+  options: { ...JSON_OPTION, "heap-size": { type: "string" }, "timeout-ms": { type: "string" } },
+  calls: true,
+  guestArguments: true,
+} as const;
 
 export async function snapshotCommand(argv: readonly string[], io: Io): Promise<number> {
   const sub = argv[0];
@@ -56,7 +61,7 @@ export async function snapshotCommand(argv: readonly string[], io: Io): Promise<
   }
   const usage = SNAPSHOT_USAGE[sub];
   if (usage === undefined) throw new UsageError(`unknown snapshot command "${sub}"`, SNAPSHOT_SUMMARY);
-  const args = parseArgs(argv.slice(1), sub === "create" ? { flags: { ...JSON_FLAG, "heap-size": "value", "timeout-ms": "value" }, calls: true } : { flags: JSON_FLAG }, usage);
+  const args = parseArgs(argv.slice(1), sub === "create" ? CREATE_SPEC : { options: JSON_OPTION }, usage);
   if (args.help) {
     io.out(usage);
     return 0;
@@ -80,11 +85,11 @@ export async function snapshotCommand(argv: readonly string[], io: Io): Promise<
 async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> {
   const [elf, dir, tag] = expectPositionals(args, ["guest.elf", "dir", "tag"], usage) as [string, string, string];
   checkTag(tag, usage);
-  const heap = args.flags.get("heap-size");
-  const timeout = args.flags.get("timeout-ms");
-  const timeoutMs = typeof timeout === "string" ? parseMs(timeout, "--timeout-ms", usage) : undefined;
+  const heap = stringFlag(args, "heap-size");
+  const timeout = stringFlag(args, "timeout-ms");
+  const timeoutMs = timeout === undefined ? undefined : parseMs(timeout, "--timeout-ms", usage);
   const builder = new SandboxBuilder().guest(elf);
-  if (typeof heap === "string") builder.heapSize(parseSize(heap, "--heap-size", usage));
+  if (heap !== undefined) builder.heapSize(parseSize(heap, "--heap-size", usage));
   let sb: Sandbox | undefined;
   try {
     sb = await builder.build();
