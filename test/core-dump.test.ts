@@ -190,3 +190,24 @@ test("coreDump() refuses bad paths with typed errors and works again after a res
     sb.close();
   }
 });
+
+test("the CLI: vmlet run --core-dump leaves a dump of a faulting call, and snapshot export-elf gives the ELF gdb needs", needsGdb, () => {
+  const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
+    spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), ...args], { encoding: "utf8", timeout: 60_000 });
+  const layout = path.join(dir, "cli-layout");
+  const created = cli("snapshot", "create", guestPath("debuggee"), layout, "dbg");
+  assert.equal(created.status, 0, created.stderr);
+  const dumps = path.join(dir, "cli-dumps");
+  fs.mkdirSync(dumps);
+  const run = cli("run", `${layout}:dbg`, "crash_deep", "2", "--core-dump", dumps);
+  assert.equal(run.status, 1, run.stdout + run.stderr);
+  assert.match(run.stderr, /GUEST_FAULT.*core dumped: /);
+  const core = fs.readdirSync(dumps).find((f) => f.endsWith(".core"));
+  assert.ok(core, `a core in ${fs.readdirSync(dumps).join(", ")}`);
+  const exported = path.join(dir, "exported.elf");
+  const out = cli("snapshot", "export-elf", layout, "dbg", "-o", exported);
+  assert.equal(out.status, 0, out.stderr);
+  assert.deepEqual(fs.readFileSync(exported), fs.readFileSync(guestPath("debuggee")));
+  const r = spawnSync("gdb", ["-batch", "-nx", "-ex", "bt 1", exported, path.join(dumps, core)], { encoding: "utf8", timeout: 60_000 });
+  assert.match(r.stdout, new RegExp(`leaf_write \\(depth=4, target=0x0\\) at debuggee\\.c:${lineOf("DEBUGGEE_NULL_WRITE")}`));
+});

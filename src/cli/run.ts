@@ -13,7 +13,7 @@ import { ProgressBar } from "./progress.js";
 import { resolveRef } from "./snapshot.js";
 import { findFunction, formatResult, jsonResult, parseCallArgs, type FunctionSignature } from "./values.js";
 
-export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--verify] [--max-memory N]
+export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--verify] [--max-memory N] [--core-dump DIR]
   Loads snapshot <ref> (a tag, or a manifest digest sha256:<hex> or a unique prefix of it)
   from the OCI layout <dir>, resumes a sandbox from it and calls <fn> with the arguments,
   converted by the function's signature: i32/u32/f32/f64 numbers, i64/u64 integers,
@@ -24,10 +24,12 @@ export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [-
   --timeout-ms N   limit for the call
   --verify         hash every blob (the memory image too) before resuming
   --max-memory N   refuse a snapshot with more guest memory than N (bytes, or 512M / 8G;
-                   default 4G): the snapshot does not get to decide what the host maps`;
+                   default 4G): the snapshot does not get to decide what the host maps
+  --core-dump DIR  if the guest faults or aborts, write an ELF core dump there (with the
+                   guest ELF from the layout next to it: gdb <core>.elf <core>)`;
 
 const RUN_SPEC = {
-  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" } },
+  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" }, "core-dump": { type: "string" } },
   guestArguments: true,
 } as const;
 
@@ -48,7 +50,8 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   const ref = resolveRef(dir, refText);
   const { fn, values } = planCall(dir, ref, fnName, texts, limit.maxMemorySize ?? DEFAULT_MAX_MEMORY_SIZE);
   const snapshot = await loadSnapshot(dir, ref, args.flags.has("verify"), limit, io);
-  const sb = await Sandbox.fromSnapshot(snapshot, timeoutMs === undefined ? {} : { timeoutMs });
+  const coreDumpDir = stringFlag(args, "core-dump");
+  const sb = await Sandbox.fromSnapshot(snapshot, { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(coreDumpDir === undefined ? {} : { coreDumpDir }) });
   try {
     const result = await sb.call(fn.name, ...values);
     if (io.json) {

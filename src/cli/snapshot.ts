@@ -5,7 +5,9 @@ import { SandboxBuilder } from "../sandbox/builder.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { SnapshotLayout } from "../snapshot/file/layout-tools.js";
 import { SnapshotNotFoundError } from "../snapshot/file/errors.js";
-import { readIndex } from "../snapshot/file/reader.js";
+import { readBlob, readEntry, readIndex } from "../snapshot/file/reader.js";
+import { MAX_BYTES } from "../snapshot/file/format.js";
+import { writeFileSync } from "node:fs";
 import { checkRef, checkTag, expectPositionals, isDigestPrefix, parseArgs, parseMs, parseSize, stringFlag, UsageError, type ParsedArgs } from "./args.js";
 import { formatBytes, formatDate, shortDigest, table } from "./format.js";
 import type { Io } from "./io.js";
@@ -29,6 +31,10 @@ export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
   (sha256:<hex>, or a unique prefix of at least 4 hex digits).`,
   verify: `usage: vmlet snapshot verify <dir> [--json]
   Checks every blob's sha256 and every structural rule. Exit 1 if anything is wrong.`,
+  "export-elf": `usage: vmlet snapshot export-elf <dir> <ref> -o <file> [--json]
+  Writes the guest ELF a snapshot carries (it is a layer of the layout, its digest checked)
+  to <file>, for gdb and other tools: a core dump of a sandbox made from the snapshot loads
+  with it (docs/debugging.md).`,
   rm: `usage: vmlet snapshot rm <dir> <tag> [--json]
   Removes a tag. Its blobs stay until \`vmlet snapshot gc\`.`,
   gc: `usage: vmlet snapshot gc <dir> [--json]
@@ -41,11 +47,13 @@ export const SNAPSHOT_SUMMARY = `usage: vmlet snapshot <command> …
   ls <dir>                  list snapshots
   inspect <dir> <ref>       show a snapshot's manifest and config
   verify <dir>              check every digest and structural rule
+  export-elf <dir> <ref> -o <file>   write the snapshot's guest ELF to a file
   rm <dir> <tag>            remove a tag (blobs stay until gc)
   gc <dir>                  delete unreferenced blobs
   Every command takes --json. \`vmlet help snapshot <command>\` for details.`;
 
 const JSON_OPTION = { json: { type: "boolean" } } as const;
+const EXPORT_SPEC = { options: { ...JSON_OPTION, output: { type: "string", short: "o" } } } as const;
 const CREATE_SPEC = {
   options: { ...JSON_OPTION, "heap-size": { type: "string" }, "timeout-ms": { type: "string" } },
   calls: true,
@@ -61,7 +69,7 @@ export async function snapshotCommand(argv: readonly string[], io: Io): Promise<
   }
   const usage = SNAPSHOT_USAGE[sub];
   if (usage === undefined) throw new UsageError(`unknown snapshot command "${sub}"`, SNAPSHOT_SUMMARY);
-  const args = parseArgs(argv.slice(1), sub === "create" ? CREATE_SPEC : { options: JSON_OPTION }, usage);
+  const args = parseArgs(argv.slice(1), sub === "create" ? CREATE_SPEC : sub === "export-elf" ? EXPORT_SPEC : { options: JSON_OPTION }, usage);
   if (args.help) {
     io.out(usage);
     return 0;
@@ -77,9 +85,24 @@ export async function snapshotCommand(argv: readonly string[], io: Io): Promise<
       return verify(args, usage, io);
     case "rm":
       return rm(args, usage, io);
+    case "export-elf":
+      return exportElf(args, usage, io);
     default:
       return gc(args, usage, io);
   }
+}
+
+async function exportElf(args: ParsedArgs, usage: string, io: Io): Promise<number> {
+  const [dir, refText] = expectPositionals(args, ["dir", "ref"], usage) as [string, string];
+  const output = stringFlag(args, "output");
+  if (output === undefined) throw new UsageError("missing -o <file>", usage);
+  const ref = resolveRef(dir, refText);
+  const entry = readEntry(dir, readIndex(dir), ref);
+  const elf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf); // its sha256 is checked as it is read
+  writeFileSync(output, elf);
+  if (io.json) io.printJson({ dir, ref: refText, file: path.resolve(output), bytes: elf.length, digest: entry.guestElf.digest });
+  else io.out(path.resolve(output));
+  return 0;
 }
 
 async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> {

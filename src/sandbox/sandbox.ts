@@ -395,6 +395,7 @@ export class Sandbox {
     try {
       const signal = error instanceof GuestFaultError ? signalForVector(error.vector) : SIGABRT;
       error.coreDump = writeCoreDump(file, this.coreSource(), signal, error instanceof GuestFaultError ? error : undefined).core;
+      error.message += ` (core dumped: ${error.coreDump})`;
     } catch (dumpError) {
       error.coreDump = undefined;
       error.message += ` (no core dump: ${(dumpError as Error).message})`;
