@@ -84,22 +84,26 @@ export class MemoryImage {
   }
 
   /**
-   * An image backed by a file the caller opened read-only (a snapshot blob on disk):
-   * nothing is read now; sandboxes map the file privately and page it in as used.
-   * Takes ownership of `fd`.
+   * An image of a file the caller opened read-only (a snapshot blob on disk), copied into
+   * private memory (a memfd) now: only the file's data ranges are read, so the cost is the
+   * stored data, not the memory size. Sandboxes never map the file itself: someone who
+   * truncates or rewrites the blob afterwards cannot crash the host (SIGBUS) or change what
+   * runs — what checkedLoad verified is what runs. Takes ownership of `fd` (closed here).
    */
   static fromFile(fd: number, size: number): MemoryImage {
     const addon = loadAddon();
     try {
       const ranges = native("lseek", () => addon.dataRanges(fd, size));
-      let pages = 0;
-      for (let r = 0; r < ranges.length; r += 2) pages += Math.ceil(ranges[r + 1]! / PAGE) - ranges[r]! / PAGE;
-      const image = new MemoryImage(fd, size, pages, addon);
-      image.#ranges = ranges;
-      return image;
-    } catch (error) {
+      return MemoryImage.create(size, (a, copy) => {
+        let pages = 0;
+        for (let r = 0; r < ranges.length; r += 2) {
+          const start = Math.floor(ranges[r]! / PAGE) * PAGE, end = Math.min(size, Math.ceil(ranges[r + 1]! / PAGE) * PAGE);
+          if (end > start) pages += native("pread", () => a.copyNonZeroPages(fd, copy, start, end - start));
+        }
+        return pages;
+      });
+    } finally {
       addon.closeFd(fd);
-      throw error;
     }
   }
 

@@ -3,6 +3,7 @@
  * guest ELF, each size-capped and checked against its descriptor and digest. The
  * memory blob is only opened here; load.ts maps it.
  */
+import { HypervisorError } from "../../errors/errors.js";
 import fs from "node:fs";
 import type { SnapshotState } from "../snapshot.js";
 import { decodeConfig } from "./config-blob.js";
@@ -81,11 +82,18 @@ function openMemoryBlob(dir: string, memory: Descriptor): number {
 }
 
 /**
- * The memory blob as a MemoryImage (mapped, not read). With `verify`, its sha256 is
- * computed first, through the same file descriptor, and must match the descriptor.
+ * The memory blob as a MemoryImage: its stored pages copied into private memory, so a file
+ * changed or truncated later cannot reach a sandbox. With `verify`, the sha256 of that copy
+ * (what sandboxes will run) must match the descriptor.
  */
 export async function openMemoryImage(dir: string, memory: Descriptor, verify: boolean, onProgress?: Progress): Promise<MemoryImage> {
-  const image = MemoryImage.fromFile(openMemoryBlob(dir, memory), memory.size);
+  let image: MemoryImage;
+  try {
+    image = MemoryImage.fromFile(openMemoryBlob(dir, memory), memory.size);
+  } catch (error) {
+    if (error instanceof HypervisorError) throw new SnapshotInvalidError(blobRelative(memory.digest), `could not be read whole (changed while it was read?): ${error.message}`, { cause: error });
+    throw error;
+  }
   if (verify) {
     const actual = await sha256OfImage(image.view, image.dataRanges(), image.size, onProgress);
     if (actual !== memory.digest) throw new DigestMismatchError(blobRelative(memory.digest), memory.digest, actual);
