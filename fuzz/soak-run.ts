@@ -4,6 +4,7 @@
  * and SandboxPool checkouts, sampling the process's RSS, fds, threads and children as it
  * goes. After warm-up each must stay flat within its tolerance.
  */
+import path from "node:path";
 import { CancelledError, GuestFaultError, TimeoutError, VmletError } from "../src/errors/errors.js";
 import { SandboxPool } from "../src/pool/sandbox-pool.js";
 import { SandboxBuilder } from "../src/sandbox/builder.js";
@@ -12,7 +13,6 @@ import type { Snapshot } from "../src/snapshot/snapshot.js";
 import { processStats, type ProcessStats } from "./process-stats.js";
 import { Prng } from "./prng.js";
 import { repoRoot } from "./sandboxes.js";
-import path from "node:path";
 
 export interface SoakOptions {
   readonly calls: number;
