@@ -132,7 +132,7 @@ function buildBenchReference() {
 function buildTypeScript() {
   // tsc takes seconds even when nothing changed, and `npm pack` runs this build twice.
   const stamp = path.join(root, "dist/cjs/package.json");
-  const inputs = ["src", "test", "bench", "examples", "tsconfig.json", "tsconfig.cjs.json"].map((p) => path.join(root, p));
+  const inputs = ["src", "test", "bench", "examples", "fuzz", "tsconfig.json", "tsconfig.cjs.json"].map((p) => path.join(root, p));
   if (upToDate(stamp, inputs)) return log("TypeScript up to date");
   log("compiling TypeScript (ES modules, and the CommonJS build of the library)");
   const tsc = path.join(root, "node_modules/typescript/bin/tsc");

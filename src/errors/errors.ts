@@ -215,7 +215,16 @@ export class HypervisorError extends VmletError {
   }
 }
 
+/**
+ * What a host function threw, as text. The value is the host function's, not ours: its
+ * `message` getter, toString or proxy traps may throw, and that must not escape as a raw
+ * error in place of this one.
+ */
 function describe(value: unknown): string {
-  if (value instanceof Error) return value.message;
-  return String(value);
+  try {
+    if (value instanceof Error) return String(value.message);
+    return String(value);
+  } catch {
+    return `a value that cannot be printed (${typeof value})`;
+  }
 }

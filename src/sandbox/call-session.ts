@@ -175,7 +175,7 @@ export class CallSession {
   /** Tells the guest the host call failed; the caller gets `error` once the guest returns. */
   private failHostCall(status: HostStatus, error: VmletError): void {
     this.pendingError ??= error;
-    writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [truncate(error.message)], () => "host error text");
+    writeMessage(this.ctx.output, MessageKind.HostReturn, status, 0, ["string"], [cString(truncate(error.message))], () => "host error text");
   }
 
   private readLog(): void {
@@ -295,6 +295,11 @@ export function invokeHostSync(session: CallSession, step: Extract<Step, { kind:
 
 export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
+}
+
+/** The text with NULs shown as `\0`: error messages quote guest and host strings, and a C string ends at a NUL. */
+function cString(text: string): string {
+  return text.replaceAll("\0", "\\0");
 }
 
 function truncate(text: string): string {

@@ -16,17 +16,19 @@ export async function invokeHostAsync(
   setStop: (stop: (() => void) | undefined) => void,
 ): Promise<void> {
   let result: unknown;
+  let promised: boolean;
   try {
     result = (step.fn.impl as (...a: GuestValue[]) => unknown)(...step.args);
+    promised = isPromiseLike(result); // reads `then`: the result's own code, which may throw
   } catch (error) {
     session.hostThrew(step.fn, error);
     return;
   }
-  if (!isPromiseLike(result)) {
+  if (!promised) {
     session.hostReturned(step.fn, result);
     return;
   }
-  const pending = result;
+  const pending = result as PromiseLike<unknown>;
   await new Promise<void>((resolve, reject) => {
     const msLeft = session.msLeft();
     const timer = msLeft === undefined ? undefined : setTimeout(() => stop(session.timeoutError()), msLeft);
