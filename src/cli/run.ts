@@ -48,8 +48,10 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   const memory = stringFlag(args, "max-memory");
   const limit = memory === undefined ? {} : { maxMemorySize: parsePositiveSize(memory, "--max-memory") };
   const ref = resolveRef(dir, refText);
-  const { fn, values } = planCall(dir, ref, fnName, texts, limit.maxMemorySize ?? DEFAULT_MAX_MEMORY_SIZE);
+  const { fn, values, hostFunctions } = planCall(dir, ref, fnName, texts, limit.maxMemorySize ?? DEFAULT_MAX_MEMORY_SIZE);
   const snapshot = await loadSnapshot(dir, ref, args.flags.has("verify"), limit, io);
+  // After the load's own checks: an invalid snapshot says so before it says what it needs.
+  requireSuperset(hostFunctions, new HostFunctionRegistry(), "Sandbox.fromSnapshot()");
   const coreDumpDir = stringFlag(args, "core-dump");
   const sb = await Sandbox.fromSnapshot(snapshot, { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(coreDumpDir === undefined ? {} : { coreDumpDir }) });
   try {
@@ -69,16 +71,16 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
 /**
  * Everything that can be checked from the manifest and config alone, before a backend is
  * touched, in the order Snapshot.load would find it: the memory is within the limit, the
- * function exists, the arguments fit it, and the snapshot needs no host functions (the
- * command line registers none). So a typo is UNKNOWN_FUNCTION on any machine.
+ * function exists and the arguments fit it. So a typo is UNKNOWN_FUNCTION on any machine.
+ * Whether the snapshot needs host functions (the command line registers none) is checked
+ * after the load, whose checks of the snapshot itself come first.
  */
-function planCall(dir: string, ref: string, fnName: string, texts: readonly string[], maxMemorySize: number): { fn: FunctionSignature; values: GuestValue[] } {
+function planCall(dir: string, ref: string, fnName: string, texts: readonly string[], maxMemorySize: number): { fn: FunctionSignature; values: GuestValue[]; hostFunctions: Parameters<typeof requireSuperset>[0] } {
   const { state, memory } = readEntry(dir, readIndex(dir), ref);
   if (memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, memory.size, maxMemorySize);
   const fn = findFunction(state.functions.map((f) => formatSignature(f.name, f)), fnName);
   const values = parseCallArgs(fn, texts);
-  requireSuperset(state.hostFunctions, new HostFunctionRegistry(), "Sandbox.fromSnapshot()");
-  return { fn, values };
+  return { fn, values, hostFunctions: state.hostFunctions };
 }
 
 async function loadSnapshot(dir: string, ref: string, verify: boolean, limit: { maxMemorySize?: number }, io: Io): Promise<Snapshot> {
