@@ -14,7 +14,7 @@ export {
 } from "./snapshot/file/errors.js";
 export type { SnapshotSandboxConfig } from "./sandbox/snapshot-config.js";
 export type { SandboxConfig } from "./sandbox/config.js";
-export type { HostFunctionDefinition, HostFunctionImpl } from "./sandbox/host-functions.js";
+export { defineHostFunction, type HostFunctionDefinition, type HostFunctionImpl } from "./sandbox/host-functions.js";
 export type { GuestLogRecord, GuestLogger, LogLevel } from "./sandbox/logging.js";
 export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js";
 export type { BackendInfo } from "./hypervisor/virtual-machine.js";

@@ -43,7 +43,7 @@ import { CallSession, callContext, finishSync, readReturn, type CallContext, typ
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
 import { timeout } from "./option-checks.js";
-import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
+import { HostFunctionRegistry, hostFunctionFrom, type HostFunctionArgs, type HostFunctionDefinition, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
 /** @internal What the creation code hands a new Sandbox. */
@@ -256,14 +256,17 @@ export class Sandbox {
     }
   }
 
-  /** Adds or replaces a host function; it applies from the guest's next host call, even during a call. */
+  /** Adds or replaces a host function (a defineHostFunction() result, or its four parts); it applies from the guest's next host call, even during a call. */
+  registerHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(definition: HostFunctionDefinition<P, R>): this;
   registerHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
     name: string,
     params: P,
     returns: R,
     impl: HostFunctionImpl<P, R>,
-  ): this {
+  ): this;
+  registerHostFunction(...args: HostFunctionArgs): this {
     this.refuseIfClosed("register a host function");
+    const { name, params, returns, impl } = hostFunctionFrom(args);
     this.parts.hostFunctions.register(name, params, returns, impl);
     this.modified = true; // a new snapshot must record the new set
     this.coveredSnapshot = undefined;
