@@ -3,6 +3,7 @@ export { SandboxBuilder, createSandbox } from "./sandbox/builder.js";
 export { Sandbox, type RestoreReport, type RestoreOptions, type DebugSession } from "./sandbox/sandbox.js";
 export type { DebugOptions } from "./debug/gdb-stub.js";
 export type { CallOptions } from "./sandbox/call-options.js";
+export type { TypedGuest, GuestFunctionName, GuestCallArgs, GuestCallResult } from "./sandbox/typed-guest.js";
 export { Snapshot } from "./snapshot/snapshot.js";
 export type { SaveOptions } from "./snapshot/file/save.js";
 export { DEFAULT_MAX_MEMORY_SIZE, type LoadOptions } from "./snapshot/file/load.js";

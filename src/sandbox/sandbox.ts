@@ -43,6 +43,7 @@ import { CallSession, callContext, finishSync, readReturn, type CallContext, typ
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
 import { timeout } from "./option-checks.js";
+import { typedGuest, type TypedGuest } from "./typed-guest.js";
 import { HostFunctionRegistry, hostFunctionFrom, type HostFunctionArgs, type HostFunctionDefinition, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
@@ -254,6 +255,12 @@ export class Sandbox {
       unwatch?.();
       this.leave();
     }
+  }
+
+  /** A view whose call()/callSync() tsc checks against the guest interface T (e.g. from `vmlet guest types`). */
+  typed<T extends object>(): TypedGuest<T> {
+    this.refuseIfClosed("make a typed view");
+    return typedGuest<T>(this);
   }
 
   /** Adds or replaces a host function (a defineHostFunction() result, or its four parts); it applies from the guest's next host call, even during a call. */
