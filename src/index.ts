@@ -1,8 +1,10 @@
 /** vmlet: hardware-isolated micro-VM sandboxes for Node.js. The public API. */
 export { SandboxBuilder, createSandbox } from "./sandbox/builder.js";
+export type { SandboxStats } from "./sandbox/stats.js";
 export { Sandbox, type RestoreReport, type RestoreOptions, type DebugSession } from "./sandbox/sandbox.js";
 export type { DebugOptions } from "./debug/gdb-stub.js";
 export type { CallOptions } from "./sandbox/call-options.js";
+export type { TypedGuest, GuestFunctionName, GuestCallArgs, GuestCallResult } from "./sandbox/typed-guest.js";
 export { Snapshot } from "./snapshot/snapshot.js";
 export type { SaveOptions } from "./snapshot/file/save.js";
 export { DEFAULT_MAX_MEMORY_SIZE, type LoadOptions } from "./snapshot/file/load.js";
@@ -14,7 +16,7 @@ export {
 } from "./snapshot/file/errors.js";
 export type { SnapshotSandboxConfig } from "./sandbox/snapshot-config.js";
 export type { SandboxConfig } from "./sandbox/config.js";
-export type { HostFunctionDefinition, HostFunctionImpl } from "./sandbox/host-functions.js";
+export { defineHostFunction, type HostFunctionDefinition, type HostFunctionImpl } from "./sandbox/host-functions.js";
 export type { GuestLogRecord, GuestLogger, LogLevel } from "./sandbox/logging.js";
 export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js";
 export type { BackendInfo } from "./hypervisor/virtual-machine.js";

@@ -20,6 +20,8 @@ type MethodName<T> = { [K in keyof T]: T[K] extends (...args: never[]) => unknow
 const USES: Record<Exclude<MethodName<Sandbox>, "close">, (sb: Sandbox, snap: Snapshot) => unknown> = {
   callSync: (sb) => sb.callSync("log_enabled", 3),
   call: (sb) => sb.call("log_enabled", 3),
+  stats: (sb) => sb.stats(),
+  typed: (sb) => sb.typed<{ log_enabled(level: number): boolean }>().callSync("log_enabled", 3),
   registerHostFunction: (sb) => sb.registerHostFunction("h_extra", [], "void", () => undefined),
   setMaxGuestLogLevel: (sb) => sb.setMaxGuestLogLevel("trace"),
   kill: (sb) => sb.kill(),

@@ -30,7 +30,8 @@ export function readFunctionTable(memory: Uint8Array, controlBlock: number): Map
   return functions;
 }
 
-function readEntry(memory: Uint8Array, view: DataView, at: number, index: number): GuestFunction {
+/** One FN_ENTRY at `at` in `memory` (also read from an ELF image, without running it: src/cli/guest-types.ts). */
+export function readEntry(memory: Uint8Array, view: DataView, at: number, index: number): GuestFunction {
   const name = readName(memory, view.getBigUint64(at + FN_ENTRY.name, true), index);
   const nParams = view.getUint32(at + FN_ENTRY.nParams, true);
   if (nParams > MAX_PARAMS) throw new GuestProtocolError(`guest function "${name}" has ${nParams} parameters, more than ${MAX_PARAMS}`);

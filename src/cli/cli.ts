@@ -23,6 +23,8 @@ commands:
   guest new <dir>                 write a guest project to start from (C source, Makefile, call.mjs)
   guest build <source…> [-o guest.elf]
                                   compile and link a guest (C, C++) with the SDK that ships with vmlet
+  guest types <guest.elf> [--name Guest]
+                                  print a TypeScript interface of the guest's exports (for sb.typed<T>())
   sdk-path [--cflags|--ldflags|--libs]
                                   the guest SDK's folder, or its flags, for your own build system
   snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N]

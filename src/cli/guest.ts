@@ -1,9 +1,11 @@
 /** `vmlet guest new | build`: start a guest project, and build guests with the SDK that ships with vmlet. */
 import path from "node:path";
-import { expectPositionals, parseArgs, stringFlag, UsageError } from "./args.js";
+import { CliFailure, expectPositionals, parseArgs, stringFlag, UsageError, type CommandSpec } from "./args.js";
 import { buildGuest } from "./guest-build.js";
 import { defaultCompilers } from "./guest-flags.js";
 import { scaffoldGuest } from "./guest-new.js";
+import { exportedFunctions, guestDeclaration } from "./guest-types.js";
+import { readFileSync } from "node:fs";
 import type { Io } from "./io.js";
 
 export const GUEST_USAGE: Readonly<Record<string, string>> = {
@@ -21,12 +23,21 @@ export const GUEST_USAGE: Readonly<Record<string, string>> = {
   -v, --verbose       print each compiler command on stderr
   Warnings are not errors (add -Werror in your own build if you want that); a function
   whose C type differs from its VMLET_EXPORT signature is a compile error.`,
+  types: `usage: vmlet guest types <guest.elf> [--name Guest] [--json]
+  Prints a TypeScript declaration of the guest's exported functions, read from the ELF
+  without running it: \`vmlet guest types guest.elf > guest.d.ts\`, then
+  \`sb.typed<Guest>().call("add", 1, 2)\` is checked by tsc. i64/u64 results are bigints.
+  --name NAME   the interface's name (default Guest)
+  --json        print the functions and their ABI types as JSON instead`,
 };
 
 export const GUEST_SUMMARY = `usage: vmlet guest <command> …
   new <dir>                         write a guest project to start from
   build <source…> [-o guest.elf]    compile and link a guest with the shipped SDK
+  types <guest.elf> [--name Guest]  print a TypeScript interface of the guest's exports
   \`vmlet help guest <command>\` for details; \`vmlet sdk-path\` for other build systems.`;
+
+const TYPES_SPEC = { options: { json: { type: "boolean" }, name: { type: "string", valueName: "an interface name" } } } as const;
 
 const BUILD_SPEC = {
   options: {
@@ -40,6 +51,8 @@ const BUILD_SPEC = {
   },
 } as const;
 
+const SPECS: Readonly<Record<string, CommandSpec>> = { build: BUILD_SPEC, types: TYPES_SPEC };
+
 export async function guestCommand(argv: readonly string[], io: Io): Promise<number> {
   const sub = argv[0];
   if (sub === undefined) throw new UsageError("missing guest command", GUEST_SUMMARY);
@@ -49,7 +62,7 @@ export async function guestCommand(argv: readonly string[], io: Io): Promise<num
   }
   const usage = GUEST_USAGE[sub];
   if (usage === undefined) throw new UsageError(`unknown guest command "${sub}"`, GUEST_SUMMARY);
-  const args = parseArgs(argv.slice(1), sub === "build" ? BUILD_SPEC : { options: { json: { type: "boolean" } } }, usage);
+  const args = parseArgs(argv.slice(1), SPECS[sub] ?? { options: { json: { type: "boolean" } } }, usage);
   if (args.help) {
     io.out(usage);
     return 0;
@@ -62,6 +75,11 @@ export async function guestCommand(argv: readonly string[], io: Io): Promise<num
       io.out(`wrote ${files.map((f) => path.join(dir, f)).join(", ")}`);
       io.out(`next: cd ${dir} && make && node call.mjs`);
     }
+    return 0;
+  }
+  if (sub === "types") {
+    const [elf] = expectPositionals(args, ["guest.elf"], usage) as [string];
+    printGuestTypes(elf, stringFlag(args, "name") ?? "Guest", io, usage);
     return 0;
   }
   const sources = args.positionals;
@@ -81,4 +99,19 @@ export async function guestCommand(argv: readonly string[], io: Io): Promise<num
   );
   if (io.json) io.printJson({ output, sources, commands });
   return 0;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function printGuestTypes(elf: string, name: string, io: Io, usage: string): void {
+  if (!IDENTIFIER.test(name)) throw new UsageError(`--name must be a TypeScript identifier (got "${name}")`, usage);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(elf);
+  } catch (error) {
+    throw new CliFailure(`cannot read ${elf}: ${(error as Error).message}`);
+  }
+  const functions = exportedFunctions(bytes);
+  if (io.json) io.printJson({ functions: functions.map(({ name: fn, params, returns }) => ({ name: fn, params, returns })) });
+  else io.out(guestDeclaration(functions, name, path.basename(elf)).trimEnd());
 }

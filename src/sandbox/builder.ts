@@ -2,14 +2,14 @@
 import type { ReturnType, ValueType } from "../abi/types.js";
 import { buildSandbox } from "./create.js";
 import { resolveConfig, type SandboxConfig } from "./config.js";
-import type { HostFunctionDefinition, HostFunctionImpl } from "./host-functions.js";
+import { checkHostFunctions, hostFunctionFrom, type HostFunctionArgs, type HostFunctionDefinition, type HostFunctionImpl } from "./host-functions.js";
 import type { GuestLogger, LogLevel } from "./logging.js";
 import type { Sandbox } from "./sandbox.js";
 import type { BackendChoice } from "../hypervisor/backend-choice.js";
 
 export class SandboxBuilder {
   private config: Partial<SandboxConfig> = {};
-  private readonly hostFunctions: HostFunctionDefinition[] = [];
+  private readonly definitions: HostFunctionDefinition[] = [];
 
   /** The guest ELF: a path or its bytes. */
   guest(guest: string | Uint8Array): this {
@@ -70,20 +70,28 @@ export class SandboxBuilder {
     return this;
   }
 
-  /** Registers a host function the guest can call by name. */
+  /** Registers a host function the guest can call by name: a defineHostFunction() result, or its four parts. */
+  hostFunction<const P extends readonly ValueType[], const R extends ReturnType>(definition: HostFunctionDefinition<P, R>): this;
   hostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
     name: string,
     params: P,
     returns: R,
     impl: HostFunctionImpl<P, R>,
-  ): this {
-    this.hostFunctions.push({ name, params, returns, impl } as unknown as HostFunctionDefinition);
+  ): this;
+  hostFunction(...args: HostFunctionArgs): this {
+    this.definitions.push(hostFunctionFrom(args));
+    return this;
+  }
+
+  /** Registers several host functions, e.g. defineHostFunction() results. */
+  hostFunctions(definitions: readonly HostFunctionDefinition[]): this {
+    for (const definition of checkHostFunctions(definitions)) this.definitions.push(definition);
     return this;
   }
 
   /** Builds the sandbox and runs the guest's initialisation. */
   async build(): Promise<Sandbox> {
-    const resolved = resolveConfig({ ...this.config, hostFunctions: this.hostFunctions } as SandboxConfig);
+    const resolved = resolveConfig({ ...this.config, hostFunctions: this.definitions } as SandboxConfig);
     return buildSandbox(resolved);
   }
 }

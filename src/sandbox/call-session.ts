@@ -42,6 +42,8 @@ const DEADLINE_SLACK_MS = 1;
 export class CallSession {
   private pendingError: VmletError | undefined;
   private readonly deadline: number | undefined;
+  /** Host functions this call invoked, for sb.stats(). */
+  hostCalls = 0;
 
   constructor(
     private readonly ctx: CallContext,
@@ -169,6 +171,7 @@ export class CallSession {
       );
       return { kind: "resume" };
     }
+    this.hostCalls++;
     return { kind: "host-call", fn, args: values.map((v) => v.value) };
   }
 
@@ -270,12 +273,17 @@ export function recordHostWrite(vm: VirtualMachine, hostWrites: HostWrites): (ad
 }
 
 /** Drives a synchronous call from `exit` until the guest returns: host calls, logs, stray signals. */
-export function finishSync(vm: VirtualMachine, session: CallSession, exit: VmExit): GuestValue | undefined {
+export function finishSync(
+  vm: VirtualMachine,
+  session: CallSession,
+  exit: VmExit,
+  run: (timeoutNs: number) => VmExit = (timeoutNs) => vm.run(timeoutNs),
+): GuestValue | undefined {
   for (;;) {
     const step = session.onExit(exit);
     if (step.kind === "done") return step.value;
     if (step.kind === "host-call") invokeHostSync(session, step);
-    exit = vm.run(session.nextRunTimeoutNs());
+    exit = run(session.nextRunTimeoutNs());
   }
 }
 

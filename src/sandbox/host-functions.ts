@@ -18,12 +18,16 @@ export interface HostFunction extends Signature {
   readonly impl: (...args: never[]) => unknown;
 }
 
-/** A host function definition as passed in configs. */
+/**
+ * A host function definition as passed in configs. `impl` is declared as a method so that a
+ * definition typed by defineHostFunction (say `(a: number) => number` for ["i32"]) fits the
+ * plain `HostFunctionDefinition[]` of every config: method parameters compare bivariantly.
+ */
 export interface HostFunctionDefinition<P extends readonly ValueType[] = readonly ValueType[], R extends ReturnType = ReturnType> {
   readonly name: string;
   readonly params: P;
   readonly returns: R;
-  readonly impl: HostFunctionImpl<P, R>;
+  impl(...args: JsTuple<P>): JsTypes[R] | Promise<JsTypes[R]>;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -78,4 +82,36 @@ export function checkHostFunctions(value: unknown, option = "hostFunctions"): re
     }
   });
   return value as HostFunctionDefinition[];
+}
+
+/**
+ * A typed host function: the implementation's parameters and result are checked against
+ * `params` and `returns` by tsc. The result works everywhere host functions are taken: the
+ * builder, createSandbox, Sandbox.fromSnapshot, SandboxPool and registerHostFunction.
+ * Checked at once as registering checks it, so a bad definition fails where it is written.
+ */
+export function defineHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
+  name: string,
+  params: P,
+  returns: R,
+  impl: HostFunctionImpl<P, R>,
+): HostFunctionDefinition<P, R> {
+  new HostFunctionRegistry().register(name, params, returns, impl);
+  return Object.freeze({ name, params: Object.freeze([...params]) as unknown as P, returns, impl });
+}
+
+/** The arguments of the methods that take a host function either way: a definition, or its four parts. */
+export type HostFunctionArgs = [definition: HostFunctionDefinition] | [name: string, params: readonly ValueType[], returns: ReturnType, impl: unknown];
+
+/** The definition `args` describe; a non-object single argument is left for the registry's checks to name. */
+export function hostFunctionFrom(args: HostFunctionArgs): HostFunctionDefinition {
+  if (args.length !== 1) {
+    const [name, params, returns, impl] = args;
+    return { name, params, returns, impl } as HostFunctionDefinition;
+  }
+  const [definition] = args;
+  if (typeof definition !== "object" || definition === null) {
+    throw new InvalidConfigError(`a host function must be given as a definition object or as (name, params, returns, impl) (got ${describe(definition)})`);
+  }
+  return definition;
 }

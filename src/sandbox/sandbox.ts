@@ -25,7 +25,7 @@ export interface DebugSession {
   close(): Promise<void>;
 }
 import { poisons } from "../errors/poisons.js";
-import type { BackendInfo, SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
+import type { BackendInfo, SystemSetup, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import { guestCpuIdentity } from "../hypervisor/backend.js";
 import type { MemoryLayout } from "../mem/layout.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
@@ -43,7 +43,9 @@ import { CallSession, callContext, finishSync, readReturn, type CallContext, typ
 import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
 import { timeout } from "./option-checks.js";
-import { HostFunctionRegistry, type HostFunctionImpl } from "./host-functions.js";
+import { typedGuest, type TypedGuest } from "./typed-guest.js";
+import { StatsCounter, type SandboxStats } from "./stats.js";
+import { HostFunctionRegistry, hostFunctionFrom, type HostFunctionArgs, type HostFunctionDefinition, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
 /** @internal What the creation code hands a new Sandbox. */
@@ -97,6 +99,11 @@ class DeferredRestoreReport implements RestoreReport {
 
   constructor(private readonly flush: () => number) {}
 
+  /** pagesCopied if the deferred part has run, without running it. */
+  get settledCount(): number | undefined {
+    return this.copied;
+  }
+
   get pagesCopied(): number {
     this.copied ??= Math.max(0, this.flush());
     return this.copied;
@@ -143,6 +150,10 @@ export class Sandbox {
   private stub: GdbStub | undefined;
   /** The report of the latest deferred restore, until its count is known. */
   private openReport: DeferredRestoreReport | undefined;
+  private lastRestore: RestoreReport | undefined;
+  private readonly counter = new StatsCounter();
+  /** vm.run, counted in stats() (one function for every call: no closure per call). */
+  private readonly countedRun = (timeoutNs: number): VmExit => this.counter.run(this.vm, timeoutNs);
   /** baseFacts() of the current base. */
   private facts: BaseFacts | undefined;
 
@@ -211,19 +222,23 @@ export class Sandbox {
     const timeoutMs = this.timeoutFor(options);
     const unwatch = this.watchSignal(name, options?.signal);
     this.enter();
+    let session: CallSession | undefined;
+    const run = this.countedRun;
     try {
       CallSession.writeCall(this.ctx, fn, args);
       if (timeoutMs === undefined) {
         // Fast path: most calls are one run ending at READY, with no session state needed.
-        const exit = this.vm.run(0);
+        const exit = run(0);
         if (exit.kind === "io-out" && exit.port === PORT_READY) return readReturn(this.ctx.output, name, fn.returns, undefined);
-        return finishSync(this.vm, new CallSession(this.ctx, name, fn.returns, undefined), exit);
+        session = new CallSession(this.ctx, name, fn.returns, undefined);
+        return finishSync(this.vm, session, exit, run);
       }
-      const session = new CallSession(this.ctx, name, fn.returns, timeoutMs);
-      return finishSync(this.vm, session, this.vm.run(session.nextRunTimeoutNs()));
+      session = new CallSession(this.ctx, name, fn.returns, timeoutMs);
+      return finishSync(this.vm, session, run(session.nextRunTimeoutNs()), run);
     } catch (error) {
       throw this.fail(error);
     } finally {
+      this.counter.hostCalls += session?.hostCalls ?? 0;
       unwatch?.();
       this.leave();
     }
@@ -244,26 +259,52 @@ export class Sandbox {
       CallSession.writeCall(this.ctx, fn, args);
       for (;;) {
         const timeoutNs = session.nextRunTimeoutNs();
-        const step: Step = session.onExit(await (this.stub ? this.stub.run(timeoutNs) : this.vm.runAsync(timeoutNs)));
+        const startedAt = this.counter.runStarted();
+        const exit = await (this.stub ? this.stub.run(timeoutNs) : this.vm.runAsync(timeoutNs));
+        this.counter.ran(startedAt);
+        const step: Step = session.onExit(exit);
         if (step.kind === "done") return step.value;
         if (step.kind === "host-call") await invokeHostAsync(session, step, (stop) => (this.stopHostWait = stop));
       }
     } catch (error) {
       throw this.fail(error);
     } finally {
+      this.counter.hostCalls += session.hostCalls;
       unwatch?.();
       this.leave();
     }
   }
 
-  /** Adds or replaces a host function; it applies from the guest's next host call, even during a call. */
+  /** Counts since the sandbox was made: calls, guest time, exits, host calls; the latest restore; memory size. */
+  stats(): SandboxStats {
+    this.refuseIfClosed("read stats");
+    const last = this.lastRestore;
+    return this.counter.snapshot(last && { pagesCopied: this.knownPagesCopied(last), remapped: last.remapped }, this.memorySize);
+  }
+
+  /** A report's count, without running a deferred restore that is still pending (reading pagesCopied would). */
+  private knownPagesCopied(report: RestoreReport): number | undefined {
+    if (!(report instanceof DeferredRestoreReport) || report.settledCount !== undefined) return report.pagesCopied;
+    return this.vm.restorePending ? undefined : report.pagesCopied;
+  }
+
+  /** A view whose call()/callSync() tsc checks against the guest interface T (e.g. from `vmlet guest types`). */
+  typed<T extends object>(): TypedGuest<T> {
+    this.refuseIfClosed("make a typed view");
+    return typedGuest<T>(this);
+  }
+
+  /** Adds or replaces a host function (a defineHostFunction() result, or its four parts); it applies from the guest's next host call, even during a call. */
+  registerHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(definition: HostFunctionDefinition<P, R>): this;
   registerHostFunction<const P extends readonly ValueType[], const R extends ReturnType>(
     name: string,
     params: P,
     returns: R,
     impl: HostFunctionImpl<P, R>,
-  ): this {
+  ): this;
+  registerHostFunction(...args: HostFunctionArgs): this {
     this.refuseIfClosed("register a host function");
+    const { name, params, returns, impl } = hostFunctionFrom(args);
     this.parts.hostFunctions.register(name, params, returns, impl);
     this.modified = true; // a new snapshot must record the new set
     this.coveredSnapshot = undefined;
@@ -358,6 +399,7 @@ export class Sandbox {
   }
 
   private enter(): void {
+    this.counter.calls++;
     this.state = "busy";
     this.modified = true;
     this.cancelRequested = false;
@@ -592,6 +634,7 @@ export class Sandbox {
     this.applyHostFields();
     this.poisonedBy = undefined;
     this.modified = false;
+    this.lastRestore = report;
     return report;
   }
 
