@@ -4,7 +4,10 @@
  *   before — built with the guest SDK as it was before profiling existed (from git),
  *   off    — built without profiling (guests/build/profiled-off.elf): the claim is off = before,
  *   on     — built with VMLET_PROFILE=1 (guests/build/profiled.elf).
- * Rounds are interleaved so that drift on a shared machine hits every variant alike.
+ * Rounds are interleaved (in alternating order) so that drift on a shared machine hits every
+ * variant alike; a second sandbox of the "off" guest shows how large this run's noise is.
+ * With profiling off the allocator's machine code is that of "before" (only the line numbers
+ * in its panic messages moved), so any difference between them is noise.
  *
  *   node dist/bench/profile-cost.js [--before REV] [--rounds N]
  *   REV: a commit whose guest SDK is the baseline (default: the parent of the commit
@@ -70,11 +73,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), "vmlet-profile-bench-"));
   try {
     const rev = baselineRevision();
-    const elves = {
-      before: buildBaseline(rev, work),
-      off: path.join(root, "guests/build/profiled-off.elf"),
-      on: path.join(root, "guests/build/profiled.elf"),
-    };
+    const off = path.join(root, "guests/build/profiled-off.elf");
+    // "off again" is a second sandbox of the same guest: its ratio to "off" is this machine's noise.
+    const elves = { before: buildBaseline(rev, work), off, on: path.join(root, "guests/build/profiled.elf"), "off again": off };
     const variants: Variant[] = [];
     for (const [name, elf] of Object.entries(elves)) {
       variants.push({ name, sandbox: await new SandboxBuilder().guest(elf).build(), nsPerPair: [] });
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) for (const v of r % 2 ? [...variants].reverse() : variants) timeChurn(v);
     const ns = Object.fromEntries(variants.map((v) => [v.name, median(v.nsPerPair)])) as Record<keyof typeof elves, number>;
     console.log(`memory profiling cost: ${PAIRS} malloc/free pairs per call, median of ${rounds} interleaved rounds; guest SDK before profiling: ${rev}`);
-    for (const v of variants) console.log(`  ${v.name.padEnd(7)} ${(ns[v.name as keyof typeof elves]).toFixed(2).padStart(7)} ns per malloc+free`);
+    for (const v of variants) console.log(`  ${v.name.padEnd(9)} ${(ns[v.name as keyof typeof elves]).toFixed(2).padStart(7)} ns per malloc+free`);
+    console.log(`  off again / off = ${(ns["off again"] / ns.off).toFixed(3)}   (the same guest twice: the noise of this run)`);
     console.log(`  off / before = ${(ns.off / ns.before).toFixed(3)}   (profiling off: no cost when ≈ 1)`);
     console.log(`  on / off     = ${(ns.on / ns.off).toFixed(3)}   (the cost of counting every allocation with its stack)`);
     for (const v of variants) v.sandbox.close();
