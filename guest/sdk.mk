@@ -43,6 +43,28 @@ $(VMLET_LIB): $(VMLET_SDK_OBJECTS)
 	ar rcs $@ $^
 endif
 
+# Profiling (make VMLET_PROFILE=1; docs/debugging.md, "Memory profiles"): guests link the
+# SDK's profiling library, which counts each allocation at its call stack, and keep frame
+# pointers so the guest can walk that stack (and no tail calls, which would drop frames from
+# it). The plain library has no profiling code at all.
+VMLET_PROFILE_CFLAGS := -DVMLET_PROFILE=1 -fno-omit-frame-pointer -fno-optimize-sibling-calls
+VMLET_PROFILE_LIB := $(VMLET_BUILD)/profile/libvmlet.a
+VMLET_PROFILE_OBJECTS := $(patsubst $(VMLET_BUILD)/%,$(VMLET_BUILD)/profile/%,$(VMLET_SDK_OBJECTS))
+ifeq ($(VMLET_PROFILE),1)
+VMLET_LIB := $(VMLET_PROFILE_LIB)
+endif
+
+$(VMLET_BUILD)/profile/%.o: $(VMLET_SDK)/src/% $(wildcard $(VMLET_SDK)/include/*.h $(VMLET_SDK)/src/*.h)
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) $(VMLET_PROFILE_CFLAGS) -c $< -o $@
+
+$(VMLET_PROFILE_LIB): $(VMLET_PROFILE_OBJECTS)
+	rm -f $@
+	ar rcs $@ $^
+
+# A guest linked with the profiling library (also through a target-specific VMLET_LIB) is compiled for it.
+VMLET_LINK_CFLAGS = $(GUEST_CFLAGS) $(if $(filter $(VMLET_PROFILE_LIB),$(VMLET_LIB)),$(VMLET_PROFILE_CFLAGS))
+
 # Links one guest from its C sources: $(VMLET_LINK) in a rule whose prerequisites are .c files.
-VMLET_LINK = @mkdir -p $(dir $@) && $(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(filter %.c,$^) \
-  $(VMLET_BUILD)/start.S.o $(VMLET_LIB) -lgcc
+VMLET_LINK = @mkdir -p $(dir $@) && $(GUEST_CC) $(VMLET_LINK_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(filter %.c,$^) \
+  $(dir $(VMLET_LIB))start.S.o $(VMLET_LIB) -lgcc

@@ -29,6 +29,7 @@ const USES: Record<Exclude<MethodName<Sandbox>, "close">, (sb: Sandbox, snap: Sn
   restore: (sb, snap) => sb.restore(snap),
   applyHostFields: (sb) => sb.applyHostFields(),
   coreDump: (sb) => sb.coreDump("/nonexistent/vmlet-core"),
+  memoryProfile: (sb) => sb.memoryProfile(),
   debug: (sb) => sb.debug(),
 };
 

@@ -72,11 +72,13 @@ test("the tarball holds what users need and nothing of the contributors'", (t) =
     "package.json", "README.md", "LICENSE", "binding.gyp", "native/addon.c", "scripts/install.mjs",
     "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js", "dist/cjs/index.js", "dist/cjs/index.d.ts", "dist/cjs/package.json",
     "prebuilds/linux-x64/vmlet.napi.glibc.node", "node_modules/node-gyp-build/index.js",
-    "guest/include/vmlet.h", "guest/sdk.mk", "guest/link.ld", "guest/build/libvmlet.a", "guest/build/start.S.o", "guests/build/demo.elf",
+    "node_modules/pprof-format/dist/esm/index.js", "node_modules/pprof-format/dist/commonjs/index.js",
+    "guest/include/vmlet.h", "guest/include/vmlet_profile.h", "guest/sdk.mk", "guest/link.ld", "guest/build/libvmlet.a", "guest/build/start.S.o",
+    "guest/build/profile/libvmlet.a", "guest/build/profile/start.S.o", "guests/build/demo.elf",
   ]) {
     assert.ok(entries.includes(needed), `the tarball lacks ${needed}`);
   }
-  const unwanted = /^(test|bench|examples|\.ci|dist\/(test|bench|examples)|guest\/(test|src)|src)\/|tsbuildinfo|\.map$|golden|^scripts\/(?!install\.mjs$)|^guests\/(?!demo\.c$|build\/demo\.elf$)/;
+  const unwanted = /^(test|bench|examples|\.ci|dist\/(test|bench|examples)|guest\/(test|src)|src)\/|tsbuildinfo|^(?!node_modules\/).*\.map$|golden|^scripts\/(?!install\.mjs$)|^guests\/(?!demo\.c$|build\/demo\.elf$)/;
   assert.deepEqual(entries.filter((e) => unwanted.test(e)), []);
 });
 

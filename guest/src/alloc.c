@@ -14,6 +14,14 @@
 #include "internal.h"
 #include "vmlet.h"
 
+#if VMLET_PROFILE
+/* The profiling library's malloc & co. (profile.c) count each allocation and call these. */
+#define malloc vmlet__heap_malloc
+#define calloc vmlet__heap_calloc
+#define realloc vmlet__heap_realloc
+#define free vmlet__heap_free
+#endif
+
 typedef struct block {
   size_t prev_size;          /* size of the previous block, while it is free */
   size_t head;               /* size | MAGIC | INUSE | PREV_INUSE */

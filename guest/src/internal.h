@@ -8,4 +8,12 @@
  * the startup code before any export runs; malloc returns NULL until then. */
 void vmlet_heap_init(void *base, size_t size);
 
+#if VMLET_PROFILE
+/* The allocator's entry points in the profiling library, wrapped by profile.c. */
+void *vmlet__heap_malloc(size_t n);
+void *vmlet__heap_calloc(size_t count, size_t size);
+void *vmlet__heap_realloc(void *p, size_t n);
+void vmlet__heap_free(void *p);
+#endif
+
 #endif

@@ -14,6 +14,7 @@ import {
 import path from "node:path";
 import { SIGABRT, signalForVector, writeCoreDump, type CoreSource } from "../debug/core-dump.js";
 import { GdbStub, type DebugOptions } from "../debug/gdb-stub.js";
+import { memoryProfile } from "../debug/memory-profile.js";
 
 /** A debugger server attached to a sandbox (Sandbox.debug()). */
 export interface DebugSession {
@@ -427,6 +428,18 @@ export class Sandbox {
 
   private coreSource(): CoreSource {
     return { vm: this.vm, layout: this.parts.layout, guestElf: this.parts.lineage.guestElf };
+  }
+
+  /**
+   * The guest's memory profile as gzip-compressed pprof (`go tool pprof -http=: profile.pb.gz`):
+   * every allocation site of a guest built with profiling on (`make VMLET_PROFILE=1`;
+   * docs/debugging.md), with alloc and in-use objects and bytes. Sites counted before a
+   * snapshot stay in sandboxes made from it. InvalidConfigError for a guest built without it.
+   */
+  memoryProfile(): Uint8Array {
+    this.refuseIfClosed("read a memory profile");
+    if (this.state === "busy") throw new SandboxBusyError("a memory profile needs the sandbox idle (not inside a call)");
+    return memoryProfile({ memory: this.vm.memory, guestElf: this.parts.lineage.guestElf });
   }
 
   /** With coreDumpDir set, a fault or abort leaves a core dump there; the error names it (`coreDump`). */
