@@ -210,3 +210,19 @@ test("the host's table constants match guest/include/vmlet_profile.h", () => {
     [s.allocObjects, s.allocBytes, s.inuseObjects, s.inuseBytes, s.frames, s.hash, s.pcs],
   );
 });
+
+test("vmlet run --mem-profile writes the profile of the call's sandbox; an unwritable path is STORAGE", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
+    spawnSync(process.execPath, [path.join(repoRoot, "dist/src/cli/main.js"), ...args], { encoding: "utf8", timeout: 60_000 });
+  const layout = path.join(dir, "cli-layout");
+  assert.equal(cli("snapshot", "create", guestPath("profiled"), layout, "p").status, 0);
+  const file = path.join(dir, "cli.pb.gz");
+  const run = cli("run", `${layout}:p`, "alloc_kept", "5", "--mem-profile", file);
+  assert.equal(run.status, 0, run.stderr);
+  const { sites } = decode(fs.readFileSync(file));
+  assert.ok(sites.some((s) => s.allocObjects >= 5), `a site with the 5 kept blocks: ${JSON.stringify(sites.map(totals))}`);
+  const bad = cli("run", `${layout}:p`, "alloc_kept", "1", "--mem-profile", path.join(dir, "no/such/dir/p.gz"));
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /^vmlet: STORAGE: /m);
+});

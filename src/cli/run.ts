@@ -1,9 +1,10 @@
 /** `vmlet run <dir>:<ref> <fn> [arg…]`: one call in a sandbox resumed from a saved snapshot. */
 import { formatSignature, type GuestValue } from "../abi/types.js";
 import { Sandbox } from "../sandbox/sandbox.js";
+import { writeFileSync } from "node:fs";
 import { HostFunctionRegistry } from "../sandbox/host-functions.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
-import { SnapshotTooLargeError } from "../snapshot/file/errors.js";
+import { SnapshotTooLargeError, StorageError } from "../snapshot/file/errors.js";
 import { DEFAULT_MAX_MEMORY_SIZE } from "../snapshot/file/load.js";
 import { readEntry, readIndex } from "../snapshot/file/reader.js";
 import { Snapshot } from "../snapshot/snapshot.js";
@@ -13,7 +14,7 @@ import { ProgressBar } from "./progress.js";
 import { resolveRef } from "./snapshot.js";
 import { findFunction, formatResult, jsonResult, parseCallArgs, type FunctionSignature } from "./values.js";
 
-export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--verify] [--max-memory N] [--core-dump DIR]
+export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--verify] [--max-memory N] [--core-dump DIR] [--mem-profile FILE]
   Loads snapshot <ref> (a tag, or a manifest digest sha256:<hex> or a unique prefix of it)
   from the OCI layout <dir>, resumes a sandbox from it and calls <fn> with the arguments,
   converted by the function's signature: i32/u32/f32/f64 numbers, i64/u64 integers,
@@ -26,10 +27,12 @@ export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [-
   --max-memory N   refuse a snapshot with more guest memory than N (bytes, or 512M / 8G;
                    default 4G): the snapshot does not get to decide what the host maps
   --core-dump DIR  if the guest faults or aborts, write an ELF core dump there (with the
-                   guest ELF from the layout next to it: gdb <core>.elf <core>)`;
+                   guest ELF from the layout next to it: gdb <core>.elf <core>)
+  --mem-profile FILE  after the call (also a failed one), write the guest's heap profile
+                   (gzipped pprof) to FILE; the guest must be built with VMLET_PROFILE=1`;
 
 const RUN_SPEC = {
-  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" }, "core-dump": { type: "string" } },
+  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" }, "core-dump": { type: "string" }, "mem-profile": { type: "string" } },
   guestArguments: true,
 } as const;
 
@@ -54,8 +57,13 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   requireSuperset(hostFunctions, new HostFunctionRegistry(), "Sandbox.fromSnapshot()");
   const coreDumpDir = stringFlag(args, "core-dump");
   const sb = await Sandbox.fromSnapshot(snapshot, { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(coreDumpDir === undefined ? {} : { coreDumpDir }) });
+  const profileFile = stringFlag(args, "mem-profile");
   try {
-    const result = await sb.call(fn.name, ...values);
+    const result = await sb.call(fn.name, ...values).catch((error: unknown) => {
+      if (profileFile !== undefined) writeProfileAfterFailure(sb, profileFile, io);
+      throw error;
+    });
+    if (profileFile !== undefined) writeProfile(sb, profileFile);
     if (io.json) {
       io.printJson({ dir, ref: refText, function: fn.name, signature: fn.text, type: fn.returns, result: jsonResult(result, fn.returns) });
     } else {
@@ -65,6 +73,24 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
     return 0;
   } finally {
     sb.close();
+  }
+}
+
+/** After a failed call the call's error is what the user needs: a profile that cannot be written is only mentioned. */
+function writeProfileAfterFailure(sb: Sandbox, file: string, io: Io): void {
+  try {
+    writeProfile(sb, file);
+  } catch (error) {
+    io.err(`vmlet: no memory profile written: ${(error as Error).message}`);
+  }
+}
+
+function writeProfile(sb: Sandbox, file: string): void {
+  const profile = sb.memoryProfile();
+  try {
+    writeFileSync(file, profile);
+  } catch (error) {
+    throw new StorageError(file, (error as NodeJS.ErrnoException).code, `cannot write the memory profile: ${(error as Error).message}`, { cause: error });
   }
 }
 
