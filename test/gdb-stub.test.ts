@@ -120,3 +120,25 @@ test("Ctrl-C stops a spinning guest; a memory write lets it finish; callSync is 
     sb.close();
   }
 });
+
+test("the port comes from the option or VMLET_GDB_PORT; a bad or taken port is INVALID_CONFIG", async () => {
+  const sb = await debuggee();
+  const other = await debuggee();
+  try {
+    await assert.rejects(sb.debug({ port: 70000 }), { code: "INVALID_CONFIG" });
+    const first = await sb.debug();
+    process.env.VMLET_GDB_PORT = String(first.port);
+    try {
+      await assert.rejects(other.debug(), { code: "INVALID_CONFIG" }, "the port is taken by the first server");
+    } finally {
+      delete process.env.VMLET_GDB_PORT;
+    }
+    await first.close();
+    const second = await sb.debug({ port: first.port });
+    assert.equal(second.port, first.port);
+    await second.close();
+  } finally {
+    sb.close();
+    other.close();
+  }
+});

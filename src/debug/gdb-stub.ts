@@ -16,6 +16,7 @@ import net from "node:net";
 import { PORT_FAULT_BASE } from "../abi/constants.js";
 import type { CpuState, SystemSetup, VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import { signalForVector } from "./core-dump.js";
+import { InvalidConfigError } from "../errors/errors.js";
 import { frame, fromHex, PacketReader, toHex } from "./gdb-packets.js";
 import { readAllRegisters, readRegister, writeAllRegisters, writeRegister } from "./gdb-registers.js";
 import { guestStateAt } from "./guest-state.js";
@@ -33,8 +34,17 @@ export interface DebugTarget {
 }
 
 export interface DebugOptions {
-  /** TCP port on 127.0.0.1; 0 (the default) picks a free one. */
+  /** TCP port on 127.0.0.1; default VMLET_GDB_PORT, else 0 (a free one). */
   readonly port?: number;
+}
+
+/** The port to listen on: the option, else VMLET_GDB_PORT, else any free one. */
+function portFor(options: DebugOptions): number {
+  const value = options.port ?? (process.env.VMLET_GDB_PORT ? Number(process.env.VMLET_GDB_PORT) : 0);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new InvalidConfigError(`the debugger port must be an integer from 0 to 65535 (option port or VMLET_GDB_PORT; got ${String(options.port ?? process.env.VMLET_GDB_PORT)})`);
+  }
+  return value;
 }
 
 type Resume = "continue" | "step" | "detach";
@@ -71,9 +81,10 @@ export class GdbStub {
   static async listen(target: DebugTarget, options: DebugOptions = {}): Promise<GdbStub> {
     const server = net.createServer();
     const stub = new GdbStub(target, server);
+    const port = portFor(options);
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+      server.once("error", (error) => reject(new InvalidConfigError(`cannot listen for gdb on 127.0.0.1:${port}: ${error.message}`, { cause: error })));
+      server.listen(port, "127.0.0.1", () => resolve());
     });
     server.unref(); // a debug server does not keep Node alive by itself
     return stub;
