@@ -67,7 +67,8 @@ test("the profile names each allocation site by function and line, with alloc an
     assert.deepEqual(totals(kept), [5, 500, 5, 500]);
     assert.ok(kept.files[0]?.endsWith("guests/profiled.c"), kept.files[0]);
     assert.deepEqual(kept.frames.slice(-3, -1).map(([fn]) => fn), ["dispatch", "vmlet__main"], "the walk goes through the runtime");
-    assert.ok(kept.files.at(-1)?.endsWith("guest/src/start.S"), "and ends in _start (start.S, a label without a function symbol)");
+    assert.ok(kept.files.at(-1)?.endsWith("guest/src/start.S"), "and ends in _start (start.S)");
+    assert.equal(kept.frames.at(-1)?.[0], "_start", "named: start.S gives _start a function symbol");
     assert.deepEqual(totals(siteAt(sites, "temporary", "PROFILED_TEMPORARY")), [7, 336, 0, 0]);
     assert.deepEqual(totals(siteAt(sites, "zeroed_table", "PROFILED_CALLOC")), [1, 64, 0, 0], "realloc moved the block: the calloc site holds none");
     const grown = siteAt(sites, "grown", "PROFILED_REALLOC");

@@ -1,5 +1,6 @@
 /*
- * vmlet guest SDK. A guest is a freestanding static ELF (no libc) that exposes
+ * vmlet guest SDK. A guest is a freestanding static ELF (with the SDK's own small libc
+ * and libm, docs/guest-sdk.md, and no operating system) that exposes
  * functions with VMLET_EXPORT and may call host functions, log, and allocate.
  * See docs/guest-sdk.md.
  */

@@ -4,11 +4,13 @@
 
   .section .text.entry, "ax"
   .globl _start
+  .type _start, @function  /* a function symbol, so profiles and debuggers name the outermost frame */
 _start:
   xor %ebp, %ebp
   and $-16, %rsp
   call vmlet__main
   ud2
+  .size _start, . - _start
 
 /* void vmlet__ready(void): tell the host the call returned (`out READY`) and wait for the
  * next one. The FPU state goes through an area on the stack: saved before the exit,
