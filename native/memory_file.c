@@ -147,39 +147,32 @@ static napi_value map_file_private(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* mapFileShared(fd, size) -> read-only ArrayBuffer over the whole file (MAP_SHARED) */
-static napi_value map_file_shared(napi_env env, napi_callback_info info) {
+/* mmap(MAP_SHARED) of a whole file with `prot` -> ArrayBuffer (munmap when it is collected) */
+static napi_value map_whole_file(napi_env env, napi_callback_info info, int prot, int flags) {
   napi_value argv[2], result;
   int32_t fd;
   uint64_t size;
   if (!get_args(env, info, 2, argv, NULL, "mmap") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &size))
     return throw_message(env, "mmap", "bad arguments");
   if (size == 0 || size % PAGE) return throw_message(env, "mmap", "size must be a positive multiple of 4096");
-  void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  void *p = mmap(NULL, size, prot, MAP_SHARED | flags, fd, 0);
   if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
   if (napi_create_external_arraybuffer(env, p, size, unmap_view, (void *)(uintptr_t)size, &result) != napi_ok) {
     munmap(p, size);
-    return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap the image");
+    return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap the mapping");
   }
   return result;
+}
+
+/* mapFileShared(fd, size) -> read-only ArrayBuffer over the whole file (MAP_SHARED) */
+static napi_value map_file_shared(napi_env env, napi_callback_info info) {
+  return map_whole_file(env, info, PROT_READ, 0);
 }
 
 /* mapFileSharedWritable(fd, size) -> read-write ArrayBuffer over the whole file (MAP_SHARED):
  * guest memory of the process backend, which the sandbox's child maps too */
 static napi_value map_file_shared_writable(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  int32_t fd;
-  uint64_t size;
-  if (!get_args(env, info, 2, argv, NULL, "mmap") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &size))
-    return throw_message(env, "mmap", "bad arguments");
-  if (size == 0 || size % PAGE) return throw_message(env, "mmap", "size must be a positive multiple of 4096");
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
-  if (napi_create_external_arraybuffer(env, p, size, unmap_view, (void *)(uintptr_t)size, &result) != napi_ok) {
-    munmap(p, size);
-    return throw_message(env, "napi_create_external_arraybuffer", "cannot wrap shared memory");
-  }
-  return result;
+  return map_whole_file(env, info, PROT_READ | PROT_WRITE, MAP_NORESERVE);
 }
 
 /* punchHole(fd, offset, size): fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros, its pages are freed */

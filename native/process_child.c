@@ -487,16 +487,6 @@ static napi_value process_terminate(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* processEnded(pidfd): whether the child has ended (it stays unreaped for processKill). */
-static napi_value process_ended(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  int32_t pidfd;
-  if (!get_args(env, info, 1, argv, NULL, "waitid") || !arg_i32(env, argv[0], &pidfd))
-    return throw_message(env, "waitid", "bad arguments");
-  napi_get_boolean(env, child_ended(pidfd), &result);
-  return result;
-}
-
 void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processSpawn", process_spawn);
   NAPI_EXPORT_FN(env, exports, "processResume", process_resume);
@@ -505,7 +495,6 @@ void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processRunnerStop", process_runner_stop);
   NAPI_EXPORT_FN(env, exports, "processInterrupt", process_interrupt);
   NAPI_EXPORT_FN(env, exports, "processKill", process_kill);
-  NAPI_EXPORT_FN(env, exports, "processEnded", process_ended);
   NAPI_EXPORT_FN(env, exports, "processTerminate", process_terminate);
   NAPI_EXPORT_FN(env, exports, "processSetSpin", process_set_spin);
   NAPI_EXPORT_FN(env, exports, "processInitFrame", process_init_frame);

@@ -113,7 +113,7 @@ function writePhdr(v: DataView, at: number, p: { type: number; flags: number; of
   v.setBigUint64(at + 8, BigInt(p.offset), true);
   v.setBigUint64(at + 16, BigInt(p.vaddr), true);
   v.setBigUint64(at + 24, 0n, true); // p_paddr
-  v.setBigUint64(at + 32, BigInt(p.type === PT_LOAD ? p.size : p.size), true); // p_filesz
+  v.setBigUint64(at + 32, BigInt(p.size), true); // p_filesz (the same as p_memsz: zero pages are file holes)
   v.setBigUint64(at + 40, BigInt(p.size), true); // p_memsz
   v.setBigUint64(at + 48, BigInt(p.align), true);
 }

@@ -319,12 +319,8 @@ export class GdbStub {
   private resumeGuest(how: Resume): string | undefined {
     this.gdbWaits = true;
     for (const listener of this.continuedListeners.splice(0)) listener();
-    if (this.resume) {
-      this.resume(how);
-      return undefined;
-    }
-    if (how === "step") this.pendingStep = undefined; // between calls there is nothing to step
-    return undefined;
+    this.resume?.(how); // between calls nothing waits: the next call runs until gdb's breakpoints stop it
+    return undefined; // the stop reply comes when the guest stops
   }
 
   /** Breakpoints out of guest code, a stopped guest resumed; the server keeps listening. */

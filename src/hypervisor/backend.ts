@@ -12,6 +12,7 @@ import { KvmSystem } from "./kvm/system.js";
 import { dirtyRingAvailable } from "./kvm/vm.js";
 import { ProcessMachine } from "./process/process-machine.js";
 import { helperPath } from "./process/helper-path.js";
+import { processGuestXcr0 } from "./process/host-cpu.js";
 import { describeGuestFpu } from "./fpu-reload.js";
 import type { BackendInfo, BackendName, VirtualMachine } from "./virtual-machine.js";
 import { cpuIdentityFromCpuid, cpuIdentityFromHost, type CpuIdentity } from "./cpu-features.js";
@@ -98,7 +99,7 @@ export interface BackendDetails {
 
 export function backendDetails(choice?: BackendChoice): BackendDetails {
   if (resolveBackend(choice) === "process") {
-    const guestXcr0 = loadAddon().hostXcr0() & 0x2ff;
+    const guestXcr0 = processGuestXcr0();
     return { dirtyPages: "compare", guestXcr0, ...describeGuestFpu(guestXcr0), reloadSkipsIoctl: false };
   }
   const system = KvmSystem.open();

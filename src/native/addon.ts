@@ -102,7 +102,6 @@ export interface NativeAddon {
   processInterrupt(control: ArrayBuffer, pidfd: number): void;
   /** SIGKILL, reap, close the pidfd: the exit status, or 128 + the signal. */
   processKill(pidfd: number): number;
-  processEnded(pidfd: number): boolean;
   /** The fixed parts of the resume frame, once per child. */
   processInitFrame(control: ArrayBuffer, xfeatures: bigint, xstateSize: number, fsgsbase: boolean, spinLoops: number): void;
   /** The host's registers (kvm_regs order), XSAVE image and FS/GS bases for the next resume. */

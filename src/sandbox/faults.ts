@@ -20,22 +20,39 @@ export function mnemonic(vector: number): string {
   return MNEMONICS[vector] ?? `#${vector}`;
 }
 
-/** Builds the error from the frame at RSP on the ring-0 (or IST) stack. */
+/** Builds the error from the frame at RSP on the ring-0 (or IST) stack, or from what the backend saw directly. */
 export function faultError(vector: number, memory: Uint8Array, regs: FaultRegisters): GuestFaultError {
-  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
-  const rsp = Number(regs.rsp);
-  const hasCode = HAS_ERROR_CODE.has(vector);
-  const frame = (hasCode ? 6 : 5) * 8; // [error code] rip cs rflags rsp ss
-  const onSystemStack = regs.direct === undefined && (
-    (rsp >= SYSTEM.ring0Stack.start && rsp + frame <= SYSTEM.ring0Stack.top) || (rsp >= SYSTEM.istStack.start && rsp + frame <= SYSTEM.istStack.top));
-  let rip = regs.rip;
-  let errorCode = hasCode ? regs.direct?.errorCode : undefined;
-  if (onSystemStack) {
-    errorCode = hasCode ? view.getUint32(rsp, true) : undefined;
-    rip = view.getBigUint64(rsp + (hasCode ? 8 : 0), true);
-  }
+  const frame = exceptionFrame(memory, regs, vector);
+  const rip = frame?.rip ?? regs.rip;
+  const errorCode = HAS_ERROR_CODE.has(vector) ? (frame ? frame.errorCode : regs.direct?.errorCode) : undefined;
   const address = vector === 14 ? regs.cr2 : undefined;
   return new GuestFaultError(vector, mnemonic(vector), rip, address, errorCode, describe(vector, address, errorCode));
+}
+
+/**
+ * The frame the CPU pushed for `vector` on vmlet's ring-0 (or IST) stack — [error code]
+ * rip cs rflags rsp ss — or undefined where there is none (the backend saw the fault
+ * itself, or RSP is not on a system stack).
+ */
+export function exceptionFrame(
+  memory: Uint8Array,
+  regs: FaultRegisters,
+  vector: number,
+): { readonly errorCode: number | undefined; readonly rip: bigint; readonly rflags: bigint; readonly rsp: bigint } | undefined {
+  if (regs.direct !== undefined) return undefined;
+  const rsp = Number(regs.rsp);
+  const hasCode = HAS_ERROR_CODE.has(vector);
+  const size = (hasCode ? 6 : 5) * 8;
+  const on = (stack: { readonly start: number; readonly top: number }): boolean => rsp >= stack.start && rsp + size <= stack.top;
+  if (!on(SYSTEM.ring0Stack) && !on(SYSTEM.istStack)) return undefined;
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  const at = rsp + (hasCode ? 8 : 0);
+  return {
+    errorCode: hasCode ? view.getUint32(rsp, true) : undefined,
+    rip: view.getBigUint64(at, true),
+    rflags: view.getBigUint64(at + 16, true),
+    rsp: view.getBigUint64(at + 24, true),
+  };
 }
 
 /** A triple fault (shutdown exit): no frame, report what the vCPU shows. */

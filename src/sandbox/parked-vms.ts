@@ -69,7 +69,7 @@ export function unparkVm(image: MemoryImage, backend: BackendName): { vm: Virtua
     // Remapping a live VM's memory makes KVM walk every page of the slot (~0.4 ms at 1 GiB
     // on PVM); not needed when the memory maps this very file already.
     vm.quiesce();
-    if (mapped !== image && !mapped.sameFileAs(image)) memory.mapImage(image);
+    if (mapped !== image) memory.mapImage(image); // each image is its own memfd: another one is other pages
     vm.clearInterrupt();
     vm.takeDirtyPages();
   } catch (error) {

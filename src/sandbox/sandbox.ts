@@ -582,7 +582,7 @@ export class Sandbox {
         layout,
         system,
         cpu: vm.getCpuState(),
-        guestCpu: guestCpuIdentity(),
+        guestCpu: guestCpuIdentity(vm.backend.name), // the CPU this sandbox ran on, not the default backend's
         takenBy: vm.backend,
         functions: [...this.parts.functions.values()],
         hostFunctions: this.parts.hostFunctions.list(),

@@ -3,7 +3,7 @@
  * plus a read-only shared view used as the source of restores. Sandboxes made from the
  * snapshot map the file privately, so they share its pages until they write them.
  */
-import { fstatSync, readSync } from "node:fs";
+import { readSync } from "node:fs";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 import { registerImageView } from "../mem/image-files.js";
@@ -105,13 +105,6 @@ export class MemoryImage {
     } finally {
       addon.closeFd(fd);
     }
-  }
-
-  /** Whether both images are the same file (a blob loaded twice), compared by device and inode. */
-  sameFileAs(other: MemoryImage): boolean {
-    const a = fstatSync(this.fd);
-    const b = fstatSync(other.fd);
-    return a.dev === b.dev && a.ino === b.ino;
   }
 
   /**

@@ -4,8 +4,11 @@ import { nativeExecutableCandidates, nativeExecutablePath } from "../../native/a
 
 const HELPER = "vmlet-process-helper";
 
+/** Found once per process: every sandbox creation asks (resolveBackend). */
+let found: string | undefined;
+
 export function helperPath(): string {
-  const found = nativeExecutablePath(HELPER);
+  found ??= nativeExecutablePath(HELPER);
   if (found) return found;
   throw new BackendUnavailableError(
     `the process backend's helper program is missing (in a checkout: \`npm run build\`; in a project: reinstall vmlet). Tried:\n  ${nativeExecutableCandidates(HELPER).join("\n  ")}`,

@@ -1,5 +1,14 @@
 /** What the host CPU lets user code do, read once from the kernel's auxiliary vector. */
 import { readFileSync } from "node:fs";
+import { loadAddon } from "../../native/addon.js";
+
+/** XCR0 components a guest's state may hold here: x87 … AVX-512 and PKRU (no AMX: it needs a permission the child never asks for). */
+const GUEST_COMPONENTS = 0x2ff;
+
+/** The XCR0 a process-backend guest runs with: the host's, as far as a child can use it (VirtualMachine.guestXcr0). */
+export function processGuestXcr0(): number {
+  return loadAddon().hostXcr0() & GUEST_COMPONENTS;
+}
 
 const AT_HWCAP2 = 26n;
 const HWCAP2_FSGSBASE = 2n;

@@ -21,7 +21,7 @@ import { native } from "../../native/errors.js";
 import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine, VmExit } from "../virtual-machine.js";
 import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
-import { userCanSetSegmentBases } from "./host-cpu.js";
+import { processGuestXcr0, userCanSetSegmentBases } from "./host-cpu.js";
 import {
   CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MAX_MAPS, MB, PARK_PC, PROT_WRITE, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
   SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
@@ -70,8 +70,6 @@ const SCAN_NS_PER_MIB = 2_000;
 const SCAN_FIXED_NS = 150_000;
 const FAULT_NS = 250_000;
 
-/** XCR0 components a guest's state may hold here: x87 … AVX-512 and PKRU (no AMX: it needs a permission the child never asks for). */
-const GUEST_COMPONENTS = 0x2ff;
 
 /** The initial FPU state: x87 control word 0x37f, MXCSR 0x1f80, every other component at its reset value. */
 const INITIAL_XSAVE = (() => {
@@ -105,7 +103,8 @@ export class ProcessMachine implements VirtualMachine {
   private readonly control: ArrayBuffer;
   private readonly mailbox: DataView;
   private child: Child | undefined;
-  private setup: SystemSetup | undefined;
+  /** The user mappings configure() read from the page tables (vmlet's own, so a new child reuses them). */
+  private maps: readonly GuestMapping[] | undefined;
   /** Pages the guest's page tables map (user or supervisor): what a VM's #PF error code would say. */
   private present: Uint8Array = new Uint8Array(0);
   /** What the next resume loads: the guest's own state from its last exit, or a state the host set. */
@@ -130,7 +129,7 @@ export class ProcessMachine implements VirtualMachine {
     this.addon = loadAddon();
     this.memoryFd = guestMemory.fd;
     this.memory = guestMemory.bytes;
-    this.guestXcr0 = this.addon.hostXcr0() & GUEST_COMPONENTS;
+    this.guestXcr0 = processGuestXcr0();
     this.controlFd = native("memfd_create", () => this.addon.memfdCreate("vmlet-control", CONTROL_SIZE));
     try {
       this.control = native("mmap", () => this.addon.mapFileSharedWritable(this.controlFd, CONTROL_SIZE));
@@ -149,7 +148,7 @@ export class ProcessMachine implements VirtualMachine {
   configure(setup: SystemSetup): void {
     if (this.pendingRestore) this.flushRestore();
     const { mappings: maps, present } = walkPageTables(this.memory, setup.pml4Address);
-    this.setup = setup;
+    this.maps = maps;
     this.present = present;
     if (this.child && !sameMaps(this.child.maps, maps)) this.stopChild();
     if (!this.child) this.child = this.spawn(maps);
@@ -344,8 +343,8 @@ export class ProcessMachine implements VirtualMachine {
    * state to resume from (setCpuState or a restore): a new child resumes exactly there.
    */
   private childForRun(): Child | undefined {
-    if (this.child || this.next.kind !== "host" || !this.setup || this.destroyed) return this.child;
-    this.child = this.spawn(walkPageTables(this.memory, this.setup.pml4Address).mappings);
+    if (this.child || this.next.kind !== "host" || !this.maps || this.destroyed) return this.child;
+    this.child = this.spawn(this.maps);
     this.writeFrame(this.next.state);
     return this.child;
   }
@@ -381,20 +380,24 @@ export class ProcessMachine implements VirtualMachine {
         rax: reg(0),
         rdx: reg(3),
       },
-      (rip, length) => {
-        if (rip < 0n || rip + BigInt(length) > BigInt(this.memory.byteLength)) return undefined;
-        return this.memory.slice(Number(rip), Number(rip) + length);
-      },
-      (address) => address >= 0n && address < BigInt(this.memory.byteLength) && this.present[Number(address) / PAGE | 0] === 1,
+      this.readCode,
+      this.isPresent,
     );
   }
 
+  /** Instruction bytes at a guest RIP, from the host's mapping (none outside guest memory). Made once: decode() runs on every exit. */
+  private readonly readCode = (rip: bigint, length: number): Uint8Array | undefined => {
+    if (rip < 0n || rip + BigInt(length) > BigInt(this.memory.byteLength)) return undefined;
+    return this.memory.slice(Number(rip), Number(rip) + length);
+  };
+
+  /** Whether the guest's page tables map the page of `address`. */
+  private readonly isPresent = (address: bigint): boolean =>
+    address >= 0n && address < BigInt(this.memory.byteLength) && this.present[Number(address) / PAGE | 0] === 1;
+
+
   private writeFrame(state: CpuState): void {
-    const regs = new BigUint64Array(18);
-    regs.set(state.gprs.subarray(0, 16));
-    regs[REG_RIP] = state.rip;
-    regs[REG_RFLAGS] = state.rflags | RFLAGS_IF;
-    this.addon.processWriteFrame(this.control, regs, state.xsave, state.fsBase, state.gsBase);
+    this.addon.processWriteFrame(this.control, frameRegs(state), state.xsave, state.fsBase, state.gsBase);
   }
 
   /** A fresh child with these mappings, stopped at its first exit with the resume frame set up. */
@@ -462,10 +465,10 @@ export class ProcessMachine implements VirtualMachine {
    * is replaced.
    */
   private parkOrReplaceChild(): void {
-    if (this.child && !this.waitParked(this.child.pid)) this.stopChild();
+    this.quiesce();
     if (!this.child) {
-      if (!this.setup) throw new HypervisorError("process backend", undefined, "restore before configure()");
-      this.child = this.spawn(walkPageTables(this.memory, this.setup.pml4Address).mappings);
+      if (!this.maps) throw new HypervisorError("process backend", undefined, "restore before configure()");
+      this.child = this.spawn(this.maps);
       return;
     }
     const bytes = new Uint8Array(this.control);
@@ -498,6 +501,20 @@ function isParked(pid: number): boolean {
   }
   const f = text.trim().split(" ");
   return f.length === 9 && f[0] === "202" && BigInt(f[1]!) === CONTROL_ADDRESS && BigInt(f[2]!) === 0n && BigInt(f[8]!) === PARK_PC;
+}
+
+/** struct kvm_regs order for the frame, built once per state (states are immutable; restores reuse them). */
+const regsOf = new WeakMap<CpuState, BigUint64Array>();
+function frameRegs(state: CpuState): BigUint64Array {
+  let regs = regsOf.get(state);
+  if (!regs) {
+    regs = new BigUint64Array(18);
+    regs.set(state.gprs.subarray(0, 16));
+    regs[REG_RIP] = state.rip;
+    regs[REG_RFLAGS] = state.rflags | RFLAGS_IF;
+    regsOf.set(state, regs);
+  }
+  return regs;
 }
 
 function initialState(rip: number, rsp: number): CpuState {
