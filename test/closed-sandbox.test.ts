@@ -6,8 +6,7 @@
  * a real parked VM reused by a second sandbox (needs KVM).
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { describe as kvmDescribe, test as kvmTest, before, after } from "./kvm.js";
+import { after, before, describe, test } from "node:test";
 import { Sandbox, SandboxBuilder, SandboxClosedError, type Snapshot } from "../src/index.js";
 import type { VirtualMachine } from "../src/hypervisor/virtual-machine.js";
 import type { SandboxParts } from "../src/sandbox/sandbox.js";
@@ -87,7 +86,7 @@ test("every public method of a closed sandbox throws SandboxClosedError and touc
   assert.doesNotThrow(() => sb.close(), "close() stays idempotent");
 });
 
-kvmDescribe("a closed sandbox and the sandbox that reuses its VM", () => {
+describe("a closed sandbox and the sandbox that reuses its VM", () => {
   let snap: Snapshot;
   before(async () => {
     const origin = await new SandboxBuilder().guest(guestPath("types")).maxGuestLogLevel("warn").build();
@@ -97,7 +96,7 @@ kvmDescribe("a closed sandbox and the sandbox that reuses its VM", () => {
   let successor: Sandbox | undefined;
   after(() => successor?.close());
 
-  kvmTest("the closed one refuses everything, and the successor keeps its log level, host functions and calls", async () => {
+  test("the closed one refuses everything, and the successor keeps its log level, host functions and calls", async () => {
     const closed = await Sandbox.fromSnapshot(snap);
     closed.close(); // parks its VM
     successor = await Sandbox.fromSnapshot(snap); // takes the parked VM

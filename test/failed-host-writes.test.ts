@@ -6,7 +6,7 @@
  * The host-side mechanism is unit-tested in host-writes.test.ts.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "./kvm.js";
+import { after, before, describe, test } from "node:test";
 import { ArgumentMismatchError, BufferTooSmallError, HostFunctionError, SandboxBuilder, type Sandbox, type Snapshot } from "../src/index.js";
 import { guestPath } from "./helpers.js";
 
