@@ -181,6 +181,17 @@ static napi_value vcpu_clear_interrupt(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* cpuTimeNs(): CPU time spent in KVM_RUN (CLOCK_THREAD_CPUTIME_ID) since the first cpuTimeNs() call, which returns 0 and starts counting */
+static napi_value vcpu_cpu_time(napi_env env, napi_callback_info info) {
+  napi_value self, out;
+  if (!get_args(env, info, 0, NULL, &self, "cpuTimeNs")) return NULL;
+  vcpu_t *v = vcpu_unwrap(env, self, "cpuTimeNs");
+  if (!v) return NULL;
+  __atomic_store_n(&v->account_cpu, true, __ATOMIC_RELEASE);
+  napi_create_double(env, (double)__atomic_load_n(&v->cpu_ns, __ATOMIC_ACQUIRE), &out);
+  return out;
+}
+
 /* close(): stops the thread, unmaps kvm_run, closes the fd */
 static napi_value vcpu_close(napi_env env, napi_callback_info info) {
   napi_value self;
@@ -282,6 +293,7 @@ void register_kvm_vcpu(napi_env env, napi_value exports) {
       {"interrupt", NULL, vcpu_interrupt, NULL, NULL, NULL, napi_default, NULL},
       {"clearInterrupt", NULL, vcpu_clear_interrupt, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, vcpu_close, NULL, NULL, NULL, napi_default, NULL},
+      {"cpuTimeNs", NULL, vcpu_cpu_time, NULL, NULL, NULL, napi_default, NULL},
       {"getRegs", NULL, get_regs, NULL, NULL, NULL, napi_default, NULL},
       {"setRegs", NULL, set_regs, NULL, NULL, NULL, napi_default, NULL},
       {"getSregs", NULL, get_sregs, NULL, NULL, NULL, napi_default, NULL},

@@ -90,6 +90,10 @@ typedef struct {
   bool free_pending;
   restore_plan_t restore;
   dirty_ring_t ring;
+  /* CPU time of the threads inside KVM_RUN, summed over runs once cpuTimeNs() asked for it
+   * (two clock reads per run otherwise saved). Atomic: the vCPU thread adds, JS reads. */
+  bool account_cpu;
+  uint64_t cpu_ns;
 } vcpu_t;
 
 void vcpu_free(vcpu_t *v);

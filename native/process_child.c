@@ -487,6 +487,20 @@ static napi_value process_terminate(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* processCpuTimeNs(pid): clock_gettime of the child's process CPU clock (clock_getcpuclockid), ns; -1 once it is gone. */
+static napi_value process_cpu_time(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  int32_t pid;
+  if (!get_args(env, info, 1, argv, NULL, "clock_gettime") || !arg_i32(env, argv[0], &pid) || pid <= 0)
+    return throw_message(env, "clock_gettime", "bad arguments");
+  clockid_t clock;
+  struct timespec ts;
+  double ns = -1;
+  if (clock_getcpuclockid(pid, &clock) == 0 && clock_gettime(clock, &ts) == 0) ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+  napi_create_double(env, ns, &out);
+  return out;
+}
+
 void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processSpawn", process_spawn);
   NAPI_EXPORT_FN(env, exports, "processResume", process_resume);
@@ -497,6 +511,7 @@ void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processKill", process_kill);
   NAPI_EXPORT_FN(env, exports, "processTerminate", process_terminate);
   NAPI_EXPORT_FN(env, exports, "processSetSpin", process_set_spin);
+  NAPI_EXPORT_FN(env, exports, "processCpuTimeNs", process_cpu_time);
   NAPI_EXPORT_FN(env, exports, "processInitFrame", process_init_frame);
   NAPI_EXPORT_FN(env, exports, "processWriteFrame", process_write_frame);
 }

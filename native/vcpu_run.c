@@ -105,6 +105,13 @@ static void record_exit(vcpu_t *v, int result, int err) {
   }
 }
 
+/* clock_gettime(CLOCK_THREAD_CPUTIME_ID): the calling thread's CPU time, ns. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* KVM_RUN once on the calling thread, with an optional deadline timer. */
 int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
   /* A restore deferred by TypeScript runs first, in this same crossing. */
@@ -113,6 +120,8 @@ int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
     if (copied < 0) return RUN_RESTORE_FAILED + copied;
   }
   bool timed = timeout_ns > 0 && arm_timer(timeout_ns);
+  bool account = __atomic_load_n(&v->account_cpu, __ATOMIC_ACQUIRE);
+  uint64_t cpu_before = account ? thread_cpu_ns() : 0;
   tls_run = v->run;
   v->runner = pthread_self();
   __atomic_store_n(&v->in_run, 1, __ATOMIC_SEQ_CST);
@@ -132,6 +141,7 @@ int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
   __atomic_store_n(&v->in_run, 0, __ATOMIC_SEQ_CST);
   tls_run = NULL;
   if (timed) disarm_timer();
+  if (account) __atomic_add_fetch(&v->cpu_ns, thread_cpu_ns() - cpu_before, __ATOMIC_RELEASE);
   record_exit(v, r, err);
   if (r < 0) return -err;
   /* A byte-sized `out` is the exit of every call: report it in the return value so the

@@ -158,6 +158,6 @@ buildSqliteGuest();
 buildBenchReference();
 buildTypeScript();
 if (!existsSync("/dev/kvm")) {
-  console.warn("[vmlet build] note: /dev/kvm does not exist on this machine; sandboxes need KVM to run (`npx vmlet doctor`).");
+  console.warn("[vmlet build] note: /dev/kvm does not exist on this machine; sandboxes run on the process backend (weaker isolation: `npx vmlet doctor`, docs/backends.md).");
 }
 log("done");

@@ -1,6 +1,6 @@
 /** vmlet: hardware-isolated micro-VM sandboxes for Node.js. The public API. */
 export { SandboxBuilder, createSandbox } from "./sandbox/builder.js";
-export type { SandboxStats } from "./sandbox/stats.js";
+export type { SandboxStats, HeapUsage } from "./sandbox/stats.js";
 export { Sandbox, type RestoreReport, type RestoreOptions, type DebugSession } from "./sandbox/sandbox.js";
 export type { DebugOptions } from "./debug/gdb-stub.js";
 export type { CallOptions } from "./sandbox/call-options.js";

@@ -49,7 +49,8 @@ test("guest header and host agree on the control block layout", () => {
     ["VMLET_CB_HEAP_ADDR", abi.CB.heapAddress], ["VMLET_CB_HEAP_SIZE", abi.CB.heapSize],
     ["VMLET_CB_MAX_LOG_LEVEL", abi.CB.maxLogLevel], ["VMLET_CB_RNG_SEED", abi.CB.rngSeed],
     ["VMLET_CB_RNG_GENERATION", abi.CB.rngGeneration], ["VMLET_CB_FN_TABLE_ADDR", abi.CB.fnTableAddress],
-    ["VMLET_CB_FN_COUNT", abi.CB.fnCount], ["VMLET_CB_GUEST_ABI", abi.CB.guestAbi], ["VMLET_CB_SIZE", abi.CB.size],
+    ["VMLET_CB_FN_COUNT", abi.CB.fnCount], ["VMLET_CB_GUEST_ABI", abi.CB.guestAbi],
+    ["VMLET_CB_HEAP_USED", abi.CB.heapUsed], ["VMLET_CB_HEAP_PEAK", abi.CB.heapPeak], ["VMLET_CB_SIZE", abi.CB.size],
   ];
   for (const [name, host] of pairs) assert.equal(value(name), host, name);
 });
@@ -91,7 +92,7 @@ test("ABI version 1 constants are pinned (read docs/abi.md before changing any)"
     {
       version: 1, controlBlock: 0x10000, imageBase: 0x100000,
       ports: [0x10, 0x11, 0x12, 0x13, 0x20],
-      magics: [0x544c4d56, 0x4d4c4d56], header: 24, controlBlockSize: 0x58,
+      magics: [0x544c4d56, 0x4d4c4d56], header: 24, controlBlockSize: 0x68,
       tags: { void: 0, i32: 1, u32: 2, i64: 3, u64: 4, f32: 5, f64: 6, bool: 7, string: 8, bytes: 9 },
     },
   );

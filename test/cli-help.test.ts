@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { runCli } from "../src/cli/cli.js";
+import { runCli, withGlobalJsonLast } from "../src/cli/cli.js";
 import { terminalLine, toJson, type Io } from "../src/cli/io.js";
 import { repoRoot } from "./helpers.js";
 
@@ -81,4 +81,18 @@ test("usage mistakes exit 2 naming the mistake, with the command's usage on stde
     else assert.equal(r.stdout, "", argv.join(" "));
   }
   assert.deepEqual(JSON.parse((await vmlet("doctor", "extra", "--json")).stdout), { error: { code: "USAGE", message: "unexpected argument: extra" } });
+});
+
+test("--json before the command is the same as after it (doctor, sdk-path, a usage error), and stays out of guest arguments after --", async () => {
+  const strip = (text: string): string => text.replace(/"(ms|elapsedMs|[a-zA-Z]*Ns)": [0-9.]+/g, "");
+  for (const command of [["doctor"], ["sdk-path"], ["snapshot", "ls", "/nonexistent-vmlet-dir"]]) {
+    const after = await vmlet(...command, "--json");
+    const before = await vmlet("--json", ...command);
+    assert.equal(before.status, after.status, command.join(" "));
+    assert.equal(strip(before.stdout), strip(after.stdout), command.join(" "));
+    assert.doesNotThrow(() => JSON.parse(before.stdout), command.join(" "));
+  }
+  assert.deepEqual(withGlobalJsonLast(["--json", "run", "d:t", "echo", "--", "--json"]), ["run", "d:t", "echo", "--json", "--", "--json"]);
+  assert.deepEqual(withGlobalJsonLast(["run", "d:t", "echo", "--", "--json"]), ["run", "d:t", "echo", "--", "--json"], "only leading flags move");
+  assert.deepEqual(withGlobalJsonLast(["--json"]), ["--json"]);
 });

@@ -260,6 +260,8 @@ describe("snapshot commands and run", () => {
     assert.match(expectExit(1, "run", "snaps:demo", "nope").stderr, /^vmlet: UNKNOWN_FUNCTION: guest has no function "nope" \(it exports: .*add\(i32, i32\) -> i32/m);
     assert.match(expectExit(1, "run", "snaps:demo", "read_address", "0").stderr, /^vmlet: GUEST_FAULT: /m);
     assert.match(expectExit(1, "run", "snaps:demo", "spin_forever", "--timeout-ms", "50").stderr, /^vmlet: TIMEOUT: /m);
+    assert.match(expectExit(1, "run", "snaps:demo", "spin_forever", "--cpu-time-ms", "50").stderr, /^vmlet: CPU_TIME_LIMIT: .*50 ms/m);
+    assert.match(expectExit(2, "run", "snaps:demo", "add", "1", "2", "--cpu-time-ms", "-3").stderr, /--cpu-time-ms/);
   });
 
   test("negative numbers are guest arguments, not options; -- passes anything (in-process)", async () => {
@@ -275,12 +277,18 @@ describe("snapshot commands and run", () => {
     assert.equal(await run("echo", "--", "-x"), "-x\n");
   });
 
-  test("what needs no backend is checked before one is opened: an unknown function, arguments, host functions", () => {
+  test("what needs no backend is checked before one is opened: an unknown function, arguments, host functions (run and snapshot create)", () => {
     // A VMLET_BACKEND no machine has: opening any backend fails, so these errors come first.
     const noBackend = { ...process.env, VMLET_BACKEND: "none-here" };
     assert.match(expectExitIn(noBackend, 1, "run", "snaps:demo", "nosuch").stderr, /^vmlet: UNKNOWN_FUNCTION: guest has no function "nosuch"/m);
     assert.match(expectExitIn(noBackend, 2, "run", "snaps:demo", "add", "1").stderr, /takes 2 arguments, got 1/);
     assert.match(expectExitIn(noBackend, 1, "run", "snaps:demo", "add", "1", "2").stderr, /^vmlet: INVALID_CONFIG: VMLET_BACKEND must be one of/m, "a call that passes the checks needs the backend");
+    // snapshot create reads the ELF's export table first: no sandbox is built for a --call that cannot run.
+    const demoElf = guestPath("demo");
+    assert.match(expectExitIn(noBackend, 1, "snapshot", "create", demoElf, "snaps", "never", "--call", "nosuch").stderr, /^vmlet: UNKNOWN_FUNCTION: guest has no function "nosuch"/m);
+    assert.match(expectExitIn(noBackend, 2, "snapshot", "create", demoElf, "snaps", "never", "--call", "add", "1", "2", "--call", "add", "x", "1").stderr, /argument 1 of add\(i32, i32\) -> i32: "x" is not an integer/);
+    assert.match(expectExitIn(noBackend, 1, "snapshot", "create", demoElf, "snaps", "never", "--call", "add", "1", "2").stderr, /^vmlet: INVALID_CONFIG: VMLET_BACKEND must be one of/m);
+    assert.equal(expectExit(0, "snapshot", "ls", "snaps").stdout.includes("never"), false, "nothing was saved");
   });
 
   test("a snapshot that needs host functions fails with the library's message", async () => {

@@ -70,6 +70,7 @@ function fakeParts(vm: VirtualMachine): SandboxParts {
     logger: () => undefined,
     maxGuestLogLevel: "info",
     timeoutMs: undefined,
+    cpuTimeMs: undefined,
     coreDumpDir: undefined,
   };
 }

@@ -43,7 +43,7 @@ test("guest ports and memory layout constants a snapshot's memory depends on", (
   assert.deepEqual(SYSTEM, { gdt: 0x1000, tss: 0x1100, idt: 0x2000, stubs: 0x3000, ring0Stack: { start: 0x5000, top: 0x8000 }, istStack: { start: 0x9000, top: 0xa000 } }, READ);
   assert.deepEqual(abi.CB, {
     magic: 0x00, abiVersion: 0x04, inputAddress: 0x08, inputSize: 0x10, outputSize: 0x14, outputAddress: 0x18, heapAddress: 0x20,
-    heapSize: 0x28, maxLogLevel: 0x30, fpuXsaveMask: 0x34, rngSeed: 0x38, rngGeneration: 0x40, fnTableAddress: 0x48, fnCount: 0x50, guestAbi: 0x54, size: 0x58,
+    heapSize: 0x28, maxLogLevel: 0x30, fpuXsaveMask: 0x34, rngSeed: 0x38, rngGeneration: 0x40, fnTableAddress: 0x48, fnCount: 0x50, guestAbi: 0x54, heapUsed: 0x58, heapPeak: 0x60, size: 0x68,
   }, READ);
 });
 

@@ -39,7 +39,9 @@
 #define VMLET_CB_FN_TABLE_ADDR 0x48 /* u64, guest-written at init */
 #define VMLET_CB_FN_COUNT 0x50      /* u32, guest-written at init */
 #define VMLET_CB_GUEST_ABI 0x54     /* u32, guest-written at init */
-#define VMLET_CB_SIZE 0x58
+#define VMLET_CB_HEAP_USED 0x58     /* u64, guest-written: heap bytes in use (block headers included) */
+#define VMLET_CB_HEAP_PEAK 0x60     /* u64, guest-written: the most heap_used has been */
+#define VMLET_CB_SIZE 0x68
 
 /* Message header (24 bytes) at the start of the input or output buffer. */
 #define VMLET_MSG_MAGIC 0   /* u32 */

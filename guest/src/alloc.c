@@ -42,7 +42,22 @@ typedef struct block {
 static char *heap_lo, *heap_hi; /* first block, sentinel block */
 static block *bins[NBINS];
 static uint64_t nonempty; /* bit i set iff bins[i] != NULL */
-static size_t used;
+static size_t used, peak;
+static volatile uint64_t *usage_out; /* {used, peak}, where the host reads them; NULL: nowhere */
+
+/* Shows the host (sb.stats()) how much of the heap is in use, after every change. */
+static void publish_usage(void) {
+  if (used > peak) peak = used;
+  if (usage_out) {
+    usage_out[0] = used;
+    usage_out[1] = peak;
+  }
+}
+
+void vmlet_heap_report_to(volatile uint64_t *out) {
+  usage_out = out;
+  publish_usage();
+}
 
 _Static_assert(sizeof(block) == 32, "block header layout");
 
@@ -131,7 +146,7 @@ void vmlet_heap_init(void *base, size_t size) {
   uintptr_t hi = ((uintptr_t)base + size) & ~(uintptr_t)15;
   for (int i = 0; i < NBINS; i++) bins[i] = NULL;
   nonempty = 0;
-  used = 0;
+  used = peak = 0;
   heap_lo = heap_hi = NULL;
   if ((uintptr_t)base + size < (uintptr_t)base || hi < lo + MIN_BLOCK + HDR) return; /* wraps or too small */
   heap_lo = (char *)lo;
@@ -168,6 +183,7 @@ void *malloc(size_t n) {
   at(b, have)->head |= PREV_INUSE;
   used += have;
   trim(b, size);
+  publish_usage();
   return (char *)b + HDR;
 }
 
@@ -196,6 +212,7 @@ void free(void *p) {
     b = pv;
   }
   make_free(b, size);
+  publish_usage();
 }
 
 /* realloc(p, 0) keeps a minimal block (like malloc(0)) rather than freeing,
@@ -207,6 +224,7 @@ void *realloc(void *p, size_t n) {
   if (!size) return NULL;
   if (size <= have) {
     trim(b, size);
+    publish_usage();
     return p;
   }
   block *nx = at(b, have);
@@ -219,6 +237,7 @@ void *realloc(void *p, size_t n) {
     b->head = (b->head & ~SIZE_MASK) | have;
     at(b, have)->head |= PREV_INUSE;
     trim(b, size);
+    publish_usage();
     return p;
   }
   void *q = malloc(n);

@@ -3,10 +3,13 @@
 #define VMLET_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Hands the heap region [base, base + size) to the allocator. Called once by
  * the startup code before any export runs; malloc returns NULL until then. */
 void vmlet_heap_init(void *base, size_t size);
+/* Where the allocator publishes {bytes in use, peak} after every change (the control block). */
+void vmlet_heap_report_to(volatile uint64_t *out);
 
 #if VMLET_PROFILE
 /* The allocator's entry points in the profiling library, wrapped by profile.c. */

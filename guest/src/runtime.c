@@ -83,6 +83,7 @@ void vmlet__main(void) {
   check_control_block();
   vmlet_heap_init((void *)(uintptr_t)VMLET_CB(uint64_t, VMLET_CB_HEAP_ADDR),
                   (size_t)VMLET_CB(uint64_t, VMLET_CB_HEAP_SIZE));
+  vmlet_heap_report_to(&VMLET_CB(uint64_t, VMLET_CB_HEAP_USED));
   VMLET_CB(uint64_t, VMLET_CB_FN_TABLE_ADDR) = (uint64_t)(uintptr_t)__start_vmlet_fns;
   VMLET_CB(uint32_t, VMLET_CB_FN_COUNT) = (uint32_t)(__stop_vmlet_fns - __start_vmlet_fns);
   VMLET_CB(uint32_t, VMLET_CB_GUEST_ABI) = VMLET_ABI_VERSION;

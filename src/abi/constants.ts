@@ -36,7 +36,9 @@ export const CB = {
   fnTableAddress: 0x48,
   fnCount: 0x50,
   guestAbi: 0x54,
-  size: 0x58,
+  heapUsed: 0x58,
+  heapPeak: 0x60,
+  size: 0x68,
 } as const;
 
 /** Message header byte offsets. */

@@ -38,7 +38,8 @@ commands:
   help [command]                  this text, or a command's details (also: <command> --help)
   --version                       print vmlet's version
 
---json (every command but demo): one JSON document on stdout and nothing else.
+--json (every command but demo; before or after the command): one JSON document on stdout
+and nothing else.
 <ref> is a tag or a manifest digest (sha256:<hex>, or a unique prefix of it).
 Exit status: 0 ok, 1 failure, 2 usage mistake. Details: docs/cli.md`;
 
@@ -124,10 +125,23 @@ export function wantsJson(argv: readonly string[]): boolean {
   return (end < 0 ? argv : argv.slice(0, end)).includes("--json");
 }
 
+/**
+ * `vmlet --json <command> …` means `vmlet <command> … --json`: the global flag moves behind
+ * the command's own arguments (before a `--`, after which everything is a guest argument).
+ */
+export function withGlobalJsonLast(argv: readonly string[]): readonly string[] {
+  let leading = 0;
+  while (argv[leading] === "--json") leading++;
+  if (leading === 0 || leading === argv.length) return argv;
+  const rest = argv.slice(leading);
+  const end = rest.indexOf("--");
+  return end < 0 ? [...rest, "--json"] : [...rest.slice(0, end), "--json", ...rest.slice(end)];
+}
+
 /** Runs one command line and returns its exit status; errors are printed, never thrown. */
 export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   try {
-    return await main(argv, io);
+    return await main(withGlobalJsonLast(argv), io);
   } catch (error) {
     return report(error, io);
   }

@@ -14,7 +14,7 @@ import { ProgressBar } from "./progress.js";
 import { resolveRef } from "./snapshot.js";
 import { findFunction, formatResult, jsonResult, parseCallArgs, type FunctionSignature } from "./values.js";
 
-export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--verify] [--max-memory N] [--core-dump DIR] [--mem-profile FILE]
+export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [--timeout-ms N] [--cpu-time-ms N] [--verify] [--max-memory N] [--core-dump DIR] [--mem-profile FILE]
   Loads snapshot <ref> (a tag, or a manifest digest sha256:<hex> or a unique prefix of it)
   from the OCI layout <dir>, resumes a sandbox from it and calls <fn> with the arguments,
   converted by the function's signature: i32/u32/f32/f64 numbers, i64/u64 integers,
@@ -22,7 +22,8 @@ export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [-
   decimal, bytes as hex). Put -- before arguments that start with - (negative numbers
   need not). No host functions can be registered from the command line: a snapshot that
   requires some fails with HOST_FUNCTIONS_INCOMPATIBLE.
-  --timeout-ms N   limit for the call
+  --timeout-ms N   limit for the call (wall clock; TIMEOUT)
+  --cpu-time-ms N  limit on the guest's CPU time for the call (CPU_TIME_LIMIT)
   --verify         hash every blob (the memory image too) before resuming
   --max-memory N   refuse a snapshot with more guest memory than N (bytes, or 512M / 8G;
                    default 4G): the snapshot does not get to decide what the host maps
@@ -32,7 +33,7 @@ export const RUN_USAGE = `usage: vmlet run <dir>:<ref> <fn> [arg…] [--json] [-
                    (gzipped pprof) to FILE; the guest must be built with VMLET_PROFILE=1`;
 
 const RUN_SPEC = {
-  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" }, "core-dump": { type: "string" }, "mem-profile": { type: "string" } },
+  options: { json: { type: "boolean" }, "timeout-ms": { type: "string" }, "cpu-time-ms": { type: "string" }, verify: { type: "boolean" }, "max-memory": { type: "string" }, "core-dump": { type: "string" }, "mem-profile": { type: "string" } },
   guestArguments: true,
 } as const;
 
@@ -48,6 +49,8 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   const { dir, ref: refText } = splitDirRef(target, RUN_USAGE);
   const timeout = stringFlag(args, "timeout-ms");
   const timeoutMs = timeout === undefined ? undefined : parseMs(timeout, "--timeout-ms", RUN_USAGE);
+  const cpu = stringFlag(args, "cpu-time-ms");
+  const cpuTimeMs = cpu === undefined ? undefined : parseMs(cpu, "--cpu-time-ms", RUN_USAGE);
   const memory = stringFlag(args, "max-memory");
   const limit = memory === undefined ? {} : { maxMemorySize: parsePositiveSize(memory, "--max-memory") };
   const ref = resolveRef(dir, refText);
@@ -56,7 +59,9 @@ export async function runCommand(argv: readonly string[], io: Io): Promise<numbe
   // After the load's own checks: an invalid snapshot says so before it says what it needs.
   requireSuperset(hostFunctions, new HostFunctionRegistry(), "Sandbox.fromSnapshot()");
   const coreDumpDir = stringFlag(args, "core-dump");
-  const sb = await Sandbox.fromSnapshot(snapshot, { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(coreDumpDir === undefined ? {} : { coreDumpDir }) });
+  const sb = await Sandbox.fromSnapshot(snapshot, {
+    ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(cpuTimeMs === undefined ? {} : { cpuTimeMs }), ...(coreDumpDir === undefined ? {} : { coreDumpDir }),
+  });
   const profileFile = stringFlag(args, "mem-profile");
   try {
     const result = await sb.call(fn.name, ...values).catch((error: unknown) => {

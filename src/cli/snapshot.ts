@@ -7,12 +7,13 @@ import { SnapshotLayout } from "../snapshot/file/layout-tools.js";
 import { SnapshotNotFoundError } from "../snapshot/file/errors.js";
 import { readBlob, readEntry, readIndex } from "../snapshot/file/reader.js";
 import { MAX_BYTES } from "../snapshot/file/format.js";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { checkRef, checkTag, expectPositionals, isDigestPrefix, parseArgs, parseMs, parseSize, stringFlag, UsageError, type ParsedArgs } from "./args.js";
 import { formatBytes, formatDate, shortDigest, table } from "./format.js";
 import type { Io } from "./io.js";
 import { ProgressBar } from "./progress.js";
-import { findFunction, formatResult, jsonResult, parseCallArgs } from "./values.js";
+import { exportedFunctions } from "./guest-types.js";
+import { findFunction, formatResult, jsonResult, parseCallArgs, type FunctionSignature } from "./values.js";
 
 export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
   create: `usage: vmlet snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N] [--timeout-ms N] [--json]
@@ -105,20 +106,49 @@ async function exportElf(args: ParsedArgs, usage: string, io: Io): Promise<numbe
   return 0;
 }
 
+/** The guest file's bytes, or undefined if it cannot be read (the builder then says why, with its usual error). */
+function readGuest(file: string): Uint8Array | undefined {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Each --call's function and arguments, from the ELF's export table; undefined if the file is unreadable or no guest. */
+function planCalls(guest: Uint8Array | undefined, calls: ParsedArgs["calls"]): FunctionSignature[] | undefined {
+  if (!guest) return undefined;
+  let signatures: string[];
+  try {
+    signatures = exportedFunctions(guest).map((f) => formatSignature(f.name, f));
+  } catch {
+    return undefined; // not a guest the export reader understands: building it says what is wrong
+  }
+  return calls.map((request) => {
+    const fn = findFunction(signatures, request.fn);
+    parseCallArgs(fn, request.args);
+    return fn;
+  });
+}
+
 async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> {
   const [elf, dir, tag] = expectPositionals(args, ["guest.elf", "dir", "tag"], usage) as [string, string, string];
   checkTag(tag, usage);
   const heap = stringFlag(args, "heap-size");
   const timeout = stringFlag(args, "timeout-ms");
   const timeoutMs = timeout === undefined ? undefined : parseMs(timeout, "--timeout-ms", usage);
-  const builder = new SandboxBuilder().guest(elf);
-  if (heap !== undefined) builder.heapSize(parseSize(heap, "--heap-size", usage));
+  const heapSize = heap === undefined ? undefined : parseSize(heap, "--heap-size", usage);
+  const guest = readGuest(elf);
+  // Every --call is checked against the ELF's export table before a sandbox is built.
+  const planned = planCalls(guest, args.calls);
+  const builder = new SandboxBuilder().guest(guest ?? elf);
+  if (heapSize !== undefined) builder.heapSize(heapSize);
   let sb: Sandbox | undefined;
   try {
     sb = await builder.build();
     const calls: Array<{ function: string; signature: string; args: string[]; result: ReturnType<typeof jsonResult>; type: string }> = [];
-    for (const request of args.calls) {
-      const fn = findFunction(sb.functions, request.fn);
+    for (const [i, request] of args.calls.entries()) {
+      const fn = planned?.[i] ?? findFunction(sb.functions, request.fn);
       const values = parseCallArgs(fn, request.args);
       const result = await sb.call(fn.name, ...values, ...(timeoutMs === undefined ? [] : [{ timeoutMs }])).catch((error: unknown) => {
         io.err(`vmlet: --call ${fn.name} failed; nothing was saved`);

@@ -17,6 +17,7 @@ export type ErrorCode =
   | "HOST_FUNCTION_THREW"
   | "HOST_FUNCTION_SIGNATURE"
   | "TIMEOUT"
+  | "CPU_TIME_LIMIT"
   | "CANCELLED"
   | "POISONED"
   | "SANDBOX_BUSY"
@@ -141,6 +142,14 @@ export class TimeoutError extends VmletError {
   readonly code = "TIMEOUT";
   constructor(readonly timeoutMs: number) {
     super(`guest call exceeded its timeout of ${timeoutMs} ms`);
+  }
+}
+
+/** The guest used more CPU time in one call than its `cpuTimeMs` allows (time it waited, e.g. for host functions, does not count). */
+export class CpuTimeLimitError extends VmletError {
+  readonly code = "CPU_TIME_LIMIT";
+  constructor(readonly cpuTimeMs: number) {
+    super(`guest call used more than its CPU-time limit of ${cpuTimeMs} ms`);
   }
 }
 

@@ -12,6 +12,7 @@ export function poisons(code: ErrorCode): boolean {
     case "GUEST_PROTOCOL":
     case "OUT_OF_MEMORY":
     case "TIMEOUT":
+    case "CPU_TIME_LIMIT":
     case "CANCELLED":
     case "HYPERVISOR":
       return true;

@@ -127,6 +127,12 @@ export interface VirtualMachine {
   /** Clears a pending interrupt before a new call. */
   clearInterrupt(): void;
   /**
+   * CPU time the guest has used, ns, counted from this VM's first cpuTimeNs() call (which
+   * may return 0 and start the count): only differences between two calls mean anything.
+   * KVM: the CPU time of the threads inside KVM_RUN. The process backend: the children's CPU time.
+   */
+  cpuTimeNs(): number;
+  /**
    * Makes sure no guest code runs until the next run() (after setCpuState or a restore),
    * before the host replaces guest memory under it. KVM: nothing runs outside run(). The
    * process backend: a child that is not parked is killed (a new one starts on demand).

@@ -14,6 +14,8 @@ export interface NativeVcpu {
   runAsync(timeoutNs: number): void;
   interrupt(): void;
   clearInterrupt(): void;
+  /** CPU time spent in KVM_RUN since the first call (which returns 0 and starts counting), ns. */
+  cpuTimeNs(): number;
   close(): void;
   getRegs(buf: Uint8Array): void;
   setRegs(buf: Uint8Array): void;
@@ -114,6 +116,8 @@ export interface NativeAddon {
   pagemapTakeUnprotected(fd: number, ranges: Float64Array, out: Uint32Array): number;
   /** How long every process-backend wait spins before it sleeps. */
   processSetSpin(ns: number): void;
+  /** The child's process CPU time (clock_getcpuclockid), ns; -1 once it is gone. */
+  processCpuTimeNs(pid: number): number;
   Vcpu: new (fd: number, mmapSize: number, exitRecord: BigUint64Array) => NativeVcpu;
   structSizes: { regs: number; sregs: number; fpu: number; xsave: number; events: number; cpuidEntry: number };
 }

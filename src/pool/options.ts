@@ -16,6 +16,8 @@ export interface SandboxPoolOptions {
   hostFunctions?: readonly HostFunctionDefinition[];
   /** Default per-call timeout in ms for every sandbox; none unless set. */
   timeoutMs?: number;
+  /** Default per-call CPU-time limit in ms for every sandbox; none unless set. */
+  cpuTimeMs?: number;
   /** Most verbose guest log level delivered. Default: the snapshot's level. */
   maxGuestLogLevel?: LogLevel;
   /** Receives guest log records. Default: stderr. */
@@ -34,7 +36,7 @@ export interface ResolvedPoolOptions {
 }
 
 export const MAX_POOL_SIZE = 1024;
-const KNOWN = ["size", "hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger", "acquireTimeoutMs", "backend"];
+const KNOWN = ["size", "hostFunctions", "timeoutMs", "cpuTimeMs", "maxGuestLogLevel", "guestLogger", "acquireTimeoutMs", "backend"];
 
 export function resolvePoolOptions(snapshot: unknown, options: unknown): ResolvedPoolOptions {
   if (!(snapshot instanceof Snapshot)) throw new InvalidConfigError("SandboxPool takes a Snapshot as its first argument (sandbox.snapshot())");
@@ -46,7 +48,7 @@ export function resolvePoolOptions(snapshot: unknown, options: unknown): Resolve
   const acquireTimeoutMs = o.acquireTimeoutMs === undefined ? undefined : timeout("acquireTimeoutMs", o.acquireTimeoutMs);
   // The per-sandbox fields: the same checks (and messages naming the option) as Sandbox.fromSnapshot.
   const sandbox: SnapshotSandboxConfig = {};
-  for (const key of ["hostFunctions", "timeoutMs", "maxGuestLogLevel", "guestLogger", "backend"] as const) {
+  for (const key of ["hostFunctions", "timeoutMs", "cpuTimeMs", "maxGuestLogLevel", "guestLogger", "backend"] as const) {
     if (o[key] !== undefined) (sandbox as Record<string, unknown>)[key] = o[key];
   }
   resolveSnapshotConfig(sandbox);

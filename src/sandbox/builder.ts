@@ -53,6 +53,12 @@ export class SandboxBuilder {
     return this;
   }
 
+  /** Default limit on the guest's CPU time for every call, in ms. */
+  cpuTimeMs(ms: number): this {
+    this.config.cpuTimeMs = ms;
+    return this;
+  }
+
   initTimeoutMs(ms: number): this {
     this.config.initTimeoutMs = ms;
     return this;

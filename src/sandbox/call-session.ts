@@ -9,7 +9,7 @@ import { readValues, receiveMessage, startMessage, finishMessage, writeMessage, 
 import { formatSignature, tagOf, typeOfTag, type GuestValue, type ReturnType } from "../abi/types.js";
 import { readValue, writeValue } from "../abi/values.js";
 import {
-  BufferTooSmallError, CancelledError, GuestAbortedError, GuestProtocolError, HostFunctionError, HostFunctionMissingError,
+  BufferTooSmallError, CancelledError, CpuTimeLimitError, GuestAbortedError, GuestProtocolError, HostFunctionError, HostFunctionMissingError,
   HostFunctionSignatureError, HypervisorError, OutOfMemoryError, TimeoutError, VmletError,
 } from "../errors/errors.js";
 import type { VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
@@ -38,10 +38,14 @@ export type Step =
 
 /** Interrupts land within a timer tick of the deadline; this much early still counts as expired. */
 const DEADLINE_SLACK_MS = 1;
+/** CPU time this close to the limit counts as used up: a shorter run would cost more in exits than it could give. */
+const CPU_SLACK_NS = 50_000;
 
 export class CallSession {
   private pendingError: VmletError | undefined;
   private readonly deadline: number | undefined;
+  /** The VM's CPU-time count when the call started (undefined without a CPU-time limit). */
+  private readonly cpuAtStart: number | undefined;
   /** Host functions this call invoked, for sb.stats(). */
   hostCalls = 0;
 
@@ -50,8 +54,10 @@ export class CallSession {
     private readonly name: string,
     private readonly returns: ReturnType,
     private readonly timeoutMs: number | undefined,
+    private readonly cpuTimeMs?: number,
   ) {
     this.deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    this.cpuAtStart = cpuTimeMs === undefined ? undefined : ctx.vm.cpuTimeNs();
   }
 
   /**
@@ -73,13 +79,31 @@ export class CallSession {
     return new TimeoutError(this.timeoutMs!);
   }
 
-  /** Nanoseconds left for the next run (0 = no limit); throws once the call is cancelled or late. */
+  /**
+   * Nanoseconds left for the next run (0 = no limit); throws once the call is cancelled,
+   * late or out of CPU time. A run's wall-clock limit is at most the CPU time left: the guest
+   * cannot use more CPU than wall-clock time, so the CPU check comes no later than needed.
+   */
   nextRunTimeoutNs(): number {
     if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
-    if (this.deadline === undefined) return 0;
-    const left = this.deadline - performance.now();
-    if (left <= 0) throw new TimeoutError(this.timeoutMs!);
-    return Math.max(1, Math.round(left * 1e6));
+    let limitNs = Infinity;
+    if (this.deadline !== undefined) {
+      const left = this.deadline - performance.now();
+      if (left <= 0) throw new TimeoutError(this.timeoutMs!);
+      limitNs = left * 1e6;
+    }
+    const cpuLeft = this.cpuLeftNs();
+    if (cpuLeft !== undefined) {
+      if (cpuLeft <= CPU_SLACK_NS) throw new CpuTimeLimitError(this.cpuTimeMs!);
+      limitNs = Math.min(limitNs, cpuLeft);
+    }
+    return limitNs === Infinity ? 0 : Math.max(1, Math.round(limitNs));
+  }
+
+  /** CPU time the call may still use, ns; undefined without a limit. */
+  private cpuLeftNs(): number | undefined {
+    if (this.cpuAtStart === undefined) return undefined;
+    return this.cpuTimeMs! * 1e6 - (this.ctx.vm.cpuTimeNs() - this.cpuAtStart);
   }
 
   onExit(exit: VmExit): Step {
@@ -139,7 +163,9 @@ export class CallSession {
   private onInterrupted(): Step {
     if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
     if (this.deadline !== undefined && performance.now() >= this.deadline - DEADLINE_SLACK_MS) throw new TimeoutError(this.timeoutMs!);
-    return { kind: "resume" }; // a stray signal: carry on
+    const cpuLeft = this.cpuLeftNs();
+    if (cpuLeft !== undefined && cpuLeft <= CPU_SLACK_NS) throw new CpuTimeLimitError(this.cpuTimeMs!);
+    return { kind: "resume" }; // a stray signal, or a CPU-time slice that waited more than it ran: carry on
   }
 
   private readReturn(): GuestValue | undefined {

@@ -26,6 +26,8 @@ export interface SandboxConfig {
   guestLogger?: GuestLogger;
   /** Default per-call timeout in ms; undefined = none. */
   timeoutMs?: number;
+  /** Default per-call limit on the guest's CPU time in ms (waits for host functions do not count); undefined = none. */
+  cpuTimeMs?: number;
   /** Limit for the guest's start-up (its constructors and vmlet_init), ms. Default 5000. */
   initTimeoutMs?: number;
   hostFunctions?: readonly HostFunctionDefinition[];
@@ -44,6 +46,7 @@ export interface ResolvedConfig {
   readonly maxGuestLogLevel: LogLevel;
   readonly guestLogger: GuestLogger | undefined;
   readonly timeoutMs: number | undefined;
+  readonly cpuTimeMs: number | undefined;
   readonly initTimeoutMs: number;
   readonly hostFunctions: readonly HostFunctionDefinition[];
   readonly backend: BackendChoice | undefined;
@@ -59,7 +62,7 @@ export const DEFAULTS = {
   initTimeoutMs: 5000,
 } as const;
 
-const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "initTimeoutMs", "hostFunctions", "backend", "coreDumpDir"];
+const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "cpuTimeMs", "initTimeoutMs", "hostFunctions", "backend", "coreDumpDir"];
 const GIB = 1 << 30;
 
 export function resolveConfig(config: SandboxConfig): ResolvedConfig {
@@ -76,6 +79,7 @@ export function resolveConfig(config: SandboxConfig): ResolvedConfig {
     maxGuestLogLevel: parseLogLevel(orDefault(config.maxGuestLogLevel, DEFAULTS.maxGuestLogLevel), "maxGuestLogLevel"),
     guestLogger: optionalFunction("guestLogger", config.guestLogger),
     timeoutMs: config.timeoutMs === undefined ? undefined : timeout("timeoutMs", config.timeoutMs),
+    cpuTimeMs: config.cpuTimeMs === undefined ? undefined : timeout("cpuTimeMs", config.cpuTimeMs),
     initTimeoutMs: timeout("initTimeoutMs", orDefault(config.initTimeoutMs, DEFAULTS.initTimeoutMs)),
     hostFunctions: checkHostFunctions(config.hostFunctions),
     backend: backendChoice("backend", config.backend),

@@ -54,6 +54,7 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
       logger: config.guestLogger ?? defaultGuestLogger,
       maxGuestLogLevel: config.maxGuestLogLevel,
       timeoutMs: config.timeoutMs,
+      cpuTimeMs: config.cpuTimeMs,
       coreDumpDir: config.coreDumpDir,
     });
   } catch (error) {

@@ -36,6 +36,7 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
     logger: config.guestLogger ?? defaultGuestLogger,
     maxGuestLogLevel: config.maxGuestLogLevel ?? snapshot.state.maxGuestLogLevel,
     timeoutMs: config.timeoutMs,
+    cpuTimeMs: config.cpuTimeMs,
     coreDumpDir: config.coreDumpDir,
   };
 }

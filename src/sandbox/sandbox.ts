@@ -45,7 +45,7 @@ import { popOptions, type CallOptions } from "./call-options.js";
 import { invokeHostAsync } from "./host-wait.js";
 import { timeout } from "./option-checks.js";
 import { typedGuest, type TypedGuest } from "./typed-guest.js";
-import { StatsCounter, type SandboxStats } from "./stats.js";
+import { StatsCounter, heapUsage, type HeapUsage, type SandboxStats } from "./stats.js";
 import { HostFunctionRegistry, hostFunctionFrom, type HostFunctionArgs, type HostFunctionDefinition, type HostFunctionImpl } from "./host-functions.js";
 import { levelNumber, parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
@@ -63,6 +63,7 @@ export interface SandboxParts {
   readonly logger: GuestLogger;
   readonly maxGuestLogLevel: LogLevel;
   readonly timeoutMs: number | undefined;
+  readonly cpuTimeMs: number | undefined;
   /** Where a guest fault or abort writes a core dump (docs/debugging.md); undefined: none. */
   readonly coreDumpDir: string | undefined;
 }
@@ -221,20 +222,21 @@ export class Sandbox {
     const options = popOptions(args);
     const fn = this.lookup(name, args);
     const timeoutMs = this.timeoutFor(options);
+    const cpuTimeMs = this.cpuTimeFor(options);
     const unwatch = this.watchSignal(name, options?.signal);
     this.enter();
     let session: CallSession | undefined;
     const run = this.countedRun;
     try {
       CallSession.writeCall(this.ctx, fn, args);
-      if (timeoutMs === undefined) {
+      if (timeoutMs === undefined && cpuTimeMs === undefined) {
         // Fast path: most calls are one run ending at READY, with no session state needed.
         const exit = run(0);
         if (exit.kind === "io-out" && exit.port === PORT_READY) return readReturn(this.ctx.output, name, fn.returns, undefined);
         session = new CallSession(this.ctx, name, fn.returns, undefined);
         return finishSync(this.vm, session, exit, run);
       }
-      session = new CallSession(this.ctx, name, fn.returns, timeoutMs);
+      session = new CallSession(this.ctx, name, fn.returns, timeoutMs, cpuTimeMs);
       return finishSync(this.vm, session, run(session.nextRunTimeoutNs()), run);
     } catch (error) {
       throw this.fail(error);
@@ -253,7 +255,7 @@ export class Sandbox {
     this.refuseIfClosed(`call "${name}"`);
     const options = popOptions(args);
     const fn = this.lookup(name, args);
-    const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options));
+    const session = new CallSession(this.ctx, name, fn.returns, this.timeoutFor(options), this.cpuTimeFor(options));
     const unwatch = this.watchSignal(name, options?.signal);
     this.enter();
     try {
@@ -280,7 +282,15 @@ export class Sandbox {
   stats(): SandboxStats {
     this.refuseIfClosed("read stats");
     const last = this.lastRestore;
-    return this.counter.snapshot(last && { pagesCopied: this.knownPagesCopied(last), remapped: last.remapped }, this.memorySize);
+    return this.counter.snapshot(last && { pagesCopied: this.knownPagesCopied(last), remapped: last.remapped }, this.memorySize, this.heapUsage());
+  }
+
+  /** The heap figures in the control block: the base image's while a deferred restore waits (memory is stale until it runs). */
+  private heapUsage(): HeapUsage {
+    const { layout, memory } = this.parts;
+    const at = layout.controlBlock + CB.heapUsed;
+    const words = this.vm.restorePending && this.base ? this.base.image.read(at, 16) : memory.bytes.subarray(at, at + 16);
+    return heapUsage(words, layout.heap.size);
   }
 
   /** A report's count, without running a deferred restore that is still pending (reading pagesCopied would). */
@@ -397,6 +407,11 @@ export class Sandbox {
   private timeoutFor(options: CallOptions | undefined): number | undefined {
     if (options?.timeoutMs !== undefined) return timeout("timeoutMs", options.timeoutMs);
     return this.parts.timeoutMs;
+  }
+
+  private cpuTimeFor(options: CallOptions | undefined): number | undefined {
+    if (options?.cpuTimeMs !== undefined) return timeout("cpuTimeMs", options.cpuTimeMs);
+    return this.parts.cpuTimeMs;
   }
 
   private enter(): void {

@@ -18,6 +18,8 @@ export interface SnapshotSandboxConfig {
   guestLogger?: GuestLogger;
   /** Default per-call timeout in ms; undefined = none. */
   timeoutMs?: number;
+  /** Default per-call limit on the guest's CPU time in ms; undefined = none. */
+  cpuTimeMs?: number;
   /** Which backend runs the sandbox: "auto" (default; also VMLET_BACKEND), "kvm" or "process". Any backend resumes any snapshot. */
   backend?: BackendChoice;
   /** Where a guest fault or abort writes an ELF core dump (docs/debugging.md). Default: VMLET_COREDUMP_DIR, else none. */
@@ -29,11 +31,12 @@ export interface ResolvedSnapshotConfig {
   readonly maxGuestLogLevel: LogLevel | undefined;
   readonly guestLogger: GuestLogger | undefined;
   readonly timeoutMs: number | undefined;
+  readonly cpuTimeMs: number | undefined;
   readonly backend: BackendChoice | undefined;
   readonly coreDumpDir: string | undefined;
 }
 
-const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "backend", "coreDumpDir"]);
+const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "cpuTimeMs", "backend", "coreDumpDir"]);
 const FROM_SNAPSHOT = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "initTimeoutMs", "memorySize"]);
 
 export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined): ResolvedSnapshotConfig {
@@ -50,6 +53,7 @@ export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined)
     maxGuestLogLevel: c.maxGuestLogLevel === undefined ? undefined : parseLogLevel(c.maxGuestLogLevel, "maxGuestLogLevel"),
     guestLogger: optionalFunction("guestLogger", c.guestLogger),
     timeoutMs: c.timeoutMs === undefined ? undefined : timeout("timeoutMs", c.timeoutMs),
+    cpuTimeMs: c.cpuTimeMs === undefined ? undefined : timeout("cpuTimeMs", c.cpuTimeMs),
     backend: backendChoice("backend", c.backend),
     coreDumpDir: coreDumpDir(c.coreDumpDir),
   };

@@ -21,6 +21,30 @@ export interface SandboxStats {
   readonly lastRestore: { readonly pagesCopied: number | undefined; readonly remapped: boolean } | undefined;
   /** Guest memory size, bytes. */
   readonly memorySize: number;
+  /** The guest heap, as the guest SDK's allocator reports it (control block; docs/abi.md). */
+  readonly heap: HeapUsage;
+}
+
+/**
+ * Guest heap figures, bytes. `used` and `peak` are what the guest wrote into its control
+ * block (clamped to `size`): a guest can only make its own figures wrong. Guests built with
+ * an SDK older than these fields report 0. After restore(), they are the snapshot's.
+ */
+export interface HeapUsage {
+  /** Bytes in allocated blocks, the allocator's headers included. */
+  readonly used: number;
+  /** The most `used` has been since the guest started (a snapshot keeps it). */
+  readonly peak: number;
+  /** The heap's size (`heapSize`, less what page alignment takes). */
+  readonly size: number;
+}
+
+/** Heap figures from the control block's HEAP_USED and HEAP_PEAK words. */
+export function heapUsage(words: Uint8Array, size: number): HeapUsage {
+  const view = new DataView(words.buffer, words.byteOffset, 16);
+  const clamp = (v: bigint): number => (v > BigInt(size) ? size : Number(v));
+  const used = clamp(view.getBigUint64(0, true));
+  return { used, peak: Math.max(used, clamp(view.getBigUint64(8, true))), size };
 }
 
 /** ms as a double: no BigInt allocated per run on the call path. */
@@ -52,7 +76,7 @@ export class StatsCounter {
     }
   }
 
-  snapshot(lastRestore: SandboxStats["lastRestore"], memorySize: number): SandboxStats {
-    return { calls: this.calls, guestTimeNs: Math.round(this.guestTimeMs * 1e6), exits: this.exits, hostCalls: this.hostCalls, lastRestore, memorySize };
+  snapshot(lastRestore: SandboxStats["lastRestore"], memorySize: number, heap: HeapUsage): SandboxStats {
+    return { calls: this.calls, guestTimeNs: Math.round(this.guestTimeMs * 1e6), exits: this.exits, hostCalls: this.hostCalls, lastRestore, memorySize, heap };
   }
 }

@@ -190,6 +190,10 @@ export class KvmMachine implements VirtualMachine {
   }
 
   /** Skipped unless an interrupt or a deadline timer could have set immediate_exit: it is a kernel-adjacent call on the hot path. */
+  cpuTimeNs(): number {
+    return this.vcpu.cpuTimeNs();
+  }
+
   clearInterrupt(): void {
     if (!this.interruptMayBePending) return;
     this.interruptMayBePending = false;

@@ -75,6 +75,11 @@ export class KvmVcpu {
     this.handle.clearInterrupt();
   }
 
+  /** CPU time of the threads inside KVM_RUN since the first call (CLOCK_THREAD_CPUTIME_ID), ns. */
+  cpuTimeNs(): number {
+    return this.handle.cpuTimeNs();
+  }
+
   /** KVM_GET_REGS */
   getRegs(): BigUint64Array {
     const regs = new BigUint64Array(REGS_SIZE / 8);

@@ -119,6 +119,8 @@ export class ProcessMachine implements VirtualMachine {
   private readonly dirtyBitmap: BigUint64Array;
   /** The child whose write log holds every page the guest wrote since memory last equalled the snapshot it restores (or since the last take). */
   private loggedChild: Child | undefined;
+  /** CPU time of the children this VM has ended, ns (cpuTimeNs() adds the live one). */
+  private endedChildrenCpuNs = 0;
   /** Pages with data in each image restored from, for the "auto" choice. */
   private readonly imageDataPages = new WeakMap<Uint8Array, number>();
   /** How the latest restore found its pages (tests). */
@@ -315,6 +317,11 @@ export class ProcessMachine implements VirtualMachine {
     this.addon.processInterrupt(this.control, this.child.pidfd);
   }
 
+  cpuTimeNs(): number {
+    const current = this.child ? this.addon.processCpuTimeNs(this.child.pid) : -1;
+    return this.endedChildrenCpuNs + Math.max(0, current);
+  }
+
   clearInterrupt(): void {
     this.mailbox.setUint32(MB.interrupt, 0, true);
   }
@@ -450,6 +457,7 @@ export class ProcessMachine implements VirtualMachine {
 
   /** Kills the child, stops its runner thread (whose wait then ends), reaps it; its exit status. */
   private endChild(child: Child): number {
+    this.endedChildrenCpuNs += Math.max(0, this.addon.processCpuTimeNs(child.pid));
     child.log?.close();
     if (this.loggedChild === child) this.loggedChild = undefined;
     this.addon.processTerminate(child.pidfd);
