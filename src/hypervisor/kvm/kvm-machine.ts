@@ -189,11 +189,11 @@ export class KvmMachine implements VirtualMachine {
     this.vcpu.interrupt();
   }
 
-  /** Skipped unless an interrupt or a deadline timer could have set immediate_exit: it is a kernel-adjacent call on the hot path. */
   cpuTimeNs(): number {
     return this.vcpu.cpuTimeNs();
   }
 
+  /** Skipped unless an interrupt or a deadline timer could have set immediate_exit: it is a kernel-adjacent call on the hot path. */
   clearInterrupt(): void {
     if (!this.interruptMayBePending) return;
     this.interruptMayBePending = false;
