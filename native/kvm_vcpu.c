@@ -166,6 +166,7 @@ static napi_value vcpu_interrupt(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 0, NULL, &self, "interrupt")) return NULL;
   vcpu_t *v = vcpu_unwrap(env, self, "interrupt");
   if (!v) return NULL;
+  __atomic_store_n(&v->kick_requested, 1, __ATOMIC_SEQ_CST); /* before the signal: its handler's effect must not look stray */
   __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
   if (__atomic_load_n(&v->in_run, __ATOMIC_SEQ_CST)) pthread_kill(v->runner, vcpu_kick_signal());
   return make_undefined(env);
@@ -177,6 +178,7 @@ static napi_value vcpu_clear_interrupt(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 0, NULL, &self, "clearInterrupt")) return NULL;
   vcpu_t *v = vcpu_unwrap(env, self, "clearInterrupt");
   if (!v) return NULL;
+  __atomic_store_n(&v->kick_requested, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
   return make_undefined(env);
 }

@@ -32,6 +32,8 @@ enum dirty_mode { DIRTY_BITMAP, DIRTY_MANUAL, DIRTY_RING };
 
 /* run() result when a pending restore failed before KVM_RUN: RUN_RESTORE_FAILED - errno (negative). */
 #define RUN_RESTORE_FAILED (-0x20000)
+/* run() result when the deadline timer could not be armed (the guest did not run): RUN_TIMER_FAILED - errno. */
+#define RUN_TIMER_FAILED (-0x10000)
 
 /* What a restore needs, registered once (vcpu_restore.c). Buffers belong to TypeScript. */
 typedef struct {
@@ -75,6 +77,8 @@ typedef struct {
   /* Who is inside KVM_RUN right now, so interrupt() can signal it. */
   pthread_t runner;
   int in_run;
+  /* interrupt() was called and clearInterrupt() not yet: an exit request that is not stray. */
+  int kick_requested;
   /* The dedicated thread for async runs, created on first use. */
   bool has_thread;
   pthread_t thread;

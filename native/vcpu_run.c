@@ -112,6 +112,25 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether an exit request now is real: interrupt() asked for one, or the deadline passed. */
+static bool exit_wanted(vcpu_t *v, uint64_t deadline) {
+  return __atomic_load_n(&v->kick_requested, __ATOMIC_SEQ_CST) || (deadline && monotonic_ns() >= deadline);
+}
+
+/* Drops an immediate_exit that only a stray kick signal (one vmlet did not send) set. Cleared
+ * first and then re-checked: a real kick or the deadline timer landing in between is kept. */
+static void drop_stray_exit_request(vcpu_t *v, uint64_t deadline) {
+  if (exit_wanted(v, deadline)) return;
+  __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+  if (exit_wanted(v, deadline)) __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+}
+
 /* KVM_RUN once on the calling thread, with an optional deadline timer. */
 int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
   /* A restore deferred by TypeScript runs first, in this same crossing. */
@@ -119,16 +138,26 @@ int vcpu_run_once(vcpu_t *v, uint64_t timeout_ns) {
     int copied = vcpu_restore_now(v, true);
     if (copied < 0) return RUN_RESTORE_FAILED + copied;
   }
-  bool timed = timeout_ns > 0 && arm_timer(timeout_ns);
+  /* A deadline that cannot be armed (timer_create or timer_settime refused, e.g. RLIMIT_SIGPENDING)
+   * fails the run before the guest runs: never a run without the deadline the caller asked for. */
+  uint64_t deadline = timeout_ns > 0 ? monotonic_ns() + timeout_ns : 0;
+  if (timeout_ns > 0 && !arm_timer(timeout_ns)) return RUN_TIMER_FAILED - (errno ? errno : EAGAIN);
+  bool timed = timeout_ns > 0;
   bool account = __atomic_load_n(&v->account_cpu, __ATOMIC_ACQUIRE);
   uint64_t cpu_before = account ? thread_cpu_ns() : 0;
   tls_run = v->run;
   v->runner = pthread_self();
   __atomic_store_n(&v->in_run, 1, __ATOMIC_SEQ_CST);
+  drop_stray_exit_request(v, deadline);
   int r, err;
   for (;;) {
     r = ioctl(v->fd, KVM_RUN, 0);
     err = errno;
+    /* EINTR that neither interrupt() nor the deadline asked for: a stray signal. Run on. */
+    if (r < 0 && err == EINTR && !exit_wanted(v, deadline)) {
+      drop_stray_exit_request(v, deadline);
+      continue;
+    }
     /* The guest dirtied more pages than the ring holds: collect them and go on. */
     if (r < 0 || v->run->exit_reason != KVM_EXIT_DIRTY_RING_FULL || !v->ring.gfns) break;
     int e = dirty_ring_spill(v);

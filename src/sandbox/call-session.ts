@@ -117,6 +117,9 @@ export class CallSession {
       case "internal-error":
         throw new HypervisorError("KVM_RUN", undefined, `internal error (suberror ${exit.suberror}) while running "${this.name}"`);
       case "error":
+        if (exit.operation === "timer_create") {
+          throw new HypervisorError("timer_create", `errno ${exit.errno}`, `could not arm the deadline timer for "${this.name}" (errno ${exit.errno}; is RLIMIT_SIGPENDING, \`ulimit -i\`, used up?): the guest did not run`);
+        }
         if (exit.operation) throw new HypervisorError(exit.operation, `errno ${exit.errno}`, `the deferred restore failed (errno ${exit.errno}) before "${this.name}" ran`);
         throw new HypervisorError("KVM_RUN", `errno ${exit.errno}`, `the vCPU could not run (errno ${exit.errno}) during "${this.name}"`);
       case "lost":

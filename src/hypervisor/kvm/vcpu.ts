@@ -26,6 +26,8 @@ const EINTR = 4;
 
 /** run() result when a restore deferred into the run failed: RUN_RESTORE_FAILED - errno (native/kvm_vcpu.h). */
 const RUN_RESTORE_FAILED = -0x20000;
+/** run() result when the deadline timer could not be armed, before the guest ran: RUN_TIMER_FAILED - errno (native/kvm_vcpu.h). */
+const RUN_TIMER_FAILED = -0x10000;
 /** Which call of a deferred restore failed (ctl[CTL_ERROP], native/kvm_vcpu.h). */
 const RESTORE_OPS = ["restore", "KVM_GET_DIRTY_LOG", "KVM_CLEAR_DIRTY_LOG", "KVM_SET_REGS", "KVM_SET_XSAVE"];
 
@@ -175,6 +177,7 @@ export class KvmVcpu {
     const r = this.exitRecord;
     if (code < 0) {
       if (code <= RUN_RESTORE_FAILED) return { kind: "error", errno: RUN_RESTORE_FAILED - code, operation: RESTORE_OPS[this.restoreErrorOp()] ?? "restore" };
+      if (code <= RUN_TIMER_FAILED) return { kind: "error", errno: RUN_TIMER_FAILED - code, operation: "timer_create" };
       if (-code === EINTR) return { kind: "interrupted" };
       return { kind: "error", errno: -code };
     }
