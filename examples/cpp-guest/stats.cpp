@@ -5,8 +5,8 @@
 
 namespace {
 
-// Templates, classes, constexpr and lambdas work; the C++ standard library does not
-// exist here (no <vector>, no new/delete: use malloc, or memory you own).
+// Templates, classes, constexpr, lambdas and new/delete work; the C++ standard library
+// does not exist here (no <vector>, <string>): <new> is the one C++ header the SDK has.
 template <typename T>
 constexpr T smaller(T a, T b) { return a < b ? a : b; }
 

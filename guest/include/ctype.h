@@ -2,6 +2,8 @@
 #ifndef VMLET_CTYPE_H
 #define VMLET_CTYPE_H
 
+#include "vmlet_c_begin.h"
+
 int isalnum(int c);
 int isalpha(int c);
 int isblank(int c);
@@ -17,5 +19,7 @@ int isxdigit(int c);
 int isascii(int c);
 int tolower(int c);
 int toupper(int c);
+
+#include "vmlet_c_end.h"
 
 #endif

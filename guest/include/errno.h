@@ -2,6 +2,8 @@
 #ifndef VMLET_ERRNO_H
 #define VMLET_ERRNO_H
 
+#include "vmlet_c_begin.h"
+
 extern int errno;
 
 #define EPERM 1
@@ -52,5 +54,7 @@ extern int errno;
 #define EOPNOTSUPP ENOTSUP
 #define ETIMEDOUT 110
 #define ECANCELED 125
+
+#include "vmlet_c_end.h"
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef VMLET_INTTYPES_H
 #define VMLET_INTTYPES_H
 
+#include "vmlet_c_begin.h"
+
 #include <stdint.h>
 
 typedef struct { intmax_t quot, rem; } imaxdiv_t;
@@ -42,5 +44,7 @@ uintmax_t strtoumax(const char *restrict s, char **restrict end, int base);
 #define PRIuFAST32 "lu"
 #define PRIdLEAST32 "d"
 #define PRIuLEAST32 "u"
+
+#include "vmlet_c_end.h"
 
 #endif

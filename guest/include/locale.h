@@ -2,6 +2,8 @@
 #ifndef VMLET_LOCALE_H
 #define VMLET_LOCALE_H
 
+#include "vmlet_c_begin.h"
+
 #include <stddef.h>
 
 struct lconv {
@@ -22,5 +24,7 @@ struct lconv {
 
 char *setlocale(int category, const char *locale);
 struct lconv *localeconv(void);
+
+#include "vmlet_c_end.h"
 
 #endif

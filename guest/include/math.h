@@ -9,6 +9,8 @@
 #ifndef VMLET_MATH_H
 #define VMLET_MATH_H
 
+#include "vmlet_c_begin.h"
+
 typedef float float_t;
 typedef double double_t;
 
@@ -100,5 +102,7 @@ float nanf(const char *tag);
 double nexttoward(double x, long double y);
 float nexttowardf(float x, long double y);
 long double fabsl(long double x);
+
+#include "vmlet_c_end.h"
 
 #endif

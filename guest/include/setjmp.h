@@ -2,6 +2,8 @@
 #ifndef VMLET_SETJMP_H
 #define VMLET_SETJMP_H
 
+#include "vmlet_c_begin.h"
+
 typedef long jmp_buf[8];
 typedef long sigjmp_buf[8];
 
@@ -12,5 +14,7 @@ _Noreturn void longjmp(jmp_buf env, int value);
 /* No signals in a guest: the mask argument is ignored. */
 #define sigsetjmp(env, savemask) setjmp(env)
 #define siglongjmp longjmp
+
+#include "vmlet_c_end.h"
 
 #endif

@@ -6,6 +6,8 @@
 #ifndef VMLET_STDIO_H
 #define VMLET_STDIO_H
 
+#include "vmlet_c_begin.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -66,5 +68,7 @@ int ferror(FILE *f);
 void clearerr(FILE *f);
 int remove(const char *path);
 int rename(const char *from, const char *to);
+
+#include "vmlet_c_end.h"
 
 #endif

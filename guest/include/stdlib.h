@@ -2,6 +2,8 @@
 #ifndef VMLET_STDLIB_H
 #define VMLET_STDLIB_H
 
+#include "vmlet_c_begin.h"
+
 #include <stddef.h>
 
 #define EXIT_SUCCESS 0
@@ -18,6 +20,10 @@ void *calloc(size_t count, size_t size);
 void *realloc(void *p, size_t n);
 void *reallocarray(void *p, size_t count, size_t size);
 void free(void *p);
+/* Memory aligned to `align` (a power of two); freed with free(). NULL for a bad alignment or no memory. */
+void *aligned_alloc(size_t align, size_t n);
+/* The same, POSIX style: 0, EINVAL (align not a power of two times sizeof(void *)) or ENOMEM. */
+int posix_memalign(void **out, size_t align, size_t n);
 
 _Noreturn void abort(void);
 /* A guest has no process to end: exit() and _Exit() abort the sandbox with the status. */
@@ -52,5 +58,7 @@ void *bsearch(const void *key, const void *base, size_t n, size_t size, int (*cm
 /* rand(): a seeded generator, the same sequence for the same srand() seed. */
 int rand(void);
 void srand(unsigned seed);
+
+#include "vmlet_c_end.h"
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef VMLET_STRING_H
 #define VMLET_STRING_H
 
+#include "vmlet_c_begin.h"
+
 #include <stddef.h>
 #include <strings.h>
 
@@ -42,5 +44,7 @@ char *strdup(const char *s);
 char *strndup(const char *s, size_t n);
 char *strerror(int errnum);
 int strerror_r(int errnum, char *buf, size_t n);
+
+#include "vmlet_c_end.h"
 
 #endif

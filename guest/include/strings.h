@@ -2,6 +2,8 @@
 #ifndef VMLET_STRINGS_H
 #define VMLET_STRINGS_H
 
+#include "vmlet_c_begin.h"
+
 #include <stddef.h>
 
 int strcasecmp(const char *a, const char *b);
@@ -9,5 +11,7 @@ int strncasecmp(const char *a, const char *b, size_t n);
 int ffs(int i);
 void bzero(void *d, size_t n);
 int bcmp(const void *a, const void *b, size_t n);
+
+#include "vmlet_c_end.h"
 
 #endif

@@ -7,6 +7,8 @@
 #ifndef VMLET_TIME_H
 #define VMLET_TIME_H
 
+#include "vmlet_c_begin.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,5 +45,7 @@ struct tm *gmtime_r(const time_t *restrict t, struct tm *restrict out);
 struct tm *localtime(const time_t *t);
 struct tm *localtime_r(const time_t *restrict t, struct tm *restrict out);
 size_t strftime(char *restrict s, size_t max, const char *restrict fmt, const struct tm *restrict tm);
+
+#include "vmlet_c_end.h"
 
 #endif

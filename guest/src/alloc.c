@@ -11,6 +11,8 @@
  * block O(1) apart from a short first-fit scan of the request's own bin.
  * A size-0 in-use sentinel block ends the heap.
  */
+#include <stdlib.h>
+
 #include "internal.h"
 #include "vmlet.h"
 
@@ -245,6 +247,42 @@ void *realloc(void *p, size_t n) {
   memcpy(q, p, have - HDR);
   free(p);
   return q;
+}
+
+/* An ordinary block of n bytes whose payload p has p + offset at a multiple of `align` (a
+ * power of two above 16; offset a multiple of 16 below it): malloc enough to find such a p
+ * at least one minimal block past the start, free the leading gap as a block of its own,
+ * and trim the tail. free() and realloc() see a normal block. */
+void *vmlet__aligned_block(size_t align, size_t offset, size_t n) {
+  size_t heap = heap_lo ? (size_t)(heap_hi - heap_lo) : 0;
+  if (align > heap || n > heap - align) return NULL; /* also keeps the sum below from wrapping */
+  char *p = malloc(n + align + MIN_BLOCK);
+  if (!p || ((uintptr_t)p + offset) % align == 0) return p;
+  block *b = block_of(p, "aligned_alloc");
+  char *want = (char *)((((uintptr_t)p + offset + MIN_BLOCK + align - 1) & ~(uintptr_t)(align - 1)) - offset);
+  block *a = (block *)(want - HDR);
+  size_t gap = (size_t)((char *)a - (char *)b), have = bsize(b);
+  a->head = MAGIC | (have - gap) | INUSE; /* the gap before it becomes free: PREV_INUSE clear */
+  used -= gap;
+  make_free(b, gap); /* b's predecessor is in use: b was a free block, and free blocks are merged */
+  trim(a, block_size(n));
+  publish_usage();
+  return want;
+}
+
+#if !VMLET_PROFILE /* the profiling library's own aligned_alloc puts its prefix before the payload */
+void *aligned_alloc(size_t align, size_t n) {
+  if (align == 0 || (align & (align - 1))) return NULL;
+  return align <= HDR ? malloc(n) : vmlet__aligned_block(align, 0, n);
+}
+#endif
+
+int posix_memalign(void **out, size_t align, size_t n) {
+  if (align < sizeof(void *) || (align & (align - 1))) return 22; /* EINVAL */
+  void *p = aligned_alloc(align, n);
+  if (!p) return 12; /* ENOMEM */
+  *out = p;
+  return 0;
 }
 
 size_t vmlet_heap_used(void) { return used; }

@@ -10,6 +10,8 @@
 void vmlet_heap_init(void *base, size_t size);
 /* Where the allocator publishes {bytes in use, peak} after every change (the control block). */
 void vmlet_heap_report_to(volatile uint64_t *out);
+/* A heap block of n bytes whose payload p has p + offset aligned to `align` (> 16). */
+void *vmlet__aligned_block(size_t align, size_t offset, size_t n);
 
 #if VMLET_PROFILE
 /* The allocator's entry points in the profiling library, wrapped by profile.c. */

@@ -159,6 +159,12 @@ void *realloc(void *p, size_t n) {
   return track(raw, n, fp);
 }
 
+void *aligned_alloc(size_t align, size_t n) {
+  if (align == 0 || (align & (align - 1)) || n > SIZE_MAX - sizeof(prefix)) return NULL;
+  prefix *raw = align <= sizeof(prefix) ? vmlet__heap_malloc(n + sizeof(prefix)) : vmlet__aligned_block(align, sizeof(prefix), n + sizeof(prefix));
+  return track(raw, n, (uintptr_t)__builtin_frame_address(0));
+}
+
 void free(void *p) {
   if (!p) return;
   prefix old = ((prefix *)p)[-1]; /* free() reuses these bytes for its list links */
