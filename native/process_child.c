@@ -209,6 +209,7 @@ static napi_value process_write_frame(napi_env env, napi_callback_info info) {
   frame_fpu(f, image, image_len);
   f->fs_base = fs;
   f->gs_base = gs;
+  f->set_fs = 1; /* a state the host chose: the park loop loads its FS base even without FSGSBASE */
   return make_undefined(env);
 }
 
@@ -219,8 +220,11 @@ static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance) {
   memcpy(regs, (const void *)mb->regs, sizeof regs); /* once: the guest could change them */
   frame_registers(f, regs, rip_advance);
   frame_fpu(f, mb->xsave, MB_XSAVE_SIZE);
-  f->fs_base = mb->fs_base;
-  f->gs_base = mb->gs_base;
+  if (f->fsgsbase) { /* what the guest had (rdfsbase); without FSGSBASE the host's bases stand */
+    f->fs_base = mb->fs_base;
+    f->gs_base = mb->gs_base;
+  }
+  f->set_fs = 0; /* the guest goes on with the FS base it has */
 }
 
 /* posix_spawn of the helper with guest memory as fd 3 and the control memfd as fd 4, nothing else open; returns [pidfd, pid]. */

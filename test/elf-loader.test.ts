@@ -4,13 +4,14 @@
  * that names the problem. Also parses a real gcc-built static binary and fuzzes
  * the parser with seeded random mutations.
  */
-import { test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadElf, parseElf, readSymbols, type ElfLimits } from "../src/mem/elf.js";
+import { tlsBlockSize } from "../src/mem/thread-block.js";
 import { BadGuestBinaryError } from "../src/errors/errors.js";
 
 const PF_X = 1;
@@ -19,6 +20,7 @@ const PF_R = 4;
 const PT_LOAD = 1;
 const PT_INTERP = 3;
 const PT_NOTE = 4;
+const PT_TLS = 7;
 const PT_GNU_STACK = 0x6474e551;
 const STT_OBJECT = 1;
 const STT_FUNC = 2;
@@ -324,6 +326,48 @@ test("rejects too many PT_LOAD segments", () => {
 
 test("rejects p_align that is not a power of two", () => {
   assertRejected(withSegments([{ vaddr: 0x100000, flags: PF_R | PF_X, data: CODE, align: 3 }]), /p_align.*power of two/);
+});
+
+/** The valid image plus a PT_TLS segment (its initial image is the data segment's bytes unless `data` says otherwise). */
+function withTls(tls: Partial<SegmentSpec>): Uint8Array {
+  const spec = validSpec();
+  spec.segments.push({ type: PT_TLS, vaddr: 0x101000, flags: PF_R, data: DATA, memSize: 0x40, align: 8, ...tls });
+  return buildElf(spec);
+}
+
+describe("PT_TLS", () => {
+  test("is read: its file bytes, memory size and alignment; an image without one has none", () => {
+    assert.equal(parseElf(buildElf(validSpec()), LIMITS).tls, undefined);
+    const tls = parseElf(withTls({}), LIMITS).tls;
+    assert.deepEqual({ ...tls, fileOffset: 0 }, { fileOffset: 0, fileSize: 8, memSize: 0x40, align: 8 });
+    assert.equal(tlsBlockSize(tls), 0x40);
+    assert.equal(tlsBlockSize(parseElf(withTls({ memSize: 0x41, align: 16 }), LIMITS).tls), 0x50, "rounded up to its alignment");
+    assert.equal(parseElf(withTls({ align: 0, data: new Uint8Array(), memSize: 0 }), LIMITS).tls?.align, 1, "p_align 0 means no alignment");
+  });
+
+  const hostile: Array<[string, Partial<SegmentSpec>, RegExp]> = [
+    ["a file size above its memory size", { memSize: 4 }, /PT_TLS segment 3: fileSize 0x8 exceeds memSize 0x4/],
+    ["a file range past the end of the file", { offset: 0x100000 }, /PT_TLS segment 3: file range .* past end of file/],
+    ["a huge file size", { fileSize: 2n ** 63n, memSize: 2n ** 64n - 1n }, /PT_TLS segment 3: file range .* past end of file/],
+    ["a memory size a double cannot hold", { memSize: 2n ** 60n }, /PT_TLS segment 3 memSize .* too large/],
+    ["an alignment that is not a power of two", { align: 24 }, /PT_TLS segment 3: p_align 0x18 is not a power of two/],
+    ["an alignment above a page", { align: 0x2000, vaddr: 0x102000 }, /PT_TLS segment 3: p_align 0x2000 is above the page size/],
+    ["a vaddr off its alignment", { vaddr: 0x101004 }, /PT_TLS segment 3: vaddr 0x101004 is not a multiple of p_align 0x8/],
+  ];
+  for (const [name, tls, problem] of hostile) {
+    test(`rejects ${name}`, () => assertRejected(withTls(tls), problem));
+  }
+
+  test("rejects two PT_TLS segments", () => {
+    const spec = validSpec();
+    for (let i = 0; i < 2; i++) spec.segments.push({ type: PT_TLS, vaddr: 0x101000, flags: PF_R, data: DATA, align: 8 });
+    assertRejected(buildElf(spec), /2 PT_TLS segments \(at most one\)/);
+  });
+
+  test("thread-local data larger than the area below the thread pointer is a BadGuestBinaryError", () => {
+    const tls = parseElf(withTls({ memSize: 1 << 20 }), LIMITS).tls;
+    assert.throws(() => tlsBlockSize(tls), (e: unknown) => e instanceof BadGuestBinaryError && /does not fit the \d+ bytes/.test(e.message));
+  });
 });
 
 test("parses a real gcc-built static ELF", (t) => {

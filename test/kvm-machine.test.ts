@@ -22,7 +22,7 @@ function machineWith(code: number[], options: { noIdt?: boolean } = {}): { vm: K
   const idt = options.noIdt ? { base: setup.idt.base, limit: 0 } : setup.idt;
   vm.configure({ ...setup, idt, pml4Address: buildPageTables(vm.memory, layout) });
   vm.memory.set(code, IMAGE_BASE);
-  vm.start(IMAGE_BASE, layout.stack.top);
+  vm.start(IMAGE_BASE, layout.stack.top, 0);
   return { vm, data: IMAGE_BASE + 0x1000, stackTop: layout.stack.top };
 }
 

@@ -182,6 +182,26 @@ describe("config values", () => {
     }, "SNAPSHOT_INVALID", /rsp/],
     ["RFLAGS with IOPL 3", (c) => ((c.cpuState as Obj).rflags = "0x3202"), "SNAPSHOT_INVALID", /rflags/],
     ["a non-canonical FS base", (c) => ((c.cpuState as Obj).fsBase = "0x800000000000"), "SNAPSHOT_INVALID", /fsBase/],
+    ["an FS base in guest memory but not at the thread pointer", (c) => ((c.cpuState as Obj).fsBase = "0x106000"), "SNAPSHOT_INVALID", /fsBase: 0x106000 is not the guest's thread pointer \(0xfe000\)/],
+    ["an FS base of 0 with a thread block", (c) => ((c.cpuState as Obj).fsBase = "0x0"), "SNAPSHOT_INVALID", /fsBase/],
+    ["the thread block dropped from the layout (an old layout) with a thread pointer as FS base", (c) => {
+      const layout = c.layout as Obj;
+      layout.regions = (layout.regions as Obj[]).filter((r) => r.name !== "thread-local storage");
+    }, "SNAPSHOT_INVALID", /fsBase: 0xfe000 is not the guest's thread pointer \(0x0\)/],
+    ["a thread block that grew", (c) => {
+      const block = ((c.layout as Obj).regions as Obj[]).find((r) => r.name === "thread-local storage")!;
+      block.start = (block.start as number) - 0x1000;
+      block.size = (block.size as number) + 0x1000;
+    }, "SNAPSHOT_INVALID", /layout/],
+    ["a thread block that moved", (c) => {
+      const block = ((c.layout as Obj).regions as Obj[]).find((r) => r.name === "thread-local storage")!;
+      block.start = (block.start as number) + 0x1000;
+    }, "SNAPSHOT_INVALID", /layout/],
+    ["a thread block larger than its area", (c) => {
+      const block = ((c.layout as Obj).regions as Obj[]).find((r) => r.name === "thread-local storage")!;
+      block.start = 0;
+      block.size = 0xff000;
+    }, "SNAPSHOT_INVALID", /thread-local data must be 0 to/],
     ["a short XSAVE area", (c) => ((c.cpuState as Obj).xsave = Buffer.alloc(512).toString("base64")), "SNAPSHOT_INVALID", /xsave/],
     ["15 registers", (c) => ((c.cpuState as Obj).gprs as string[]).pop(), "SNAPSHOT_INVALID", /gprs/],
     ["a register that is not hex", (c) => (((c.cpuState as Obj).gprs as string[])[0] = "12"), "SNAPSHOT_INVALID", /gprs\[0\]/],

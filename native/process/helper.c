@@ -6,15 +6,17 @@
  * control memfd (fd 4: mailbox, resume frame, signal stack; see mailbox.h) at fixed
  * addresses; then it closes every fd, drops what it can (rlimits, no new privileges,
  * death with its parent), unmaps the stack exec gave it and installs a seccomp filter that
- * lets through only futex (wait and wake, no timeout) and rt_sigreturn: any other system
- * call, from the guest or anyone, is a SIGSYS.
+ * lets through only futex (wait and wake, no timeout), rt_sigreturn and, from one
+ * instruction of the park loop, arch_prctl(ARCH_SET_FS): any other system call, from the
+ * guest or anyone, is a SIGSYS.
  *
  * From then on only two pieces of this program run besides the guest. The signal handler:
  * every guest exit (an `out`, `hlt`, a fault, a trap, a trapped system call, the host's
  * interrupt signal) is a signal; the handler posts the registers and FPU state in the
  * mailbox, wakes the host and jumps to the park loop. The park loop: it sleeps on the
- * mailbox's futex until the host says resume, then rt_sigreturns through the resume
- * frame, which the host wrote and the guest cannot. So every register the guest has after
+ * mailbox's futex until the host says resume, loads the FS base the frame names (the
+ * guest's thread pointer), then rt_sigreturns through the resume frame, which the host
+ * wrote and the guest cannot. So every register the guest has after
  * a resume is the host's choice, and the host can check (in /proc/<pid>/syscall) that the
  * child sleeps in the park loop before it restores memory under it.
  *
@@ -131,11 +133,22 @@ __asm__(
   "3:\n"
   "  movabs $0x5e0000002200, %rdi\n" /* the frame's bases (FRAME_BASES_OFFSET) */
   "  cmpq $0, (%rdi)\n"
-  "  je 4f\n"
+  "  je 7f\n"
   "  mov 8(%rdi), %rax\n"
   "  wrfsbase %rax\n"
   "  mov 16(%rdi), %rax\n"
   "  wrgsbase %rax\n"
+  "  jmp 4f\n"
+  "7:\n"
+  "  cmpq $0, 32(%rdi)\n"              /* set_fs */
+  "  je 4f\n"
+  "  mov 8(%rdi), %rsi\n"
+  "  mov $0x1002, %edi\n"              /* ARCH_SET_FS */
+  "  mov $158, %eax\n"                 /* __NR_arch_prctl */
+  "  jmp 8f\n"
+  "  .org 0xc0\n"
+  "8:\n"
+  "  syscall\n" /* at PARK_ADDR + 0xc0: returns to PARK_SET_FS_PC, the one arch_prctl the filter allows */
   "4:\n"
   "  movabs $0x5e0000002008, %rsp\n" /* CONTROL_ADDR + FRAME_OFFSET + 8: the frame sits at RSP - 8 */
   "  mov $15, %eax\n" /* __NR_rt_sigreturn */
@@ -187,7 +200,8 @@ static void on_exit_signal(int signo, siginfo_t *info, void *context) {
   MB->error = sc->err;
   MB->exits++;
   const struct resume_frame *frame = (const void *)(CONTROL_ADDR + FRAME_OFFSET);
-  uint64_t fs = 0, gs = 0;
+  /* Without FSGSBASE nothing here can read the bases: the ones the host last set stand. */
+  uint64_t fs = frame->fs_base, gs = frame->gs_base;
   if (frame->fsgsbase) __asm__ volatile("rdfsbase %0\n\trdgsbase %1" : "=r"(fs), "=r"(gs));
   MB->fs_base = fs;
   MB->gs_base = gs;
@@ -292,8 +306,15 @@ static int lower_limits(uint64_t memory_size) {
   return sys3(__NR_setrlimit, RLIMIT_AS, &space, 0) == 0 ? 0 : -1;
 }
 
-/* futex (wait without a timeout, and wake) and rt_sigreturn; any other system call, 64-bit
- * or 32-bit, is a SIGSYS the host reports as a fault. */
+#define ARCH_SET_FS_ 0x1002
+#define LOW32(x) ((uint32_t)(x))
+#define HIGH32(x) ((uint32_t)((x) >> 32))
+
+/* futex (wait without a timeout, and wake), rt_sigreturn, and arch_prctl(ARCH_SET_FS) from
+ * the park loop's own instruction (PARK_SET_FS_PC); any other system call, 64-bit or
+ * 32-bit, is a SIGSYS the host reports as a fault. A guest that jumps to that instruction
+ * sets its own FS base, as wrfsbase would: an address for its own loads and stores, in
+ * the address space it already reaches, and the frame the host wrote runs next. */
 static int install_seccomp(void) {
   struct sock_filter code[] = {
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -301,6 +322,17 @@ static int install_seccomp(void) {
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP), /* a 32-bit call (int 0x80): a fault like any other */
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigreturn, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_arch_prctl, 0, 10),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LOW32(PARK_SET_FS_PC), 0, 6),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, HIGH32(PARK_SET_FS_PC), 0, 4),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH_SET_FS_, 0, 2),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 1, 0),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),

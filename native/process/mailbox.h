@@ -28,6 +28,10 @@
  * PARK_PC, which is what /proc/<pid>/syscall shows while the child waits there. */
 #define PARK_ADDR 0x5f0000100000ull
 #define PARK_PC (PARK_ADDR + 0x42)
+/* Where CPUs without user FSGSBASE set the guest's FS base: the park loop's arch_prctl
+ * (ARCH_SET_FS) `syscall` at PARK_ADDR + 0xc0; the filter allows that call only when it
+ * returns to PARK_SET_FS_PC. */
+#define PARK_SET_FS_PC (PARK_ADDR + 0xc2)
 
 /* state (the futex word) */
 #define MB_GUEST_RUNS 0  /* the child runs guest code (or is on its way to it) */
@@ -99,12 +103,16 @@ struct resume_frame {
   uint64_t sigmask;
   uint8_t unused[FRAME_BASES_OFFSET - 312];
   /* Not the kernel's: FS and GS bases the park loop loads with wrfsbase/wrgsbase before the
-   * sigreturn, when `fsgsbase` says the CPU lets user code (and so the guest) set them. */
+   * sigreturn, when `fsgsbase` says the CPU lets user code (and so the guest) set them.
+   * Without it the park loop loads only the FS base, with arch_prctl, and only when
+   * `set_fs` says the host wrote this frame (a start or a restore): after an ordinary
+   * exit the guest keeps the FS base it had. */
   uint64_t fsgsbase;
   uint64_t fs_base;
   uint64_t gs_base;
   uint64_t spin_loops; /* how many pause loops the park loop polls before it sleeps */
-  uint8_t unused2[FRAME_FPSTATE_OFFSET - FRAME_BASES_OFFSET - 32];
+  uint64_t set_fs;
+  uint8_t unused2[FRAME_FPSTATE_OFFSET - FRAME_BASES_OFFSET - 40];
   uint8_t fpstate[FRAME_SIZE - FRAME_FPSTATE_OFFSET] __attribute__((aligned(64)));
 };
 

@@ -17,7 +17,7 @@ export const DOCTOR_USAGE = `usage: vmlet doctor [--json]
 
 const ISOLATION: Record<BackendInfo["name"], string> = {
   kvm: "a virtual machine per sandbox: separate address space and CPU state, enforced by the hypervisor",
-  process: "a child process per sandbox, confined by seccomp (futex and rt_sigreturn only): the kernel's process isolation, weaker than a VM",
+  process: "a child process per sandbox, confined by seccomp (futex, rt_sigreturn and its own FS-base call only): the kernel's process isolation, weaker than a VM",
 };
 
 const KVM_HINTS = [

@@ -77,8 +77,8 @@ export interface VirtualMachine {
   readonly memory: Uint8Array;
   /** Sets up long mode at CPL 3 and the CPU's feature set. Called once, before the first run. */
   configure(setup: SystemSetup): void;
-  /** Points the vCPU at the guest's first instruction; FPU state stays at its reset values. */
-  start(rip: number, rsp: number): void;
+  /** Points the vCPU at the guest's first instruction, with its thread pointer as FS base; FPU state stays at its reset values. */
+  start(rip: number, rsp: number, fsBase: number): void;
   setCpuState(state: CpuState): void;
   getCpuState(): CpuState;
   faultRegisters(): FaultRegisters;

@@ -14,10 +14,19 @@ export interface ElfSegment {
   readable: boolean; writable: boolean; executable: boolean;
 }
 
+/** The PT_TLS segment: the initial image of the thread-local data (.tdata, then .tbss zeroed). */
+export interface ElfTls {
+  fileOffset: number; fileSize: number; memSize: number;
+  /** A power of two, at most a page (1 when the segment says 0 or 1). */
+  align: number;
+}
+
 export interface ElfImage {
   entry: number;
   /** PT_LOAD segments only, sorted by vaddr. */
   segments: readonly ElfSegment[];
+  /** The thread-local data, if the binary has a PT_TLS segment. */
+  tls: ElfTls | undefined;
   /** Lowest vaddr rounded down to a page. */
   start: number;
   /** Highest vaddr + memSize rounded up to a page. */
@@ -34,7 +43,7 @@ const EHDR_SIZE = 64, PHDR_SIZE = 56, SHDR_SIZE = 64, SYM_SIZE = 24;
 const MAX_LOAD_SEGMENTS = 64;
 const EM_X86_64 = 62;
 const ET_EXEC = 2, ET_DYN = 3;
-const PT_LOAD = 1, PT_DYNAMIC = 2, PT_INTERP = 3;
+const PT_LOAD = 1, PT_DYNAMIC = 2, PT_INTERP = 3, PT_TLS = 7;
 const PF_X = 1, PF_W = 2, PF_R = 4;
 const SHT_SYMTAB = 2, SHT_STRTAB = 3;
 const STT_OBJECT = 1, STT_FUNC = 2;
@@ -165,6 +174,34 @@ function toSegment(p: ProgramHeader, fileLength: number, limits: ElfLimits): Elf
   };
 }
 
+/**
+ * Validates the PT_TLS segment, if any. The host copies its file bytes into the thread
+ * block it lays out (its vaddr only names the image inside a PT_LOAD), so what matters is
+ * that the bytes are in the file and the alignment is one the block can honour: the
+ * thread pointer is page-aligned, so at most a page.
+ */
+function toTls(headers: readonly ProgramHeader[], fileLength: number): ElfTls | undefined {
+  const all = headers.filter((p) => p.type === PT_TLS);
+  if (all.length > 1) fail(`${all.length} PT_TLS segments (at most one)`);
+  const p = all[0];
+  if (p === undefined) return undefined;
+  const what = `PT_TLS segment ${p.index}`;
+  if (p.fileSize > p.memSize) fail(`${what}: fileSize ${hex(p.fileSize)} exceeds memSize ${hex(p.memSize)}`);
+  if (!inFile(p.offset, p.fileSize, fileLength)) {
+    fail(`${what}: file range ${hex(p.offset)}+${hex(p.fileSize)} extends past end of file (${fileLength} bytes)`);
+  }
+  const align = p.align === 0n ? 1n : p.align;
+  if ((align & (align - 1n)) !== 0n) fail(`${what}: p_align ${hex(p.align)} is not a power of two`);
+  if (align > BigInt(PAGE)) fail(`${what}: p_align ${hex(p.align)} is above the page size (the thread pointer is page-aligned)`);
+  if (p.vaddr % align !== 0n) fail(`${what}: vaddr ${hex(p.vaddr)} is not a multiple of p_align ${hex(align)}`);
+  return {
+    fileOffset: toSafe(p.offset, `${what} offset`),
+    fileSize: toSafe(p.fileSize, `${what} fileSize`),
+    memSize: toSafe(p.memSize, `${what} memSize`),
+    align: Number(align),
+  };
+}
+
 /** Permissions are set per page, so neighbours may not even share a page. */
 function checkNoSharedPages(sorted: readonly IndexedSegment[]): void {
   let previous: IndexedSegment | undefined;
@@ -214,7 +251,8 @@ export function parseElf(bytes: Uint8Array, limits: ElfLimits): ElfImage {
   const first = segments[0];
   const last = segments[segments.length - 1];
   if (first === undefined || last === undefined) fail("no PT_LOAD segments");
-  return { entry, segments, start: pageDown(first.vaddr), end: pageUp(last.vaddr + last.memSize) };
+  const tls = toTls(programHeaders, bytes.length);
+  return { entry, segments, tls, start: pageDown(first.vaddr), end: pageUp(last.vaddr + last.memSize) };
 }
 
 /** Copies each segment's file bytes to memory[vaddr - memoryBase ...] and zero-fills memSize beyond fileSize. */

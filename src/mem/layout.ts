@@ -14,6 +14,9 @@
  *   0x0000_a000  │ (unmapped)                   │
  *   0x0001_0000  │ control block                │ user RW: addresses, log level, seed
  *   0x0001_1000  │ (unmapped)                   │
+ *                │ thread-local data ↑          │ user RW: .tdata image, .tbss zeroed
+ *   0x000f_e000  │ thread control block         │ user RW: FS base (self pointer, canary)
+ *   0x000f_f000  │ guard                        │
  *   0x0010_0000  │ guest image (ELF segments)   │ code RX, rodata R, data/bss RW
  *   image end    │ guard                        │
  *                │ input buffer                 │ user RW: host → guest messages
@@ -60,7 +63,24 @@ export interface LayoutRequest {
   readonly outputSize: number;
   readonly heapSize: number;
   readonly stackSize: number;
+  /**
+   * Bytes of thread-local data below the thread pointer (thread-block.ts); 0 gives a
+   * thread control block alone. Undefined: no thread block at all, as in the layouts of
+   * snapshots taken before vmlet laid one out (their guests run with FS base 0).
+   */
+  readonly tlsBlockSize?: number | undefined;
 }
+
+/**
+ * The thread pointer (the guest's FS base): the x86-64 TLS ABI's variant II puts the
+ * thread-local data just below it and the thread control block at it. A fixed address
+ * below the image, so a snapshot's FS base can be checked against the one place it may be.
+ */
+export const THREAD_POINTER = 0xfe000;
+/** The region of the thread block: thread-local data and the thread control block's page. */
+export const THREAD_BLOCK_REGION = "thread-local storage";
+/** Thread-local data may reach down to a guard page above the control block. */
+export const MAX_TLS_BLOCK_SIZE = THREAD_POINTER - (CONTROL_BLOCK_ADDRESS + 2 * PAGE);
 
 /** Fixed low-memory system pages. */
 export const SYSTEM = {
@@ -96,6 +116,7 @@ export function computeLayout(req: LayoutRequest): MemoryLayout {
     { name: "ring-0 stack", start: SYSTEM.ring0Stack.start, size: SYSTEM.ring0Stack.top - SYSTEM.ring0Stack.start, access: "kernel-rw" },
     { name: "ist stack", start: SYSTEM.istStack.start, size: SYSTEM.istStack.top - SYSTEM.istStack.start, access: "kernel-rw" },
     { name: "control block", start: CONTROL_BLOCK_ADDRESS, size: PAGE, access: "user-rw" },
+    ...threadBlockRegion(req.tlsBlockSize),
     ...req.image.map((s, i) => ({ name: `image segment ${i}`, ...s })),
   ];
   let cursor = align(Math.max(req.imageEnd, IMAGE_BASE), PAGE) + PAGE; // guard after the image
@@ -125,6 +146,21 @@ export function computeLayout(req: LayoutRequest): MemoryLayout {
     stack,
     pageTables: { address: tablesStart, size: tablesSize },
   };
+}
+
+/** The thread-local data's pages below the thread pointer and the thread control block's page at it (none for an old layout). */
+function threadBlockRegion(tlsBlockSize: number | undefined): Region[] {
+  if (tlsBlockSize === undefined) return [];
+  if (!Number.isSafeInteger(tlsBlockSize) || tlsBlockSize < 0 || tlsBlockSize > MAX_TLS_BLOCK_SIZE) {
+    throw new InvalidConfigError(`thread-local data must be 0 to ${MAX_TLS_BLOCK_SIZE} bytes (got ${tlsBlockSize})`);
+  }
+  const below = align(tlsBlockSize, PAGE);
+  return [{ name: THREAD_BLOCK_REGION, start: THREAD_POINTER - below, size: below + PAGE, access: "user-rw" }];
+}
+
+/** The guest's thread pointer (FS base) for a layout: 0 for an old layout without a thread block. */
+export function threadPointerOf(layout: MemoryLayout): number {
+  return layout.regions.some((r) => r.name === THREAD_BLOCK_REGION) ? THREAD_POINTER : 0;
 }
 
 /** Bytes of page tables needed to map [0, end + the tables themselves). */

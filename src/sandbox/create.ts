@@ -12,7 +12,8 @@ import { allocateGuestMemory, createVirtualMachine, resolveBackend } from "../hy
 import { HostWrites } from "../mem/host-writes.js";
 import type { SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
-import { computeLayout, PAGE, type Access, type MemoryLayout } from "../mem/layout.js";
+import { computeLayout, PAGE, THREAD_POINTER, type Access, type MemoryLayout } from "../mem/layout.js";
+import { tlsBlockSize, writeThreadBlock } from "../mem/thread-block.js";
 import { buildPageTables } from "../mem/page-tables.js";
 import { writeSystemTables } from "../mem/system-tables.js";
 import { CallSession, callContext, finishSync } from "./call-session.js";
@@ -35,6 +36,7 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
     outputSize: config.outputSize,
     heapSize: config.heapSize,
     stackSize: config.stackSize,
+    tlsBlockSize: tlsBlockSize(image.tls),
   });
   const hostFunctions = new HostFunctionRegistry();
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
@@ -43,7 +45,7 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   const vm = createVirtualMachine(memory, { backend });
   try {
     const system = prepareMemory(vm, image, bytes, layout, config);
-    vm.start(image.entry, layout.stack.top);
+    vm.start(image.entry, layout.stack.top, THREAD_POINTER);
     runInit(vm, layout, hostFunctions, config);
     checkGuestAbi(vm.memory, layout);
     const functions = readFunctionTable(vm.memory, layout.controlBlock);
@@ -91,6 +93,7 @@ function pageSpan(s: ElfSegment): { start: number; size: number; access: Access 
 /** Loads the image, writes the system and page tables and the control block; returns the CPU setup. */
 function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, layout: MemoryLayout, config: ResolvedConfig): SystemSetup {
   loadElf(image, bytes, vm.memory);
+  writeThreadBlock(vm.memory, image.tls, bytes, randomSeed()); // the stack-protector canary: this sandbox's own
   const system = { ...writeSystemTables(vm.memory), pml4Address: buildPageTables(vm.memory, layout) };
   vm.configure(system);
   writeControlBlock(vm.memory, layout, levelNumber(config.maxGuestLogLevel), guestXsaveMask(vm.guestXcr0));

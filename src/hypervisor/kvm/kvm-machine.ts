@@ -103,13 +103,14 @@ export class KvmMachine implements VirtualMachine {
     this.vcpu.setSregs(sregs);
   }
 
-  start(rip: number, rsp: number): void {
+  start(rip: number, rsp: number, fsBase: number): void {
     if (this.pending) this.flushRestore();
     const regs = new BigUint64Array(18);
     regs[6] = BigInt(rsp);
     regs[REGS_RIP] = BigInt(rip);
     regs[REGS_RFLAGS] = RFLAGS_IF;
     this.vcpu.setRegs(regs);
+    this.loadSegmentBases(BigInt(fsBase), 0n);
     this.lastExitWasIo = false;
   }
 
@@ -137,16 +138,22 @@ export class KvmMachine implements VirtualMachine {
   }
 
   /**
-   * A CPL-3 guest cannot change FS/GS base (no FSGSBASE, no MSR access): the special
-   * registers need writing only when the saved bases differ from what is loaded.
+   * The FS base is the guest's thread pointer, which vmlet sets and the SDK never changes
+   * (a CPL-3 guest has no FSGSBASE or MSR access on hardware KVM): the special registers
+   * need writing only when the saved bases differ from what is loaded.
    */
   private restoreSegmentBases(state: CpuState): void {
-    if (state.fsBase === this.segmentBases.fs && state.gsBase === this.segmentBases.gs) return;
+    this.loadSegmentBases(state.fsBase, state.gsBase);
+  }
+
+  /** The FS and GS segment bases in the vCPU's special registers (KVM_GET_SREGS, KVM_SET_SREGS), when they change. */
+  private loadSegmentBases(fs: bigint, gs: bigint): void {
+    if (fs === this.segmentBases.fs && gs === this.segmentBases.gs) return;
     const sregs = this.vcpu.getSregs();
-    sregs.setBigUint64(SREGS.fs, state.fsBase, true);
-    sregs.setBigUint64(SREGS.gs, state.gsBase, true);
+    sregs.setBigUint64(SREGS.fs, fs, true);
+    sregs.setBigUint64(SREGS.gs, gs, true);
     this.vcpu.setSregs(sregs);
-    this.segmentBases = { fs: state.fsBase, gs: state.gsBase };
+    this.segmentBases = { fs, gs };
   }
 
   getCpuState(): CpuState {

@@ -12,6 +12,8 @@ export const SIGNAL_STACK = { offset: 0x4000, size: 0x10000 } as const;
 export const CONTROL_ADDRESS = 0x5e00_0000_0000n;
 /** Where /proc/<pid>/syscall shows a child that waits in its park loop. */
 export const PARK_PC = 0x5f00_0010_0042n;
+/** The park loop's arch_prctl(ARCH_SET_FS) returns here: the one place the child's filter allows that call. */
+export const PARK_SET_FS_PC = 0x5f00_0010_00c2n;
 export const MAX_MAPS = 64;
 export const XSAVE_SIZE = 4096;
 

@@ -157,8 +157,8 @@ export class ProcessMachine implements VirtualMachine {
     this.next = { kind: "none" };
   }
 
-  start(rip: number, rsp: number): void {
-    this.setCpuState(initialState(rip, rsp));
+  start(rip: number, rsp: number, fsBase: number): void {
+    this.setCpuState(initialState(rip, rsp, fsBase));
   }
 
   setCpuState(state: CpuState): void {
@@ -525,10 +525,10 @@ function frameRegs(state: CpuState): BigUint64Array {
   return regs;
 }
 
-function initialState(rip: number, rsp: number): CpuState {
+function initialState(rip: number, rsp: number, fsBase: number): CpuState {
   const gprs = new BigUint64Array(16);
   gprs[REG_RSP] = BigInt(rsp);
-  return { gprs, rip: BigInt(rip), rflags: RFLAGS_IF, fsBase: 0n, gsBase: 0n, xsave: INITIAL_XSAVE };
+  return { gprs, rip: BigInt(rip), rflags: RFLAGS_IF, fsBase: BigInt(fsBase), gsBase: 0n, xsave: INITIAL_XSAVE };
 }
 
 function sameMaps(a: readonly GuestMapping[], b: readonly GuestMapping[]): boolean {

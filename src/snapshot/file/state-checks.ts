@@ -6,7 +6,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { IMAGE_BASE } from "../../abi/constants.js";
 import type { CpuState } from "../../hypervisor/virtual-machine.js";
-import { computeLayout, PAGE, type ImageSegment, type MemoryLayout } from "../../mem/layout.js";
+import { computeLayout, PAGE, THREAD_BLOCK_REGION, threadPointerOf, type ImageSegment, type MemoryLayout } from "../../mem/layout.js";
 import { systemSetup } from "../../mem/system-tables.js";
 import type { SnapshotState } from "../snapshot.js";
 import { SnapshotInvalidError } from "./errors.js";
@@ -56,6 +56,7 @@ function checkLayout(layout: MemoryLayout, where: string): void {
       outputSize: layout.output.size,
       heapSize: layout.heap.size,
       stackSize: layout.stack.top - layout.stack.bottom,
+      tlsBlockSize: tlsBlockSizeOf(layout),
     });
   } catch (error) {
     throw new SnapshotInvalidError(where, (error as Error).message, { cause: error });
@@ -63,6 +64,12 @@ function checkLayout(layout: MemoryLayout, where: string): void {
   if (end > layout.input.address - PAGE || !isDeepStrictEqual(expected, layout)) {
     throw new SnapshotInvalidError(where, "is not a layout vmlet builds (regions, sizes or addresses disagree)");
   }
+}
+
+/** The thread-local data's size the thread block region says (page-rounded, as laid out); undefined in an old layout without one. */
+function tlsBlockSizeOf(layout: MemoryLayout): number | undefined {
+  const region = layout.regions.find((r) => r.name === THREAD_BLOCK_REGION);
+  return region === undefined ? undefined : region.size - PAGE;
 }
 
 function checkCpu(cpu: CpuState, layout: MemoryLayout, where: string): void {
@@ -78,6 +85,11 @@ function checkCpu(cpu: CpuState, layout: MemoryLayout, where: string): void {
   }
   for (const [name, base] of [["fsBase", cpu.fsBase], ["gsBase", cpu.gsBase]] as const) {
     if (base >= 0x800000000000n && base < 0xffff800000000000n) throw new SnapshotInvalidError(`${where}.${name}`, "is not a canonical address");
+  }
+  // The FS base is the thread pointer vmlet laid out, never an address the file chose.
+  const threadPointer = BigInt(threadPointerOf(layout));
+  if (cpu.fsBase !== threadPointer) {
+    throw new SnapshotInvalidError(`${where}.fsBase`, `0x${cpu.fsBase.toString(16)} is not the guest's thread pointer (0x${threadPointer.toString(16)})`);
   }
   const x = new DataView(cpu.xsave.buffer, cpu.xsave.byteOffset, cpu.xsave.byteLength);
   if (x.getUint32(24, true) > 0xffff) throw new SnapshotInvalidError(`${where}.xsave`, "MXCSR has reserved bits set");
