@@ -88,7 +88,7 @@ interface Row {
 function usage(code: number): never {
   (code ? process.stderr : process.stdout).write(
     "usage: node dist/bench/run.js [--json] [--only GROUP[,GROUP...]] [--backend kvm|process] [--many[=N]]\n" +
-      `  GROUP (KVM):     ${GROUPS.join(" ")}\n  GROUP (process): ${PROCESS_GROUPS.join(" ")} (rss = pss)\n` +
+      `  GROUP (KVM):     ${GROUPS.join(" ")}\n  GROUP (process): ${PROCESS_GROUPS.join(" ")} (rss = pss)\n  GROUP (either):  huge (bench/huge-pages.ts, on the backend VMLET_BACKEND picks)\n` +
       "  --json     print the results as JSON instead of a table, one document per backend\n" +
       "             (bench/results/latest.json and latest-process.json are always written)\n" +
       "  --backend  one backend only (default: KVM where /dev/kvm works, then the process backend)\n" +
@@ -103,7 +103,7 @@ type BackendWanted = "kvm" | "process";
  * The command line: which backends run, the KVM groups (null: no KVM run) and the
  * arguments of the process-backend child (null: none).
  */
-function parseArgs(argv: string[]): { json: boolean; only: Set<Group> | null; processArgs: string[] | null } {
+function parseArgs(argv: string[]): { json: boolean; only: Set<Group> | null; processArgs: string[] | null; huge: boolean } {
   let json = false, many: string | undefined;
   let backends = new Set<BackendWanted>(["kvm", "process"]);
   const env = process.env.VMLET_BACKEND;
@@ -123,7 +123,7 @@ function parseArgs(argv: string[]): { json: boolean; only: Set<Group> | null; pr
       if (!value) usage(2);
       for (const name of value.split(",")) {
         const id = { hostcall: "host-call", fromsnapshot: "from-snapshot" }[name.trim()] ?? name.trim();
-        if (!(GROUPS as readonly string[]).includes(id) && !(PROCESS_GROUPS as readonly string[]).includes(id)) {
+        if (!(GROUPS as readonly string[]).includes(id) && !(PROCESS_GROUPS as readonly string[]).includes(id) && id !== "huge") {
           process.stderr.write(`unknown row group "${name}"\n`);
           usage(2);
         }
@@ -134,6 +134,8 @@ function parseArgs(argv: string[]): { json: boolean; only: Set<Group> | null; pr
       usage(2);
     }
   }
+  const huge = !names.length || names.includes("huge");
+  if (names.length && names.every((n) => n === "huge")) return { json, only: null, processArgs: null, huge };
   const kvmNames = names.filter((n) => (GROUPS as readonly string[]).includes(n)) as Group[];
   const processNames = names.map((n) => (n === "rss" ? "pss" : n)).filter((n) => (PROCESS_GROUPS as readonly string[]).includes(n));
   const only = !backends.has("kvm") ? null : !names.length ? new Set(GROUPS) : kvmNames.length ? new Set(kvmNames) : null;
@@ -141,7 +143,7 @@ function parseArgs(argv: string[]): { json: boolean; only: Set<Group> | null; pr
     !backends.has("process") || (names.length && !processNames.length && !many)
       ? null
       : [...(json ? ["--json"] : []), ...(processNames.length ? ["--only", [...new Set(processNames)].join(",")] : []), ...(many ? [many] : [])];
-  return { json, only, processArgs };
+  return { json, only, processArgs, huge };
 }
 
 /** Whether /dev/kvm works here (the KVM rows need it). */
@@ -157,7 +159,7 @@ function runProcessRows(args: readonly string[]): void {
 }
 
 async function main(): Promise<void> {
-  const { json, only, processArgs } = parseArgs(process.argv.slice(2));
+  const { json, only, processArgs, huge } = parseArgs(process.argv.slice(2));
   if (only && kvmWorks()) {
     process.env.VMLET_BACKEND = "kvm"; // the KVM rows, whatever "auto" would pick
     await runKvmRows(json, only);
@@ -168,6 +170,13 @@ async function main(): Promise<void> {
     process.stderr.write("[bench] no usable /dev/kvm: the KVM rows are skipped\n");
   }
   if (processArgs) runProcessRows(processArgs);
+  if (huge) runHugePageRows(json);
+}
+
+/** The huge-page rows (bench/huge-pages.ts), in a child process: its 1 GiB guests leave nothing behind in this one. */
+function runHugePageRows(json: boolean): void {
+  const child = spawnSync(process.execPath, [fileURLToPath(new URL("./huge-pages.js", import.meta.url)), ...(json ? ["--json"] : [])], { stdio: "inherit" });
+  if (child.status !== 0) throw new Error(`the huge-page bench failed (${child.status ?? child.signal})`);
 }
 
 const fmt = (v: number): string => (Math.abs(v) >= 1000 ? v.toFixed(0) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(2));

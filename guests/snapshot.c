@@ -220,3 +220,13 @@ VMLET_EXPORT(dirty_stack, U32);
  * IDT, TSS), which must fault instead of changing what a later snapshot stores. */
 static void poke(uint64_t address, uint32_t value) { *(volatile uint32_t *)(uintptr_t)address = value; }
 VMLET_EXPORT(poke, VOID, U64, U32);
+
+/* Writes `byte` into the first byte of each 4 KiB page of [address, address + size): tests
+ * and benchmarks aim it at the heap to touch many pages in one call (bench/huge-pages.ts).
+ * Returns the pages written. */
+static uint32_t touch_range(uint64_t address, uint64_t size, uint32_t byte) {
+  uint32_t pages = 0;
+  for (uint64_t at = address; at < address + size; at += 4096, pages++) *(volatile uint8_t *)(uintptr_t)at = (uint8_t)byte;
+  return pages;
+}
+VMLET_EXPORT(touch_range, U32, U64, U64, U32);

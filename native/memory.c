@@ -54,7 +54,20 @@ static napi_value reset_memory(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* adviseHugePages(buffer): madvise(MADV_HUGEPAGE) over a whole mapping (the process backend's shared guest memory) */
+static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 1, argv, NULL, "madvise") || !arg_bytes(env, argv[0], &data, &len))
+    return throw_message(env, "madvise", "bad arguments");
+  if (len == 0 || len % 4096 || (uintptr_t)data % 4096) return throw_message(env, "madvise", "not a page-aligned buffer");
+  if (madvise(data, len, MADV_HUGEPAGE) != 0) return throw_errno(env, "madvise", errno);
+  return make_undefined(env);
+}
+
 void register_memory(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "adviseHugePages", advise_huge_pages);
   NAPI_EXPORT_FN(env, exports, "resetMemory", reset_memory);
   NAPI_EXPORT_FN(env, exports, "allocMemory", alloc_memory);
 }

@@ -20,6 +20,7 @@ export { defineHostFunction, type HostFunctionDefinition, type HostFunctionImpl 
 export type { GuestLogRecord, GuestLogger, LogLevel } from "./sandbox/logging.js";
 export type { GuestValue, JsTypes, ReturnType, ValueType } from "./abi/types.js";
 export type { BackendInfo } from "./hypervisor/virtual-machine.js";
+export type { HugePages } from "./mem/huge-pages.js";
 export { backendInfo, backendAvailability } from "./hypervisor/backend.js";
 export type { BackendChoice } from "./hypervisor/backend-choice.js";
 export { demoGuestPath } from "./guests.js";

@@ -265,6 +265,9 @@ static int map_guest_memory(void) {
     if (m.prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) return -1;
     if ((m.prot & PROT_WRITE) && (m.prot & PROT_EXEC)) return -1; /* never writable and executable */
     if (map_fixed(m.start, m.size, m.prot, GUEST_FD, m.start)) return -1;
+    /* madvise(MADV_HUGEPAGE): the guest's faults are this process's, so the advice must be
+     * on its mapping; advisory (the kernel's shmem THP setting decides), failure harmless. */
+    if (MB->huge_pages) sys3(__NR_madvise, m.start, m.size, MADV_HUGEPAGE);
   }
   return 0;
 }

@@ -72,7 +72,8 @@ struct mailbox {
   uint32_t xsave_size; /* 0x0dc: bytes of `xsave` that hold state */
   uint32_t memory_size_pages; /* 0x0e0 */
   uint32_t map_count; /* 0x0e4 */
-  uint64_t reserved1; /* 0x0e8 */
+  uint32_t huge_pages; /* 0x0e8: host -> child at start: 1 = madvise(MADV_HUGEPAGE) the guest mappings */
+  uint32_t reserved1; /* 0x0ec */
   struct mb_map maps[MB_MAX_MAPS]; /* 0x0f0 .. 0x6f0 */
   uint64_t fs_base;   /* 0x6f0 */
   uint64_t gs_base;   /* 0x6f8 */

@@ -57,9 +57,9 @@ function defaultChoice(): BackendChoice {
   throw new InvalidConfigError(`VMLET_BACKEND must be one of ${BACKEND_CHOICES.join(", ")} (got ${JSON.stringify(env)})`);
 }
 
-/** Zeroed guest memory of the kind `backend` runs on. */
-export function allocateGuestMemory(size: number, backend: BackendName = resolveBackend()): GuestMemory {
-  return backend === "process" ? GuestMemory.allocateShared(size) : GuestMemory.allocate(size);
+/** Zeroed guest memory of the kind `backend` runs on; `hugePages`: advised for transparent huge pages (mem/huge-pages.ts). */
+export function allocateGuestMemory(size: number, backend: BackendName = resolveBackend(), hugePages = false): GuestMemory {
+  return backend === "process" ? GuestMemory.allocateShared(size, hugePages) : GuestMemory.allocate(size, hugePages);
 }
 
 /** A new VM whose guest physical memory (from address 0) is `memory` (from allocateGuestMemory for the same backend). */

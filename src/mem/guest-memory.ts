@@ -2,48 +2,52 @@
  * Guest memory as host memory: one mapping per sandbox, handed to the backend and to
  * TypeScript (as `bytes`) without copies. Its pages can be replaced in place by a
  * private, copy-on-write mapping of a snapshot image.
+ *
+ * With `hugePages` the mapping is advised for transparent huge pages (mem/huge-pages.ts):
+ * one 2 MiB fault instead of 512 where the guest first touches memory. A private mapping
+ * of an image never gets them, so an advised buffer maps the image only over the 2 MiB
+ * ranges holding its data and stays anonymous (and advised) over the rest.
  */
 import { OutOfMemoryError } from "../errors/errors.js";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 import type { MemoryImage } from "../snapshot/memory-image.js";
+import { imageSpans } from "./image-spans.js";
 
-/**
- * Guests this large get 2 MiB host pages (THP): far fewer shadow-page faults when the
- * guest touches its memory. Small guests touch little, and a huge page costs a 2 MiB
- * zero-fill (or compaction) on first touch, so they keep 4 KiB pages.
- */
-const HUGE_PAGES_FROM = 16 << 20;
 const PAGE = 4096;
 
 /**
- * Mappings of closed sandboxes, by size, kept for the next sandbox of that size. V8
- * counts a new ArrayBuffer's whole length as external memory and starts a full GC when
- * that grows: with a fresh 1 GiB buffer per sandbox, every fromSnapshot paid one. A reused
- * mapping is reset to fresh zero pages first, so it holds nothing of its last guest.
+ * Mappings of closed sandboxes, by size and advice, kept for the next sandbox of that
+ * kind. V8 counts a new ArrayBuffer's whole length as external memory and starts a full
+ * GC when that grows: with a fresh 1 GiB buffer per sandbox, every fromSnapshot paid one.
+ * A reused mapping is reset to fresh zero pages first, so it holds nothing of its last guest.
  */
-const spare = new Map<number, ArrayBuffer[]>();
+const spare = new Map<string, ArrayBuffer[]>();
 const SPARE_PER_SIZE = 4;
+const spareKey = (size: number, hugePages: boolean): string => `${size}:${hugePages}`;
 
 export class GuestMemory {
   readonly bytes: Uint8Array;
   private released = false;
 
-  /** `fd`: the memfd behind a shared mapping (the process backend's child maps it too). */
-  private constructor(private readonly addon: NativeAddon, readonly buffer: ArrayBuffer, readonly fd?: number) {
+  /** `fd`: the memfd behind a shared mapping (the process backend's child maps it too). `hugePages`: advised for THP. */
+  private constructor(private readonly addon: NativeAddon, readonly buffer: ArrayBuffer, readonly hugePages: boolean, readonly fd?: number) {
     this.bytes = new Uint8Array(buffer);
   }
 
   /**
    * Fresh zeroed memory in a memfd, mapped shared: another process (a process-backend
-   * child) can map the same pages. Never reused: its file goes with it.
+   * child) can map the same pages. Never reused: its file goes with it. The child advises
+   * its own mapping too (its faults are the ones that allocate).
    */
-  static allocateShared(size: number): GuestMemory {
+  static allocateShared(size: number, hugePages = false): GuestMemory {
     const addon = loadAddon();
     let fd = -1;
     try {
       fd = addon.memfdCreate("vmlet-guest", size);
-      return new GuestMemory(addon, addon.mapFileSharedWritable(fd, size), fd);
+      const buffer = addon.mapFileSharedWritable(fd, size);
+      if (hugePages) addon.adviseHugePages(buffer);
+      return new GuestMemory(addon, buffer, hugePages, fd);
     } catch (error) {
       if (fd >= 0) addon.closeFd(fd);
       throw new OutOfMemoryError(`cannot map ${size} bytes of shared guest memory`, { cause: error });
@@ -51,12 +55,12 @@ export class GuestMemory {
   }
 
   /** Fresh zeroed memory (anonymous mapping, reserved lazily). */
-  static allocate(size: number): GuestMemory {
+  static allocate(size: number, hugePages = false): GuestMemory {
     const addon = loadAddon();
-    const reused = spare.get(size)?.pop();
-    if (reused) return new GuestMemory(addon, reused);
+    const reused = spare.get(spareKey(size, hugePages))?.pop();
+    if (reused) return new GuestMemory(addon, reused, hugePages);
     try {
-      return new GuestMemory(addon, addon.allocMemory(size, size >= HUGE_PAGES_FROM));
+      return new GuestMemory(addon, addon.allocMemory(size, hugePages), hugePages);
     } catch (error) {
       throw new OutOfMemoryError(`cannot map ${size} bytes of guest memory`, { cause: error });
     }
@@ -68,11 +72,19 @@ export class GuestMemory {
 
   /**
    * Replaces every page with a private mapping of the image: reads share the image's
-   * pages, the first write to a page copies it. O(1) in memory size.
+   * pages, the first write to a page copies it. O(1) in memory size (O(data ranges) when
+   * advised for huge pages: the image's empty 2 MiB ranges stay anonymous).
    */
   mapImage(image: MemoryImage): void {
     if (this.fd === undefined) {
-      native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
+      if (!this.hugePages) {
+        native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
+        return;
+      }
+      native("mmap", () => this.addon.resetMemory(this.buffer, true));
+      for (const [start, end] of imageSpans(image.dataRanges(), this.size)) {
+        native("mmap", () => this.addon.mapFilePrivate(this.buffer, start, end - start, image.fd));
+      }
       return;
     }
     // Shared memory cannot be a private mapping: it becomes a copy of the image's data
@@ -98,11 +110,12 @@ export class GuestMemory {
       return;
     }
     try {
-      this.addon.resetMemory(this.buffer, this.size >= HUGE_PAGES_FROM);
+      this.addon.resetMemory(this.buffer, this.hugePages);
     } catch {
       return; // not reusable; the mapping goes when the buffer is collected
     }
-    const list = spare.get(this.size) ?? spare.set(this.size, []).get(this.size)!;
+    const key = spareKey(this.size, this.hugePages);
+    const list = spare.get(key) ?? spare.set(key, []).get(key)!;
     if (list.length < SPARE_PER_SIZE) list.push(this.buffer);
   }
 }

@@ -3,12 +3,14 @@
  * I/O bitmap, IDT, fault stubs, ring-0 and IST stacks, the page tables themselves). They
  * decide what runs at CPL 0 and what the guest may touch, so vmlet owns them: their bytes
  * are a function of the layout alone (what create.ts writes into a new guest), and the
- * memory of every snapshot must hold exactly these bytes there. A loaded snapshot is
+ * memory of every snapshot must hold exactly these bytes there. The page tables come in two
+ * forms (mem/page-tables.ts): the memory's own page directories say which one it claims,
+ * and then every table byte must be that form's. A loaded snapshot is
  * compared with them (snapshot/image-checks.ts), and so is each snapshot taken.
  */
 import type { MemoryLayout } from "./layout.js";
 import { PAGE, SYSTEM } from "./layout.js";
-import { pageTableBytes } from "./page-tables.js";
+import { pageTableBytes, usesLargeLeaves, type TableForm } from "./page-tables.js";
 import { writeSystemTables } from "./system-tables.js";
 
 /** A supervisor region of the layout and the bytes vmlet puts there. */
@@ -29,11 +31,11 @@ export type ReadMemory = (start: number, length: number) => Uint8Array;
 
 const isSupervisor = (access: string): boolean => access.startsWith("kernel-");
 
-/** Every supervisor region of `layout` with the bytes vmlet builds for it (ring-0 and IST stacks are zero). */
-export function supervisorRegions(layout: MemoryLayout): SupervisorRegion[] {
+/** Every supervisor region of `layout` with the bytes vmlet builds for it (ring-0 and IST stacks are zero), page tables in `form`. */
+export function supervisorRegions(layout: MemoryLayout, form: TableForm = "4k"): SupervisorRegion[] {
   const low = new Uint8Array(SYSTEM.istStack.top);
   writeSystemTables(low);
-  const tables = pageTableBytes(layout);
+  const tables = pageTableBytes(layout, form);
   return layout.regions.filter((r) => isSupervisor(r.access)).map((r) => {
     if (r.start === layout.pageTables.address && r.size === layout.pageTables.size) return { name: r.name, start: r.start, bytes: tables };
     if (r.start + r.size > low.length) throw new Error(`supervisor region ${r.name} lies outside the system pages`); // computeLayout never does this
@@ -49,7 +51,8 @@ export function supervisorRegions(layout: MemoryLayout): SupervisorRegion[] {
 export function findForeignSupervisorPage(layout: MemoryLayout, read: ReadMemory, pages?: Iterable<number>): ForeignPage | undefined {
   const only = pages === undefined ? undefined : supervisorPagesAmong(layout, pages);
   if (only?.size === 0) return undefined;
-  for (const region of supervisorRegions(layout)) {
+  const form: TableForm = usesLargeLeaves(layout, read) ? "2m" : "4k";
+  for (const region of supervisorRegions(layout, form)) {
     const whole = only === undefined ? read(region.start, region.bytes.length) : undefined;
     for (let offset = 0; offset < region.bytes.length; offset += PAGE) {
       const address = region.start + offset;

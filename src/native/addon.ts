@@ -70,6 +70,8 @@ export interface NativeAddon {
   allocMemory(size: number, hugePages: boolean): ArrayBuffer;
   /** Replaces every page of an allocMemory buffer with fresh zero pages (dropping file mappings). */
   resetMemory(memory: ArrayBuffer, hugePages: boolean): void;
+  /** madvise(MADV_HUGEPAGE) over a whole mapping (advisory: the kernel's THP settings decide). */
+  adviseHugePages(memory: ArrayBuffer): void;
   memfdCreate(name: string, size: number): number;
   /** Copies non-zero pages of [offset, offset+size) to the same offsets of the file; returns pages written. */
   writeNonZeroPages(fd: number, memory: ArrayBuffer, offset: number, size: number): number;

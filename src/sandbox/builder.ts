@@ -6,6 +6,7 @@ import { checkHostFunctions, hostFunctionFrom, type HostFunctionArgs, type HostF
 import type { GuestLogger, LogLevel } from "./logging.js";
 import type { Sandbox } from "./sandbox.js";
 import type { BackendChoice } from "../hypervisor/backend-choice.js";
+import type { HugePages } from "../mem/huge-pages.js";
 
 export class SandboxBuilder {
   private config: Partial<SandboxConfig> = {};
@@ -67,6 +68,12 @@ export class SandboxBuilder {
   /** Where a guest fault or abort writes an ELF core dump that gdb loads (docs/debugging.md); default VMLET_COREDUMP_DIR. */
   coreDumpDir(dir: string): this {
     this.config.coreDumpDir = dir;
+    return this;
+  }
+
+  /** 2 MiB pages for guest memory: "auto" (the default: where measured to pay), "off" or "on" (docs/snapshots.md, "Huge pages"). */
+  hugePages(mode: HugePages): this {
+    this.config.hugePages = mode;
     return this;
   }
 

@@ -5,7 +5,8 @@
  */
 import { InvalidConfigError } from "../errors/errors.js";
 import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
-import { backendChoice, coreDumpDir, describe, optionalFunction, optionsObject, timeout } from "./option-checks.js";
+import { backendChoice, coreDumpDir, describe, hugePagesChoice, optionalFunction, optionsObject, timeout } from "./option-checks.js";
+import type { HugePages } from "../mem/huge-pages.js";
 import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
 
@@ -35,6 +36,8 @@ export interface SandboxConfig {
   backend?: BackendChoice;
   /** Where a guest fault or abort writes an ELF core dump (docs/debugging.md). Default: VMLET_COREDUMP_DIR, else none. */
   coreDumpDir?: string;
+  /** 2 MiB pages for guest memory: "auto" (default: where measured to pay), "off" or "on" (docs/snapshots.md, "Huge pages"). */
+  hugePages?: HugePages;
 }
 
 export interface ResolvedConfig {
@@ -51,6 +54,7 @@ export interface ResolvedConfig {
   readonly hostFunctions: readonly HostFunctionDefinition[];
   readonly backend: BackendChoice | undefined;
   readonly coreDumpDir: string | undefined;
+  readonly hugePages: HugePages;
 }
 
 export const DEFAULTS = {
@@ -62,7 +66,7 @@ export const DEFAULTS = {
   initTimeoutMs: 5000,
 } as const;
 
-const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "cpuTimeMs", "initTimeoutMs", "hostFunctions", "backend", "coreDumpDir"];
+const KNOWN = ["guest", "heapSize", "stackSize", "inputSize", "outputSize", "maxGuestLogLevel", "guestLogger", "timeoutMs", "cpuTimeMs", "initTimeoutMs", "hostFunctions", "backend", "coreDumpDir", "hugePages"];
 const GIB = 1 << 30;
 
 export function resolveConfig(config: SandboxConfig): ResolvedConfig {
@@ -84,6 +88,7 @@ export function resolveConfig(config: SandboxConfig): ResolvedConfig {
     hostFunctions: checkHostFunctions(config.hostFunctions),
     backend: backendChoice("backend", config.backend),
     coreDumpDir: coreDumpDir(config.coreDumpDir),
+    hugePages: hugePagesChoice("hugePages", config.hugePages),
   };
 }
 

@@ -14,7 +14,8 @@ import type { SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.
 import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
 import { computeLayout, PAGE, THREAD_POINTER, type Access, type MemoryLayout } from "../mem/layout.js";
 import { tlsBlockSize, writeThreadBlock } from "../mem/thread-block.js";
-import { buildPageTables } from "../mem/page-tables.js";
+import { planHugePages } from "../mem/huge-pages.js";
+import { buildPageTables, type TableForm } from "../mem/page-tables.js";
 import { writeSystemTables } from "../mem/system-tables.js";
 import { CallSession, callContext, finishSync } from "./call-session.js";
 import type { ResolvedConfig } from "./config.js";
@@ -41,10 +42,11 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   const hostFunctions = new HostFunctionRegistry();
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
   const backend = resolveBackend(config.backend);
-  const memory = allocateGuestMemory(layout.memorySize, backend);
+  const hugePages = planHugePages(config.hugePages, layout.memorySize, backend);
+  const memory = allocateGuestMemory(layout.memorySize, backend, hugePages.hostAdvice);
   const vm = createVirtualMachine(memory, { backend });
   try {
-    const system = prepareMemory(vm, image, bytes, layout, config);
+    const system = prepareMemory(vm, image, bytes, layout, config, hugePages.tableForm);
     vm.start(image.entry, layout.stack.top, THREAD_POINTER);
     runInit(vm, layout, hostFunctions, config);
     checkGuestAbi(vm.memory, layout);
@@ -91,10 +93,10 @@ function pageSpan(s: ElfSegment): { start: number; size: number; access: Access 
 }
 
 /** Loads the image, writes the system and page tables and the control block; returns the CPU setup. */
-function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, layout: MemoryLayout, config: ResolvedConfig): SystemSetup {
+function prepareMemory(vm: VirtualMachine, image: ElfImage, bytes: Uint8Array, layout: MemoryLayout, config: ResolvedConfig, tableForm: TableForm): SystemSetup {
   loadElf(image, bytes, vm.memory);
   writeThreadBlock(vm.memory, image.tls, bytes, randomSeed()); // the stack-protector canary: this sandbox's own
-  const system = { ...writeSystemTables(vm.memory), pml4Address: buildPageTables(vm.memory, layout) };
+  const system = { ...writeSystemTables(vm.memory), pml4Address: buildPageTables(vm.memory, layout, tableForm) };
   vm.configure(system);
   writeControlBlock(vm.memory, layout, levelNumber(config.maxGuestLogLevel), guestXsaveMask(vm.guestXcr0));
   return system;

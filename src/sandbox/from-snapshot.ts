@@ -6,6 +6,7 @@
 import { allocateGuestMemory, createVirtualMachine, resolveBackend } from "../hypervisor/backend.js";
 import type { BackendName, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import type { GuestMemory } from "../mem/guest-memory.js";
+import { planHugePages } from "../mem/huge-pages.js";
 import { unparkVm } from "./parked-vms.js";
 import { requireSuperset } from "../snapshot/host-function-rules.js";
 import type { Snapshot } from "../snapshot/snapshot.js";
@@ -20,7 +21,7 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
   requireSuperset(snapshot.state.hostFunctions, hostFunctions, "Sandbox.fromSnapshot()");
   const { layout, system, cpu, functions } = snapshot.state;
   const backend = resolveBackend(config.backend);
-  const { vm, memory } = unparkVm(snapshot.image, backend) ?? freshVm(snapshot, backend);
+  const { vm, memory } = unparkVm(snapshot.image, backend) ?? freshVm(snapshot, backend, planHugePages(config.hugePages, layout.memorySize, backend).hostAdvice);
   try {
     vm.configure(system);
     vm.setCpuState(cpu);
@@ -42,8 +43,8 @@ export function partsFromSnapshot(snapshot: Snapshot, config: ResolvedSnapshotCo
 }
 
 /** A new VM with dirty logging from the start; its memory is mapped before the VM sees it (cheaper than remapping a live VM's). */
-function freshVm(snapshot: Snapshot, backend: BackendName): { vm: VirtualMachine; memory: GuestMemory } {
-  const memory = allocateGuestMemory(snapshot.state.layout.memorySize, backend);
+function freshVm(snapshot: Snapshot, backend: BackendName, hugePages: boolean): { vm: VirtualMachine; memory: GuestMemory } {
+  const memory = allocateGuestMemory(snapshot.state.layout.memorySize, backend, hugePages);
   memory.mapImage(snapshot.image);
   return { vm: createVirtualMachine(memory, { trackDirtyPages: true, backend }), memory };
 }

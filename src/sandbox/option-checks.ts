@@ -6,6 +6,7 @@
  */
 import { InvalidConfigError } from "../errors/errors.js";
 import { BACKEND_CHOICES, type BackendChoice } from "../hypervisor/backend-choice.js";
+import { HUGE_PAGES_CHOICES, type HugePages } from "../mem/huge-pages.js";
 
 /** Node timers fire after ~1 ms for any delay above this (a 32-bit signed millisecond count). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -30,6 +31,15 @@ export function backendChoice(name: string, value: unknown): BackendChoice | und
     throw new InvalidConfigError(`${name} must be one of ${BACKEND_CHOICES.join(", ")} (got ${describe(value)})`);
   }
   return value as BackendChoice;
+}
+
+/** Where guest memory uses 2 MiB pages: "auto" (default when undefined), "off" or "on" (mem/huge-pages.ts). */
+export function hugePagesChoice(name: string, value: unknown): HugePages {
+  if (value === undefined) return "auto";
+  if (typeof value !== "string" || !(HUGE_PAGES_CHOICES as readonly string[]).includes(value)) {
+    throw new InvalidConfigError(`${name} must be one of ${HUGE_PAGES_CHOICES.join(", ")} (got ${describe(value)})`);
+  }
+  return value as HugePages;
 }
 
 /** Where core dumps go: the option, else VMLET_COREDUMP_DIR, else none. */

@@ -4,7 +4,8 @@
  * passing one gets an InvalidConfigError rather than a silent ignore.
  */
 import { InvalidConfigError } from "../errors/errors.js";
-import { backendChoice, coreDumpDir, optionalFunction, timeout } from "./option-checks.js";
+import { backendChoice, coreDumpDir, hugePagesChoice, optionalFunction, timeout } from "./option-checks.js";
+import type { HugePages } from "../mem/huge-pages.js";
 import type { BackendChoice } from "../hypervisor/backend-choice.js";
 import { checkHostFunctions, type HostFunctionDefinition } from "./host-functions.js";
 import { parseLogLevel, type GuestLogger, type LogLevel } from "./logging.js";
@@ -24,6 +25,8 @@ export interface SnapshotSandboxConfig {
   backend?: BackendChoice;
   /** Where a guest fault or abort writes an ELF core dump (docs/debugging.md). Default: VMLET_COREDUMP_DIR, else none. */
   coreDumpDir?: string;
+  /** Transparent huge pages behind the sandbox's memory: "auto" (default), "off" or "on". The guest's page tables come from the snapshot (docs/snapshots.md, "Huge pages"). */
+  hugePages?: HugePages;
 }
 
 export interface ResolvedSnapshotConfig {
@@ -34,9 +37,10 @@ export interface ResolvedSnapshotConfig {
   readonly cpuTimeMs: number | undefined;
   readonly backend: BackendChoice | undefined;
   readonly coreDumpDir: string | undefined;
+  readonly hugePages: HugePages;
 }
 
-const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "cpuTimeMs", "backend", "coreDumpDir"]);
+const KNOWN = new Set(["hostFunctions", "maxGuestLogLevel", "guestLogger", "timeoutMs", "cpuTimeMs", "backend", "coreDumpDir", "hugePages"]);
 const FROM_SNAPSHOT = new Set(["guest", "heapSize", "stackSize", "inputSize", "outputSize", "initTimeoutMs", "memorySize"]);
 
 export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined): ResolvedSnapshotConfig {
@@ -56,5 +60,6 @@ export function resolveSnapshotConfig(config: SnapshotSandboxConfig | undefined)
     cpuTimeMs: c.cpuTimeMs === undefined ? undefined : timeout("cpuTimeMs", c.cpuTimeMs),
     backend: backendChoice("backend", c.backend),
     coreDumpDir: coreDumpDir(c.coreDumpDir),
+    hugePages: hugePagesChoice("hugePages", c.hugePages),
   };
 }

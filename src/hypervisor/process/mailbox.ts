@@ -42,6 +42,7 @@ export const MB = {
   xsaveSize: 0x0dc,
   memorySizePages: 0x0e0,
   mapCount: 0x0e4,
+  hugePages: 0x0e8,
   maps: 0x0f0,
   mapEntrySize: 24,
   fsBase: 0x6f0,

@@ -3,7 +3,7 @@
  * tables: every user page, at its own address, with the access its leaf entry gives
  * (read, write, execute). Supervisor pages (system tables, fault stubs, the tables
  * themselves) are left out: only a VM needs them. Runs of pages with one access become
- * one mapping.
+ * one mapping. A 2 MiB leaf (mem/page-tables.ts, form "2m") counts as its 512 pages.
  *
  * The tables may come from a snapshot file, so nothing in them is trusted: only an
  * identity map inside guest memory is accepted, and no page may be writable and
@@ -22,6 +22,8 @@ const LARGE = 0x80;
 const NX_HIGH = 0x8000_0000;
 /** The frame address: bits 12–31 of the low half, 0–19 (address bits 32–51) of the high half. */
 const FRAME_LOW = 0xffff_f000;
+/** Bits 12–20 of a 2 MiB leaf: PAT (a memory type vmlet never sets) and reserved bits. */
+const LARGE_LOW_RESERVED = 0x001f_f000;
 const FRAME_HIGH = 0x000f_ffff;
 
 /** What the tables map: the user mappings, and which pages are present at all (user or supervisor). */
@@ -58,22 +60,33 @@ export function walkPageTables(memory: Uint8Array, pml4: number): PageTableMap {
     for (let i2 = 0; i2 < ENTRIES; i2++) {
       const e2 = lo(pd, i2);
       if (!(e2 & PRESENT)) continue;
-      if (e2 & LARGE) refuse("a 2 MiB page");
+      const upper = lo(pml4, 0) & lo(pdpt, i3);
+      const upperNx = (hi(pml4, 0) | hi(pdpt, i3)) & NX_HIGH;
+      const first = (i3 * ENTRIES + i2) * ENTRIES;
+      /** Records the leaf (low half e, high half h) mapping `count` pages from `page`, under a directory entry allowing `dirLow`, `dirNx`. */
+      const leaf = (page: number, count: number, e: number, h: number, dirLow: number, dirNx: number): void => {
+        const frame = (h & FRAME_HIGH) * 2 ** 32 + ((e & FRAME_LOW) >>> 0);
+        if (page + count > pages || frame !== page * PAGE) refuse(`page 0x${(page * PAGE).toString(16)} is not identity-mapped inside guest memory`);
+        if (count === 1) present[page] = 1; // the common case, on every configure(): no fill() call
+        else present.fill(1, page, page + count);
+        if (!(e & upper & dirLow & USER)) return;
+        const writable = (e & upper & dirLow & WRITABLE) !== 0;
+        const executable = ((h & NX_HIGH) | upperNx | dirNx) === 0;
+        if (writable && executable) refuse(`page 0x${(page * PAGE).toString(16)} is writable and executable`);
+        const prot = PROT_READ | (writable ? PROT_WRITE : 0) | (executable ? PROT_EXEC : 0);
+        if (count === 1) protOf[page] = prot;
+        else protOf.fill(prot, page, page + count);
+      };
+      if (e2 & LARGE) {
+        if (e2 & LARGE_LOW_RESERVED) refuse(`the 2 MiB page at 0x${(first * PAGE).toString(16)} sets PAT or reserved bits`);
+        leaf(first, ENTRIES, e2, hi(pd, i2), ~0, 0);
+        continue;
+      }
       const pt = next(pd, i2, "a page table");
-      const upper = lo(pml4, 0) & lo(pdpt, i3) & e2;
-      const upperNx = (hi(pml4, 0) | hi(pdpt, i3) | hi(pd, i2)) & NX_HIGH;
       for (let i1 = 0; i1 < ENTRIES; i1++) {
         const e1 = lo(pt, i1);
         if (!(e1 & PRESENT)) continue;
-        const page = (i3 * ENTRIES + i2) * ENTRIES + i1;
-        const frame = (hi(pt, i1) & FRAME_HIGH) * 2 ** 32 + ((e1 & FRAME_LOW) >>> 0);
-        if (page >= pages || frame !== page * PAGE) refuse(`page 0x${(page * PAGE).toString(16)} is not identity-mapped inside guest memory`);
-        present[page] = 1;
-        if (!(e1 & upper & USER)) continue;
-        const writable = (e1 & upper & WRITABLE) !== 0;
-        const executable = ((hi(pt, i1) & NX_HIGH) | upperNx) === 0;
-        if (writable && executable) refuse(`page 0x${(page * PAGE).toString(16)} is writable and executable`);
-        protOf[page] = PROT_READ | (writable ? PROT_WRITE : 0) | (executable ? PROT_EXEC : 0);
+        leaf(first + i1, 1, e1, hi(pt, i1), e2, hi(pd, i2) & NX_HIGH);
       }
     }
   }

@@ -415,6 +415,7 @@ export class ProcessMachine implements VirtualMachine {
     m.setUint32(MB.memorySizePages, this.memory.byteLength / PAGE, true);
     m.setUint32(MB.mapCount, maps.length, true);
     m.setUint32(MB.trackWrites, writeTrackingWanted ? 1 : 0, true);
+    m.setUint32(MB.hugePages, this.guestMemory.hugePages ? 1 : 0, true);
     maps.forEach((map, i) => {
       const at = MB.maps + i * MB.mapEntrySize;
       m.setBigUint64(at, BigInt(map.start), true);
