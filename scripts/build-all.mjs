@@ -12,6 +12,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -124,6 +125,41 @@ function buildSqliteGuest() {
   run("make", ["-s", "-C", "examples/sqlite-guest"], "building the SQLite example guest");
 }
 
+/**
+ * The zstd example guest (examples/zstd-guest/) and its host reference. The zstd source is
+ * the copy the zstd-napi npm package vendors (upstream's lib/, unmodified), fetched with
+ * `npm pack` at the version and sha256 pinned here (npm's cache makes that offline after
+ * the first time), checked, extracted into the example's build/ and never committed. make
+ * then rebuilds only what changed, on every core (a first build compiles zstd twice, for
+ * the guest and for the host).
+ */
+const ZSTD_SOURCE = {
+  name: "zstd-napi",
+  version: "0.0.13",
+  sha256: "5b76defc67c808989c5f3920e14f662d6318b84b8d53ac3e94b99463d8d65e76",
+};
+
+function buildZstdGuest() {
+  const build = path.join(root, "examples/zstd-guest/build");
+  const stamp = path.join(build, "zstd-source");
+  const source = `${ZSTD_SOURCE.name}@${ZSTD_SOURCE.version} sha256:${ZSTD_SOURCE.sha256}\n`;
+  if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== source) {
+    log(`fetching the zstd source from ${ZSTD_SOURCE.name}@${ZSTD_SOURCE.version} (npm pack)`);
+    mkdirSync(build, { recursive: true });
+    rmSync(path.join(build, "zstd"), { recursive: true, force: true });
+    const tarball = path.join(build, `${ZSTD_SOURCE.name}-${ZSTD_SOURCE.version}.tgz`);
+    run("npm", ["pack", `${ZSTD_SOURCE.name}@${ZSTD_SOURCE.version}`, "--pack-destination", build, "--silent"], `fetching ${ZSTD_SOURCE.name} with npm pack`);
+    const actual = createHash("sha256").update(readFileSync(tarball)).digest("hex");
+    if (actual !== ZSTD_SOURCE.sha256) fail(`${tarball} has sha256 ${actual}, not the pinned ${ZSTD_SOURCE.sha256}; delete it and rebuild.`);
+    // --touch: extracted files get the current time, so make sees a new version as newer.
+    run("tar", ["-xzf", tarball, "--touch", "-C", build, "--strip-components=2", "package/deps/zstd/lib", "package/deps/zstd/LICENSE"], "extracting the zstd source");
+    rmSync(tarball);
+    writeFileSync(stamp, source);
+  }
+  log("building the zstd example guest and its host reference (make)");
+  run("make", ["-s", `-j${availableParallelism()}`, "-C", "examples/zstd-guest"], "building the zstd example guest");
+}
+
 function buildBenchReference() {
   log("building the C benchmark references (kvm_ref, process_ref) and the bench guest");
   run("make", ["-s", "-C", "bench/c"], "building bench/c");
@@ -155,6 +191,7 @@ buildAddon();
 buildProcessHelper();
 buildGuests();
 buildSqliteGuest();
+buildZstdGuest();
 buildBenchReference();
 buildTypeScript();
 if (!existsSync("/dev/kvm")) {

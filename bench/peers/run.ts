@@ -11,7 +11,7 @@
  * --no-node-snapshot on Node 20, and the memory probes want a GC first.)
  */
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../../src/cli/paths.js";
@@ -20,6 +20,7 @@ import { installedVersion, measureIsolatedVm, measureNodeVm, measureQuickJs, typ
 import { measureMemoryInChild } from "./memory.js";
 import { measureSqlite } from "./sqlite.js";
 import { measureVmlet, type VmletResult } from "./vmlet.js";
+import { measureZstd } from "./zstd.js";
 
 const NEEDED_FLAGS = ["--no-node-snapshot", "--expose-gc"];
 if (!NEEDED_FLAGS.every((f) => process.execArgv.includes(f))) {
@@ -136,7 +137,8 @@ function checks(v: VmletResult, rows: PeerRow[]): Check[] {
 
 const verdict = (c: Check): string => (c.holds === undefined ? "n/a " : c.holds ? "OK  " : "MISS");
 
-function writeDoc(m: Machine, v: VmletResult, rows: PeerRow[], skipped: Skipped[], results: Check[], versions: Record<string, string>): string {
+/** Writes docs/benchmarks.md: this run's sections (`extra`: the SQLite and zstd ones), then the kept ones. */
+function writeDoc(m: Machine, v: VmletResult, rows: PeerRow[], skipped: Skipped[], results: Check[], versions: Record<string, string>, extra: string): string {
   const pvm = /pvm/.test(m.backend);
   const notes = rows.filter((r) => r.notes.length > 0).map((r) => `- **${r.peer}: ${r.variant}**: ${r.notes.join("; ")}.`);
   const doc = `# Peer benchmark: vmlet vs isolated-vm, quickjs-emscripten and node:vm
@@ -208,7 +210,7 @@ the script), this benchmark skips isolated-vm with a note and prints the command
 \`node --no-node-snapshot\`, which \`npm run bench:peers\` passes.
 `;
   const file = path.join(packageRoot, "docs/benchmarks.md");
-  writeFileSync(file, doc + keptSections(file));
+  writeFileSync(file, doc + extra + keptSections(file));
   return file;
 }
 
@@ -257,9 +259,11 @@ async function main(): Promise<void> {
   const results = checks(v, rows);
   log("measuring: SQLite guest against better-sqlite3");
   const sqlite = await measureSqlite(quick);
+  log("measuring: zstd guest against the same C on the host");
+  const zstd = await measureZstd(quick);
 
   if (args.has("--json")) {
-    console.log(JSON.stringify({ machine: m, plan: PLAN, vmlet: { bareCall: v.bareCall, poolCycle: v.poolCycle, poolMbCycle: v.poolMbCycle, poolSpareCheckout: v.poolSpareCheckout }, rows, skipped, checks: results, sqlite: sqlite.rows }, null, 2));
+    console.log(JSON.stringify({ machine: m, plan: PLAN, vmlet: { bareCall: v.bareCall, poolCycle: v.poolCycle, poolMbCycle: v.poolMbCycle, poolSpareCheckout: v.poolSpareCheckout }, rows, skipped, checks: results, sqlite: sqlite.rows, zstd: zstd.rows }, null, 2));
   } else {
     console.log(`\n${m.cpu}, ${m.cores} cores, ${m.kernel}, Node ${m.node}, vmlet backend ${m.backend}, load ${m.loadAverage.join(" ")}`);
     if (/pvm/.test(m.backend)) console.log("PVM: KVM in software for a nested host; hardware KVM makes exits 1–2 orders of magnitude cheaper.");
@@ -269,10 +273,10 @@ async function main(): Promise<void> {
     for (const c of results) console.log(`  ${verdict(c)} ${c.label}\n       ${c.detail}`);
     console.log(`  also: spare-sandbox checkout ${us(v.poolSpareCheckout)} µs; pool run with the 1 MB call, restore included ${us(v.poolMbCycle)} µs`);
     console.log(`\n${sqlite.text}`);
+    console.log(`\nzstd ${zstd.version}: vmlet guest against the same C on the host\n${zstd.text}`);
   }
   if (!args.has("--no-write")) {
-    const file = writeDoc(m, v, rows, skipped, results, versions);
-    appendFileSync(file, sqlite.markdown);
+    const file = writeDoc(m, v, rows, skipped, results, versions, sqlite.markdown + zstd.markdown);
     log(`wrote ${path.relative(process.cwd(), file)}`);
   }
   if (installedVersion("isolated-vm") === undefined || installedVersion("quickjs-emscripten") === undefined) {
