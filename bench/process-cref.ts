@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { packageRoot } from "../src/cli/paths.js";
+import { PROCESS_SPIN_DEFAULT } from "../src/hypervisor/process/process-machine.js";
 import type { CStat } from "./cref.js";
 
 export const processRefPath = path.join(packageRoot, "bench/c/build/process_ref");
@@ -14,8 +15,8 @@ export interface Spin {
   childLoops: number;
 }
 
-/** vmlet's defaults (src/hypervisor/process/process-machine.ts, native/process_child.c). */
-export const DEFAULT_SPIN: Spin = { hostNs: 20_000, childLoops: 2000 };
+/** vmlet's defaults (src/hypervisor/process/process-machine.ts): the C reference's main rows use them too. */
+export const DEFAULT_SPIN: Spin = { ...PROCESS_SPIN_DEFAULT };
 
 export const spinLabel = (s: Spin): string => `host ${s.hostNs / 1000} µs / child ${s.childLoops} loops`;
 

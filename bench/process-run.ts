@@ -52,9 +52,9 @@ const PLAN = {
 
 /** Spin settings measured (host ns before its futex sleep, child pause loops before its own). */
 const SPIN_SETTINGS: readonly Spin[] = [
-  { hostNs: 0, childLoops: 0 },
+  DEFAULT_SPIN, // no spin
   { hostNs: 5_000, childLoops: 500 },
-  DEFAULT_SPIN,
+  { hostNs: 20_000, childLoops: 2000 },
   { hostNs: 50_000, childLoops: 5000 },
   { hostNs: 100_000, childLoops: 20000 },
 ];
