@@ -7,6 +7,7 @@ import { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
 import { KvmVm, MEM_LOG_DIRTY_PAGES } from "./vm.js";
 import { xsaveToLoad } from "../fpu-reload.js";
+import { xsaveForHost } from "./xsave-image.js";
 import { DirtyMode, DirtyTracker } from "./dirty-tracker.js";
 
 /** struct kvm_regs of each CPU state, built once (states are immutable; restores reuse them). */
@@ -32,6 +33,8 @@ export class KvmMachine implements VirtualMachine {
   private readonly view: DataView;
   private readonly vm: KvmVm;
   private readonly vcpu: KvmVcpu;
+  /** XSAVE components KVM_SET_XSAVE accepts here: snapshots naming others are converted (xsave-image.ts). */
+  private readonly xsaveComponents: bigint;
   private lastExitWasIo = false;
   /** Whether kvm_run.immediate_exit may be set (by interrupt() or a deadline timer's signal). */
   private interruptMayBePending = false;
@@ -57,6 +60,7 @@ export class KvmMachine implements VirtualMachine {
     const system = KvmSystem.open();
     this.backend = system.backend;
     this.guestXcr0 = system.guestXcr0;
+    this.xsaveComponents = system.xsaveComponents;
     this.memory = guestMemory.bytes;
     this.view = new DataView(this.memory.buffer, this.memory.byteOffset, this.memory.byteLength);
     this.vm = new KvmVm(system, system.createVm());
@@ -119,7 +123,7 @@ export class KvmMachine implements VirtualMachine {
     // Hardware KVM would still finish the last `out` (advance RIP) on the next KVM_RUN,
     // on top of the RIP set here; PVM has finished it already.
     if (this.backend.flavour === "hardware") this.completePendingIo();
-    this.vcpu.setRegsAndXsave(this.regsOf(state), state.xsave);
+    this.vcpu.setRegsAndXsave(this.regsOf(state), xsaveForHost(state.xsave, this.xsaveComponents));
     this.restoreSegmentBases(state);
     this.lastExitWasIo = false;
   }
@@ -297,7 +301,7 @@ export class KvmMachine implements VirtualMachine {
     if (this.backend.flavour === "hardware") this.completePendingIo();
     this.restoreSegmentBases(state);
     if (image !== this.sourceImage || state !== this.sourceState) {
-      this.vcpu.restoreSource(image, this.regsOf(state), xsaveToLoad(image, state, this.backend.flavour, this.guestXcr0));
+      this.vcpu.restoreSource(image, this.regsOf(state), xsaveForHost(xsaveToLoad(image, state, this.backend.flavour, this.guestXcr0), this.xsaveComponents));
       this.sourceImage = image;
       this.sourceState = state;
     }

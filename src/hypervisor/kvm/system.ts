@@ -5,6 +5,7 @@ import type { BackendInfo } from "../virtual-machine.js";
 import { native } from "../../native/errors.js";
 import { loadAddon, type NativeAddon, type NativeError } from "../../native/addon.js";
 import { CPUID_ENTRY_SIZE, checkStructSizes } from "./structs.js";
+import { supportedXsaveComponents } from "./xsave-image.js";
 
 const KVM_API_VERSION = 12;
 /** Capabilities vmlet needs (linux/kvm.h KVM_CAP_*). */
@@ -24,6 +25,8 @@ export class KvmSystem {
   /** KVM_GET_SUPPORTED_CPUID entries, handed to every vCPU so guests see the host's features. */
   readonly supportedCpuid: Uint8Array;
   readonly supportedCpuidCount: number;
+  /** XSAVE components the vCPUs may hold (what KVM_SET_XSAVE accepts in XSTATE_BV). */
+  readonly xsaveComponents: bigint;
 
   private constructor(readonly addon: NativeAddon, readonly fd: number) {
     this.backend = { name: "kvm", flavour: detectFlavour() };
@@ -32,6 +35,7 @@ export class KvmSystem {
     const cpuid = new Uint8Array(MAX_CPUID_ENTRIES * CPUID_ENTRY_SIZE);
     this.supportedCpuidCount = native("KVM_GET_SUPPORTED_CPUID", () => addon.getSupportedCpuid(fd, cpuid));
     this.supportedCpuid = cpuid.subarray(0, this.supportedCpuidCount * CPUID_ENTRY_SIZE);
+    this.xsaveComponents = supportedXsaveComponents(this.supportedCpuid, this.supportedCpuidCount);
   }
 
   /** Opens /dev/kvm once per process and checks the API version and capabilities. */
