@@ -13,7 +13,7 @@ import { ImageWriter, MemoryImage } from "../memory-image.js";
 import { decodeDiffHeader, decodePageIndex, DIFF_HEADER_BYTES, diffGeometry } from "./diff-layer.js";
 import { sha256OfImage, type Progress } from "./digest.js";
 import { DigestMismatchError, SnapshotInvalidError } from "./errors.js";
-import { openRegular } from "./layout-files.js";
+import { LayoutDir } from "./layout-dir.js";
 import type { Descriptor } from "./oci.js";
 import { blobRelative } from "./reader.js";
 
@@ -36,20 +36,37 @@ export async function openMemoryLayers(dir: string, layers: readonly Descriptor[
   const total = layers.reduce((n, l) => n + (verify(l) ? l.size : 0), 0);
   let done = 0;
   const progress = onProgress && ((d: number): void => onProgress(done + d, total));
-  return MemoryImage.build(memorySize, async (writer) => {
-    await copyFullLayer(dir, layers[0]!, writer, verify(layers[0]!), progress);
-    for (let i = 1; i < layers.length; i++) {
-      if (verify(layers[i - 1]!)) done += layers[i - 1]!.size;
-      await applyDiffLayer(dir, layers[i]!, layers[i - 1]!.digest, writer, verify(layers[i]!), progress);
+  const blobs = openBlobs(dir); // held for the whole chain: one open of blobs/sha256, not one per layer
+  try {
+    return await MemoryImage.build(memorySize, async (writer) => {
+      await copyFullLayer(blobs, layers[0]!, writer, verify(layers[0]!), progress);
+      for (let i = 1; i < layers.length; i++) {
+        if (verify(layers[i - 1]!)) done += layers[i - 1]!.size;
+        await applyDiffLayer(blobs, layers[i]!, layers[i - 1]!.digest, writer, verify(layers[i]!), progress);
+      }
+      onProgress?.(total, total);
+    });
+  } finally {
+    blobs.close();
+  }
+}
+
+/** blobs/sha256 of the layout, each directory opened without following a symlink. */
+function openBlobs(dir: string): LayoutDir {
+  return LayoutDir.with(dir, (root) => {
+    const blobs = root.openDir("blobs");
+    try {
+      return blobs.openDir("sha256");
+    } finally {
+      blobs.close();
     }
-    onProgress?.(total, total);
   });
 }
 
 /** Opens a layer's blob and checks its size against the descriptor. The caller closes the fd. */
-function openLayer(dir: string, layer: Descriptor): number {
+function openLayer(blobs: LayoutDir, layer: Descriptor): number {
   const rel = blobRelative(layer.digest);
-  const { fd, size } = openRegular(dir, rel);
+  const { fd, size } = blobs.openRegularFile(layer.digest.slice("sha256:".length), fs.constants.O_RDONLY);
   if (size !== layer.size) {
     fs.closeSync(fd);
     throw new SnapshotInvalidError(rel, `is ${size} bytes, its descriptor says ${layer.size}`);
@@ -58,9 +75,9 @@ function openLayer(dir: string, layer: Descriptor): number {
 }
 
 /** The full layer's stored pages, copied; with `verify`, the copy hashed (holes as zeros, unread). */
-async function copyFullLayer(dir: string, layer: Descriptor, writer: ImageWriter, verify: boolean, progress?: Progress): Promise<void> {
+async function copyFullLayer(blobs: LayoutDir, layer: Descriptor, writer: ImageWriter, verify: boolean, progress?: Progress): Promise<void> {
   const rel = blobRelative(layer.digest);
-  const fd = openLayer(dir, layer);
+  const fd = openLayer(blobs, layer);
   try {
     writer.copyDataOf(fd);
   } catch (error) {
@@ -84,9 +101,9 @@ async function copyFullLayer(dir: string, layer: Descriptor, writer: ImageWriter
  * A diff layer's pages placed over what is below them. Header and page index are checked
  * before any page is placed; with `verify`, every byte read is hashed and must match.
  */
-async function applyDiffLayer(dir: string, layer: Descriptor, base: string, writer: ImageWriter, verify: boolean, progress?: Progress): Promise<void> {
+async function applyDiffLayer(blobs: LayoutDir, layer: Descriptor, base: string, writer: ImageWriter, verify: boolean, progress?: Progress): Promise<void> {
   const rel = blobRelative(layer.digest);
-  const fd = openLayer(dir, layer);
+  const fd = openLayer(blobs, layer);
   try {
     const hash = verify ? createHash("sha256") : undefined;
     const header = decodeDiffHeader(readAt(fd, new Uint8Array(DIFF_HEADER_BYTES), 0, rel), rel, { size: layer.size, memorySize: writer.size, base });
@@ -104,7 +121,7 @@ async function applyDiffLayer(dir: string, layer: Descriptor, base: string, writ
 
 /** Reads the diff's data in chunks and writes each run of consecutive pages with one call. */
 async function placePages(fd: number, rel: string, pages: Uint32Array, dataOffset: number, writer: ImageWriter, hash: Hash | undefined, progress?: Progress): Promise<void> {
-  const buffer = new Uint8Array(CHUNK_PAGES * PAGE);
+  const buffer = new Uint8Array(Math.min(CHUNK_PAGES, pages.length) * PAGE); // sized to the diff: a fresh 1 MiB per layer cost more than its pages
   let sinceYield = 0;
   for (let first = 0; first < pages.length; first += CHUNK_PAGES) {
     const count = Math.min(CHUNK_PAGES, pages.length - first);

@@ -10,7 +10,7 @@ import { DigestMismatchError, SnapshotInvalidError, SnapshotNotFoundError } from
 import { BLOBS_DIR, INDEX_FILE, MAX_BYTES, OCI_LAYOUT_FILE } from "./format.js";
 import { LayoutDir } from "./layout-dir.js";
 import { readCapped } from "./layout-files.js";
-import { isValidRef, parseIndex, parseLayoutMarker, parseManifest, resolveRef, type Descriptor, type OciIndex, type SnapshotManifest } from "./oci.js";
+import { isValidRef, parseIndex, parseLayoutMarker, parseManifest, resolveRef, type Descriptor, type OciIndex, type ParsedManifest, type SnapshotManifest } from "./oci.js";
 
 export const blobRelative = (digest: string): string => `${BLOBS_DIR}/${digest.slice("sha256:".length)}`;
 
@@ -55,6 +55,13 @@ export function readEntry(dir: string, index: OciIndex, ref: string): SnapshotEn
   const descriptor = resolveRef(index, ref);
   if (!descriptor) throw new SnapshotNotFoundError(dir, ref, `no snapshot "${ref}" in ${dir}`);
   return readEntryAt(dir, descriptor);
+}
+
+/** Resolves a tag or manifest digest and reads and checks its manifest only (not the config). */
+export function readManifest(dir: string, index: OciIndex, ref: string): ParsedManifest {
+  const descriptor = resolveRef(index, ref);
+  if (!descriptor) throw new SnapshotNotFoundError(dir, ref, `no snapshot "${ref}" in ${dir}`);
+  return parseManifest(readBlob(dir, descriptor, MAX_BYTES.manifest), blobRelative(descriptor.digest));
 }
 
 export function readEntryAt(dir: string, descriptor: Descriptor): SnapshotEntry {

@@ -1,5 +1,5 @@
 /**
- * save({ base }): the base's memory chain, read from the layout, and the diff layer that
+ * save({ base }): the base's memory chain, read from the layout's manifest, and the diff layer that
  * puts this snapshot's memory over it. The pages come from the snapshot's PageHistory
  * (page-history.ts), so the cost is the pages changed since the base, not the memory size.
  */
@@ -13,8 +13,8 @@ import { SnapshotInvalidError } from "./errors.js";
 import { MAX_MEMORY_LAYERS, MEDIA_TYPE } from "./format.js";
 import type { LayoutDir } from "./layout-dir.js";
 import { createTemp, discardTemp, storageError, type Temp } from "./layout-files.js";
-import type { Descriptor } from "./oci.js";
-import { readEntry, readIndex } from "./reader.js";
+import type { Descriptor, OciIndex } from "./oci.js";
+import { readEntry, readManifest } from "./reader.js";
 
 const PAGE = 4096;
 /** Pages read from the image, hashed and written per step. */
@@ -27,32 +27,35 @@ export interface DiffPlan {
 }
 
 /**
- * Reads the base `ref` of the layout in `dir` and works out the diff. The base must be in
- * the same lineage with the same memory size, its layers present, and this snapshot must
- * descend from it (or be it) in this process: SNAPSHOT_MISMATCH otherwise. A chain that
- * would pass MAX_MEMORY_LAYERS is INVALID_CONFIG (squash the base first).
+ * Reads the base `ref` from the layout's `index` and works out the diff: only the base's
+ * manifest is read (its layers must be present); this snapshot must descend from it (or
+ * be it) in this process, else SNAPSHOT_MISMATCH, saying why (the base's config is read
+ * then). A chain that would pass MAX_MEMORY_LAYERS is INVALID_CONFIG (squash the base first).
  */
-export function planDiff(snapshot: Snapshot, dir: string, blobs: LayoutDir, ref: string): DiffPlan {
-  const base = readEntry(dir, readIndex(dir), ref);
-  if (base.state.lineage !== snapshot.state.lineage || base.state.layout.memorySize !== snapshot.memorySize) {
-    throw new SnapshotMismatchError(`save({ base: "${ref}" }): the base is another guest build or memory size than this snapshot; a diff applies only over its own ancestor`);
-  }
-  const chain = base.memoryLayers;
+export function planDiff(snapshot: Snapshot, dir: string, blobs: LayoutDir, index: OciIndex, ref: string): DiffPlan {
+  const chain = readManifest(dir, index, ref).memoryLayers;
+  const pages = snapshot.image.history.changedSince(chain.at(-1)!.digest);
+  if (!pages) throw notAnAncestor(snapshot, dir, index, ref);
   for (const layer of chain) {
     const hex = layer.digest.slice("sha256:".length);
     const stat = blobs.lstat(hex);
     if (!stat?.isFile() || stat.size !== layer.size) throw new SnapshotInvalidError(blobs.describe(hex), `the base's memory layer is missing or not ${layer.size} bytes`);
   }
-  const pages = snapshot.image.history.changedSince(chain.at(-1)!.digest);
-  if (!pages) {
-    throw new SnapshotMismatchError(
-      `save({ base: "${ref}" }): this snapshot does not descend from that base in this process (take it in a sandbox made from the base, loaded or saved here, within the last snapshots of its chain), so which pages changed is unknown`,
-    );
-  }
   if (pages.length > 0 && chain.length >= MAX_MEMORY_LAYERS) {
     throw new InvalidConfigError(`save({ base: "${ref}" }): the base already has ${chain.length} memory layers, the most a chain may have (${MAX_MEMORY_LAYERS}); squash it first (vmlet snapshot squash)`);
   }
   return { chain, pages };
+}
+
+/** Why a base is not one this snapshot can be diffed against. */
+function notAnAncestor(snapshot: Snapshot, dir: string, index: OciIndex, ref: string): SnapshotMismatchError {
+  const base = readEntry(dir, index, ref).state;
+  if (base.lineage !== snapshot.state.lineage || base.layout.memorySize !== snapshot.memorySize) {
+    return new SnapshotMismatchError(`save({ base: "${ref}" }): the base is another guest build or memory size than this snapshot; a diff applies only over its own ancestor`);
+  }
+  return new SnapshotMismatchError(
+    `save({ base: "${ref}" }): this snapshot does not descend from that base in this process (take it in a sandbox made from the base, loaded or saved here, within the last snapshots of its chain), so which pages changed is unknown`,
+  );
 }
 
 /**
@@ -67,7 +70,7 @@ export async function writeDiffLayer(root: LayoutDir, image: MemoryImage, pages:
   try {
     fs.ftruncateSync(temp.fd, size);
     writeAll(temp.fd, prefix, 0);
-    const buffer = new Uint8Array(CHUNK_PAGES * PAGE);
+    const buffer = new Uint8Array(Math.min(CHUNK_PAGES, pages.length) * PAGE);
     for (let first = 0; first < pages.length; first += CHUNK_PAGES) {
       const count = Math.min(CHUNK_PAGES, pages.length - first);
       const chunk = buffer.subarray(0, count * PAGE);

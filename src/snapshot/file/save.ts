@@ -86,7 +86,7 @@ async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, opti
   staged.startSyncs();
   const memoryLayers = options.base === undefined
     ? [await putMemory(layout, snapshot.image, staged, options.onProgress)]
-    : await putDiff(layout, snapshot, options.base, staged, options.onProgress);
+    : await putDiff(layout, snapshot, index, options.base, staged, options.onProgress);
   const annotations: Record<string, string> = {
     [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
     [ANNOTATION.version]: VMLET_VERSION,
@@ -283,8 +283,8 @@ async function putMemory(layout: HeldLayout, image: MemoryImage, staged: Staged,
 }
 
 /** The base's layers plus a diff layer of the pages changed since it (none when nothing changed). */
-async function putDiff(layout: HeldLayout, snapshot: Snapshot, base: string, staged: Staged, onProgress?: Progress): Promise<Descriptor[]> {
-  const { chain, pages } = planDiff(snapshot, layout.root.hostPath, layout.blobs, base);
+async function putDiff(layout: HeldLayout, snapshot: Snapshot, index: OciIndex, base: string, staged: Staged, onProgress?: Progress): Promise<Descriptor[]> {
+  const { chain, pages } = planDiff(snapshot, layout.root.hostPath, layout.blobs, index, base);
   if (pages.length === 0) return [...chain];
   const { temp, descriptor } = await writeDiffLayer(layout.root, snapshot.image, pages, chain.at(-1)!.digest);
   staged.track(temp);
