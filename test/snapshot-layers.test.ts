@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
 import { MAX_MEMORY_LAYERS, MEDIA_TYPE } from "../src/snapshot/file/format.js";
+import { MAX_HISTORY_DEPTH, PageHistory } from "../src/snapshot/page-history.js";
 import { guestPath } from "./helpers.js";
 import { blobFile, readIndexJson, vmlet } from "./layout-copies.js";
 
@@ -266,4 +267,33 @@ test("vmlet snapshot create --base, inspect, ls and squash", async () => {
   assert.deepEqual(await stateAt(dir, "flat"), [1, false, 24]);
   const bad = vmlet(["snapshot", "create", elf, dir, "three", "--base", "one", "--heap-size", "2M"]);
   assert.equal(bad.status, 2, bad.stderr);
+});
+
+describe("PageHistory: the record a diff save reads", () => {
+  test("the union of the pages changed back to the ancestor saved as a digest; undefined for a stranger", () => {
+    const root = PageHistory.root();
+    root.savedAs.add("sha256:a");
+    const one = PageHistory.over(root, [5, 3, 5], 1024);
+    const two = PageHistory.over(one, [7, 3], 1024);
+    assert.deepEqual([...one.changed], [3, 5], "sorted, each page once");
+    assert.deepEqual([...two.changedSince("sha256:a")!], [3, 5, 7]);
+    one.savedAs.add("sha256:b");
+    assert.deepEqual([...two.changedSince("sha256:b")!], [3, 7]);
+    assert.deepEqual([...root.changedSince("sha256:a")!], [], "itself: nothing changed");
+    assert.equal(two.changedSince("sha256:other"), undefined);
+  });
+
+  test(`at most ${MAX_HISTORY_DEPTH} ancestors, and no more page numbers than memory has pages`, () => {
+    const root = PageHistory.root();
+    root.savedAs.add("sha256:root");
+    let at = root;
+    for (let i = 0; i < MAX_HISTORY_DEPTH - 2; i++) at = PageHistory.over(at, [i], 1 << 20);
+    assert.ok(at.changedSince("sha256:root"), "within the limit");
+    for (let i = 0; i < 2; i++) at = PageHistory.over(at, [i], 1 << 20);
+    assert.equal(at.changedSince("sha256:root"), undefined, "forgotten beyond the limit");
+    const big = PageHistory.root();
+    big.savedAs.add("sha256:big");
+    const child = PageHistory.over(PageHistory.over(big, [0, 1, 2], 4), [3, 2], 4);
+    assert.equal(child.changedSince("sha256:big"), undefined, "5 page numbers remembered for 4 pages of memory: cut");
+  });
 });
