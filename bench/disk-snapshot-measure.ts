@@ -2,7 +2,8 @@
  * Snapshots on disk (OCI layouts): Snapshot.save against `dd … conv=fsync` of the same
  * bytes, Snapshot.load + first call at 16 MiB and 1 GiB, Snapshot.checkedLoad against
  * `sha256sum`, and a cold start in a new process from a disk snapshot against one from
- * the guest ELF. Every reference is measured in the same run, on the same disk.
+ * the guest ELF; diff layers (bench/disk-layers-measure.ts). Every reference is measured in
+ * the same run, on the same disk.
  *
  *   npm run bench:disk            # this section alone (node dist/bench/disk-snapshot-measure.js [--json])
  *   node dist/bench/run.js --only disk
@@ -22,6 +23,10 @@ import { constants as perfConstants, PerformanceObserver } from "node:perf_hooks
 import { backendInfo, Snapshot } from "../src/index.js";
 import { median } from "../src/cli/stats.js";
 import { fromSnapshotAndCall, snapshotBuilder, snapshotElf } from "./snapshot-measure.js";
+import { row, runTimed, type DiskRow } from "./disk-rows.js";
+import { measureLayers } from "./disk-layers-measure.js";
+
+export type { DiskRow } from "./disk-rows.js";
 
 const MIB = 2 ** 20;
 const nowNs = (): bigint => process.hrtime.bigint();
@@ -45,22 +50,6 @@ export const DISK_PLAN = {
 
 export const DISK_TARGET = { saveThroughput: 0.8, loadScaling: 1.2, checkedLoad: 1.2, coldStart: null as number | null };
 
-export interface DiskRow {
-  id: string;
-  label: string;
-  unit: "MB/s" | "ms";
-  vmlet: number;
-  ref: number;
-  refLabel: string;
-  /** vmlet / ref (for MB/s rows: vmlet's throughput / the reference's). */
-  ratio: number;
-  /** "≥" for throughput, "≤" for time. */
-  target: { op: "≥" | "≤"; value: number } | null;
-  meetsTarget: boolean | null;
-  samples: { vmlet: number[]; ref: number[] };
-  detail?: unknown;
-}
-
 export interface DiskResult {
   dir: string;
   filesystem: string;
@@ -78,16 +67,6 @@ function filesystemOf(dir: string): string {
   const r = spawnSync("df", ["-T", "-P", dir], { encoding: "utf8" });
   const line = r.stdout?.trim().split("\n")[1]?.split(/\s+/);
   return line ? `${line[0]} (${line[1]}, mounted on ${line[6]})` : "unknown";
-}
-
-/** Runs a command to completion; ms of wall time from spawn to exit. Throws on failure. */
-function runTimed(cmd: string, args: string[]): { ms: number; stdout: string; stderr: string } {
-  const t0 = nowNs();
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  const ms = msSince(t0);
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${String(r.status)}): ${r.stderr}`);
-  return { ms, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** `dd if=src of=dst bs=1M conv=fsync`: ms of wall time, and dd's own figure (open to fsync done, without the exec). */
@@ -130,12 +109,6 @@ async function snapshotsOf(id: GuestId, fill: number, count: number): Promise<{ 
   } finally {
     sb.close();
   }
-}
-
-function row(r: Omit<DiskRow, "ratio" | "meetsTarget">): DiskRow {
-  const ratio = r.vmlet / r.ref;
-  const meetsTarget = r.target === null ? null : r.target.op === "≥" ? ratio >= r.target.value : ratio <= r.target.value;
-  return { ...r, ratio, meetsTarget };
 }
 
 interface SaveCase {
@@ -235,7 +208,8 @@ async function measureLoad(root: string, reps: number, progress: (m: string) => 
       vmlet: median(fresh.total["1GiB"]!), ref: median(fresh.total["16MiB"]!), refLabel: "vmlet, 16 MiB, new VM", target: null,
       samples: { vmlet: fresh.total["1GiB"]!, ref: fresh.total["16MiB"]! }, detail: parts(fresh, "1GiB"),
     }),
-    kernelShareRow(mem["16MiB"]! / MIB, mem["1GiB"]! / MIB, median(fresh.total["1GiB"]!) - median(fresh.total["16MiB"]!)),
+    // The C reference creates KVM VMs: a comparison for the KVM backend only (it needs /dev/kvm).
+    ...(backendInfo().name === "kvm" ? [kernelShareRow(mem["16MiB"]! / MIB, mem["1GiB"]! / MIB, median(fresh.total["1GiB"]!) - median(fresh.total["16MiB"]!))] : []),
   ];
 }
 
@@ -476,6 +450,7 @@ export async function measureDiskSnapshots(progress: (msg: string) => void = () 
     for (const c of saveCases) rows.push(await measureSave(root, c, DISK_PLAN.saveReps[c.guest], progress));
     rows.push(...(await measureLoad(root, DISK_PLAN.loadReps, progress)));
     for (const id of ["16MiB", "256MiB"] as const) rows.push(await measureChecked(root, id, DISK_PLAN.checkedReps[id], progress));
+    rows.push(...(await measureLayers(root, progress)));
     cold = await measureColdStart(root, DISK_PLAN.coldStartReps, progress);
     rows.push(...cold.rows);
   } finally {

@@ -9,7 +9,7 @@ export { Snapshot } from "./snapshot/snapshot.js";
 export type { SaveOptions } from "./snapshot/file/save.js";
 export { DEFAULT_MAX_MEMORY_SIZE, type LoadOptions } from "./snapshot/file/load.js";
 export {
-  SnapshotLayout, type SnapshotListing, type SnapshotScan, type SnapshotInspection, type VerifyReport, type VerifyProblem, type GcReport, type LayoutWriteOptions,
+  SnapshotLayout, type SnapshotListing, type SnapshotScan, type SnapshotInspection, type VerifyReport, type VerifyProblem, type GcReport, type LayoutWriteOptions, type MemoryLayerInfo,
 } from "./snapshot/file/layout-tools.js";
 export {
   SnapshotNotFoundError, SnapshotInvalidError, DigestMismatchError, SnapshotIncompatibleError, SnapshotTooLargeError, CpuIncompatibleError, LayoutLockedError, StorageError,

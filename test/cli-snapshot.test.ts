@@ -308,7 +308,7 @@ describe("snapshot commands and run", () => {
 
   test("ls: a table, and --json", () => {
     const text = expectExit(0, "snapshot", "ls", "snaps").stdout.split("\n");
-    assert.match(text[0]!, /^TAG\s+DIGEST\s+MEMORY\s+SIZE\s+DISK\s+GUEST\s+CREATED$/);
+    assert.match(text[0]!, /^TAG\s+DIGEST\s+LAYERS\s+MEMORY\s+SIZE\s+DISK\s+GUEST\s+CREATED$/);
     const two = text.find((l) => l.startsWith("two "));
     assert.ok(two, text.join("\n"));
     assert.ok(two.includes(digest.slice(0, 19)) && two.includes("snapshot.elf") && two.includes("MiB"), two);
@@ -319,7 +319,8 @@ describe("snapshot commands and run", () => {
     assert.equal(s.digest, digest);
     assert.equal(s.guest, "snapshot.elf");
     assert.equal(s.generation, 1);
-    for (const key of ["memorySize", "size", "memoryDiskBytes"]) assert.equal(typeof s[key], "number", key);
+    for (const key of ["memorySize", "size", "memoryDiskBytes", "memoryLayers"]) assert.equal(typeof s[key], "number", key);
+    assert.equal(s.memoryLayers, 1);
     assert.ok((s.size as number) > (s.memorySize as number));
     assert.ok((s.memoryDiskBytes as number) < (s.memorySize as number), "the memory blob is sparse");
     assert.ok(!Number.isNaN(Date.parse(s.created as string)));

@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { MAX_BYTES } from "../src/snapshot/file/format.js";
-import { openMemoryImage, readBlob, readEntry, readIndex } from "../src/snapshot/file/reader.js";
+import { readBlob, readEntry, readIndex } from "../src/snapshot/file/reader.js";
+import { openMemoryLayers } from "../src/snapshot/file/memory-layers.js";
 import { Snapshot } from "../src/snapshot/snapshot.js";
 import { repoRoot } from "./helpers.js";
 
@@ -113,7 +114,7 @@ export function jsonErrorCode(r: CliResult): string | undefined {
  */
 export async function goldenSnapshotWithoutKvm(): Promise<Snapshot> {
   const entry = readEntry(GOLDEN, readIndex(GOLDEN), TAG);
-  const image = await openMemoryImage(GOLDEN, entry.memory, false);
+  const image = await openMemoryLayers(GOLDEN, entry.memoryLayers, entry.state.layout.memorySize, { verify: () => false });
   const guestElf = readBlob(GOLDEN, entry.guestElf, MAX_BYTES.guestElf);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }

@@ -268,3 +268,63 @@ test("skopeo push to a local docker-registry and pull back: same manifest digest
   const report = await new SnapshotLayout(c).verify();
   assert.ok(report.ok, JSON.stringify(report.problems));
 });
+
+/** A layout with v1 (one memory layer) and v2 = a diff layer over v1's: the layered case of the tests above. */
+async function layered(dir: string): Promise<{ d1: string; d2: string }> {
+  const d1 = await first.save(dir, "v1", { guestName: "snapshot.elf" });
+  const d2 = await second.save(dir, "v2", { guestName: "snapshot.elf", base: "v1" });
+  const layers = (readJson(path.join(dir, "blobs/sha256", d2.slice("sha256:".length))).layers as Obj[]).map((l) => l.mediaType);
+  assert.deepEqual(layers, ["application/vnd.vmlet.snapshot.memory.v1", "application/vnd.vmlet.snapshot.memory-diff.v1", "application/vnd.vmlet.snapshot.guest-elf.v1"]);
+  return { d1, d2 };
+}
+
+test("a layered snapshot through skopeo copy oci:A oci:B: the chain arrives whole, loads and runs", async (t) => {
+  if (!toolPath("skopeo")) return t.skip("skopeo not installed (scripts/install-system-deps.sh installs it)");
+  const a = path.join(root, "layered-A");
+  const b = path.join(root, "layered-B");
+  const { d2 } = await layered(a);
+  await skopeo("copy", "-q", `oci:${a}:v2`, `oci:${b}:v2`);
+  assert.deepEqual(tags(b), [["v2", d2]]);
+  assert.deepEqual(blobNames(b), blobsOf(a, d2), "v2's blobs, the base's memory layer among them");
+  await assertRuns(b, "v2", "second");
+  const report = await new SnapshotLayout(b).verify();
+  assert.ok(report.ok, JSON.stringify(report.problems));
+});
+
+test("umoci gc on a layered layout keeps the base layer a remaining diff needs", async (t) => {
+  const umoci = toolPath("umoci");
+  if (!umoci) return t.skip("umoci not installed (scripts/install-system-deps.sh installs it)");
+  const dir = path.join(root, "layered-gc");
+  const { d1, d2 } = await layered(dir);
+  const keep = blobsOf(dir, d2);
+  assert.ok(blobsOf(dir, d1).filter((b) => !keep.includes(b)).length === 2, "only v1's manifest and config are its own");
+  assert.equal(await new SnapshotLayout(dir).remove("v1"), true);
+  await run(umoci, ["gc", "--layout", dir]);
+  assert.deepEqual(blobNames(dir), keep, "v2's blobs remain, the base layer included");
+  await assertRuns(dir, "v2", "second");
+  assert.deepEqual((await new SnapshotLayout(dir).gc()).removedBlobs, [], "vmlet's gc agrees");
+  assert.ok((await new SnapshotLayout(dir).verify()).ok);
+});
+
+test("a layered snapshot pushed to a local docker-registry and pulled back: same digest, checkedLoad, runs", async (t) => {
+  const registry = toolPath("docker-registry");
+  if (!toolPath("skopeo")) return t.skip("skopeo not installed (scripts/install-system-deps.sh installs it)");
+  if (!registry) return t.skip("docker-registry not installed (scripts/install-system-deps.sh installs it)");
+  const a = path.join(root, "layered-push");
+  const c = path.join(root, "layered-pull");
+  const { d2 } = await layered(a);
+  const { proc, address, log } = await startRegistry(registry, fs.mkdtempSync(path.join(root, "registry-")));
+  try {
+    const ref = `docker://${address}/vmlet/layered:v2`;
+    await skopeo("copy", "-q", "--dest-tls-verify=false", `oci:${a}:v2`, ref);
+    await skopeo("copy", "-q", "--src-tls-verify=false", ref, `oci:${c}:v2`);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nregistry log:\n${log()}`, { cause: error });
+  } finally {
+    await stopRegistry(proc);
+  }
+  assert.deepEqual(tags(c), [["v2", d2]]);
+  assert.deepEqual(blobNames(c), blobsOf(a, d2));
+  await assertRuns(c, "v2", "second");
+  assert.ok((await new SnapshotLayout(c).verify()).ok);
+});

@@ -11,6 +11,7 @@ import { test } from "node:test";
 import * as abi from "../src/abi/constants.js";
 import { SYSTEM } from "../src/mem/layout.js";
 import * as format from "../src/snapshot/file/format.js";
+import * as diff from "../src/snapshot/file/diff-layer.js";
 import { SNAPSHOT_STATE_VERSION } from "../src/snapshot/snapshot.js";
 import { encodeConfig } from "../src/snapshot/file/config-blob.js";
 
@@ -30,11 +31,21 @@ test("media types, file names and annotation keys", () => {
     artifact: "application/vnd.vmlet.snapshot.v1",
     config: "application/vnd.vmlet.snapshot.config.v1+json",
     memory: "application/vnd.vmlet.snapshot.memory.v1",
+    memoryDiff: "application/vnd.vmlet.snapshot.memory-diff.v1",
     guestElf: "application/vnd.vmlet.snapshot.guest-elf.v1",
   }, READ);
   assert.deepEqual([format.OCI_LAYOUT_FILE, format.INDEX_FILE, format.BLOBS_DIR, format.LOCK_FILE, format.TEMP_PREFIX],
     ["oci-layout", "index.json", "blobs/sha256", ".vmlet.lock", ".tmp-"], READ);
   assert.equal(format.ANNOTATION.refName, "org.opencontainers.image.ref.name", READ);
+});
+
+test("the diff layer's binary format and the chain limit", () => {
+  assert.deepEqual([diff.DIFF_MAGIC, diff.DIFF_VERSION, diff.DIFF_HEADER_BYTES, format.MAX_MEMORY_LAYERS], ["VMLETDIF", 1, 128, 64], READ);
+  const prefix = diff.encodeDiffPrefix({ memorySize: 0x200000, pageCount: 2, base: `sha256:${"0".repeat(64)}` }, Uint32Array.of(3, 511));
+  assert.equal(Buffer.from(prefix.subarray(0, 136)).toString("hex"),
+    "564d4c4554444946" + "01000000" + "00100000" + "0000200000000000" + "0200000000000000" +
+    Buffer.from(`sha256:${"0".repeat(64)}`).toString("hex") + "00".repeat(25) + "03000000" + "ff010000", READ);
+  assert.deepEqual(diff.diffGeometry(2), { dataOffset: 4096, size: 3 * 4096 }, READ);
 });
 
 test("guest ports and memory layout constants a snapshot's memory depends on", () => {

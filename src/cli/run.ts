@@ -107,8 +107,8 @@ function writeProfile(sb: Sandbox, file: string): void {
  * after the load, whose checks of the snapshot itself come first.
  */
 function planCall(dir: string, ref: string, fnName: string, texts: readonly string[], maxMemorySize: number): { fn: FunctionSignature; values: GuestValue[]; hostFunctions: Parameters<typeof requireSuperset>[0] } {
-  const { state, memory } = readEntry(dir, readIndex(dir), ref);
-  if (memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, memory.size, maxMemorySize);
+  const { state } = readEntry(dir, readIndex(dir), ref);
+  if (state.layout.memorySize > maxMemorySize) throw new SnapshotTooLargeError(ref, state.layout.memorySize, maxMemorySize);
   const fn = findFunction(state.functions.map((f) => formatSignature(f.name, f)), fnName);
   const values = parseCallArgs(fn, texts);
   return { fn, values, hostFunctions: state.hostFunctions };

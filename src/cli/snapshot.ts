@@ -1,8 +1,10 @@
-/** `vmlet snapshot create | ls | inspect | verify | rm | gc`: a thin layer over Snapshot and SnapshotLayout. */
+/** `vmlet snapshot create | ls | inspect | verify | squash | rm | gc`: a thin layer over Snapshot and SnapshotLayout. */
 import path from "node:path";
 import { formatSignature, type Signature } from "../abi/types.js";
 import { SandboxBuilder } from "../sandbox/builder.js";
-import type { Sandbox } from "../sandbox/sandbox.js";
+import { Sandbox } from "../sandbox/sandbox.js";
+import { Snapshot } from "../snapshot/snapshot.js";
+import { SnapshotMismatchError } from "../errors/errors.js";
 import { SnapshotLayout } from "../snapshot/file/layout-tools.js";
 import { SnapshotNotFoundError } from "../snapshot/file/errors.js";
 import { readBlob, readEntry, readIndex } from "../snapshot/file/reader.js";
@@ -16,19 +18,23 @@ import { exportedFunctions } from "./guest-types.js";
 import { findFunction, formatResult, jsonResult, parseCallArgs, type FunctionSignature } from "./values.js";
 
 export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
-  create: `usage: vmlet snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N] [--timeout-ms N] [--json]
+  create: `usage: vmlet snapshot create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N] [--base REF] [--timeout-ms N] [--json]
   Builds a sandbox from the guest ELF, runs the --call calls in order, takes a snapshot
   and saves it in the OCI layout <dir> (created if missing) under <tag>, replacing the
   tag if it exists. Prints the manifest digest.
   --call <fn> [arg…]  call a guest function first (repeatable); arguments follow its
                       signature: numbers, bigints, true/false, strings, bytes as hex or @file
   --heap-size N       guest heap, bytes or 64M / 1G (default 1M)
+  --base REF          start from snapshot REF of <dir> (a tag or digest; made from the same
+                      ELF) instead of a fresh build, and save only the pages the calls
+                      changed: a diff layer over REF's layers
   --timeout-ms N      limit for each call`,
   ls: `usage: vmlet snapshot ls <dir> [--json]
-  Lists the snapshots in the layout: tag, digest, memory size, size, disk usage, guest, created.`,
+  Lists the snapshots in the layout: tag, digest, memory layers, memory size, size, disk
+  usage, guest, created.`,
   inspect: `usage: vmlet snapshot inspect <dir> <ref> [--json]
-  Shows one snapshot's manifest and config: digests, sizes, versions, CPU, layout,
-  guest functions, host functions it requires. <ref> is a tag or a manifest digest
+  Shows one snapshot's manifest and config: digests, sizes, its memory layer chain,
+  versions, CPU, layout, guest functions, host functions it requires. <ref> is a tag or a manifest digest
   (sha256:<hex>, or a unique prefix of at least 4 hex digits).`,
   verify: `usage: vmlet snapshot verify <dir> [--json]
   Checks every blob's sha256 and every structural rule. Exit 1 if anything is wrong.`,
@@ -36,6 +42,10 @@ export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
   Writes the guest ELF a snapshot carries (it is a layer of the layout, its digest checked)
   to <file>, for gdb and other tools: a core dump of a sandbox made from the snapshot loads
   with it (docs/debugging.md).`,
+  squash: `usage: vmlet snapshot squash <dir> <ref> <new-tag> [--json]
+  Merges the memory layers of snapshot <ref> (a full layer and the diff layers over it)
+  into one full layer and saves the result under <new-tag>; <ref> stays. Every layer is
+  hashed as it is read. Prints the new manifest digest.`,
   rm: `usage: vmlet snapshot rm <dir> <tag> [--json]
   Removes a tag. Its blobs stay until \`vmlet snapshot gc\`.`,
   gc: `usage: vmlet snapshot gc <dir> [--json]
@@ -44,10 +54,11 @@ export const SNAPSHOT_USAGE: Readonly<Record<string, string>> = {
 };
 
 export const SNAPSHOT_SUMMARY = `usage: vmlet snapshot <command> …
-  create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N]   build, call, save
+  create <guest.elf> <dir> <tag> [--call <fn> [arg…]]… [--heap-size N] [--base REF]   build, call, save
   ls <dir>                  list snapshots
   inspect <dir> <ref>       show a snapshot's manifest and config
   verify <dir>              check every digest and structural rule
+  squash <dir> <ref> <new-tag>   merge a chain of diff layers into one layer
   export-elf <dir> <ref> -o <file>   write the snapshot's guest ELF to a file
   rm <dir> <tag>            remove a tag (blobs stay until gc)
   gc <dir>                  delete unreferenced blobs
@@ -56,7 +67,7 @@ export const SNAPSHOT_SUMMARY = `usage: vmlet snapshot <command> …
 const JSON_OPTION = { json: { type: "boolean" } } as const;
 const EXPORT_SPEC = { options: { ...JSON_OPTION, output: { type: "string", short: "o" } } } as const;
 const CREATE_SPEC = {
-  options: { ...JSON_OPTION, "heap-size": { type: "string" }, "timeout-ms": { type: "string" } },
+  options: { ...JSON_OPTION, "heap-size": { type: "string" }, "timeout-ms": { type: "string" }, base: { type: "string" } },
   calls: true,
   guestArguments: true,
 } as const;
@@ -86,6 +97,8 @@ export async function snapshotCommand(argv: readonly string[], io: Io): Promise<
       return verify(args, usage, io);
     case "rm":
       return rm(args, usage, io);
+    case "squash":
+      return squash(args, usage, io);
     case "export-elf":
       return exportElf(args, usage, io);
     default:
@@ -135,17 +148,18 @@ async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> 
   const [elf, dir, tag] = expectPositionals(args, ["guest.elf", "dir", "tag"], usage) as [string, string, string];
   checkTag(tag, usage);
   const heap = stringFlag(args, "heap-size");
+  const baseText = stringFlag(args, "base");
+  if (baseText !== undefined && heap !== undefined) throw new UsageError("--heap-size does not apply with --base (the base fixes the memory layout)", usage);
+  const base = baseText === undefined ? undefined : resolveRef(dir, checkRef(baseText, usage));
   const timeout = stringFlag(args, "timeout-ms");
   const timeoutMs = timeout === undefined ? undefined : parseMs(timeout, "--timeout-ms", usage);
   const heapSize = heap === undefined ? undefined : parseSize(heap, "--heap-size", usage);
   const guest = readGuest(elf);
   // Every --call is checked against the ELF's export table before a sandbox is built.
   const planned = planCalls(guest, args.calls);
-  const builder = new SandboxBuilder().guest(guest ?? elf);
-  if (heapSize !== undefined) builder.heapSize(heapSize);
   let sb: Sandbox | undefined;
   try {
-    sb = await builder.build();
+    sb = base === undefined ? await buildFresh(guest ?? elf, heapSize) : await Sandbox.fromSnapshot(await loadBase(elf, guest, dir, base));
     const calls: Array<{ function: string; signature: string; args: string[]; result: ReturnType<typeof jsonResult>; type: string }> = [];
     for (const [i, request] of args.calls.entries()) {
       const fn = planned?.[i] ?? findFunction(sb.functions, request.fn);
@@ -161,20 +175,52 @@ async function create(args: ParsedArgs, usage: string, io: Io): Promise<number> 
     const bar = new ProgressBar(`saving ${tag}`, io.stderr, { enabled: !io.json });
     let digest: string;
     try {
-      digest = await snap.save(dir, tag, { guestName: path.basename(elf), onProgress: bar.update });
+      digest = await snap.save(dir, tag, { guestName: path.basename(elf), onProgress: bar.update, ...(base === undefined ? {} : { base }) });
     } finally {
       bar.finish();
     }
     if (io.json) {
-      io.printJson({ dir, tag, digest, guest: path.basename(elf), memorySize: snap.memorySize, generation: snap.generation, calls });
+      io.printJson({ dir, tag, digest, guest: path.basename(elf), memorySize: snap.memorySize, generation: snap.generation, base: base ?? null, calls });
     } else {
       io.out(digest);
-      io.err(`saved ${dir}:${tag} (${path.basename(elf)}, ${formatBytes(snap.memorySize)} memory)`);
+      io.err(`saved ${dir}:${tag} (${path.basename(elf)}, ${formatBytes(snap.memorySize)} memory${base === undefined ? "" : `, a diff over ${baseText}`})`);
     }
     return 0;
   } finally {
     sb?.close();
   }
+}
+
+function buildFresh(guest: string | Uint8Array, heapSize: number | undefined): Promise<Sandbox> {
+  const builder = new SandboxBuilder().guest(guest);
+  if (heapSize !== undefined) builder.heapSize(heapSize);
+  return builder.build();
+}
+
+/** The base snapshot of `create --base`: it must carry the same guest ELF as the one named. */
+async function loadBase(elf: string, guest: Uint8Array | undefined, dir: string, ref: string): Promise<Snapshot> {
+  const base = await Snapshot.load(dir, ref);
+  if (!Buffer.from(base.guestElf).equals(guest ?? readFileSync(elf))) throw new SnapshotMismatchError(`--base ${ref} was made from another guest ELF than ${elf}`);
+  return base;
+}
+
+async function squash(args: ParsedArgs, usage: string, io: Io): Promise<number> {
+  const [dir, refText, tag] = expectPositionals(args, ["dir", "ref", "new-tag"], usage) as [string, string, string];
+  const ref = resolveRef(dir, checkRef(refText, usage));
+  checkTag(tag, usage);
+  const bar = new ProgressBar(`squashing ${refText}`, io.stderr, { enabled: !io.json });
+  let digest: string;
+  try {
+    digest = await new SnapshotLayout(dir).squash(ref, tag, { onProgress: bar.update });
+  } finally {
+    bar.finish();
+  }
+  if (io.json) io.printJson({ dir, ref: refText, tag, digest });
+  else {
+    io.out(digest);
+    io.err(`saved ${dir}:${tag}: ${refText} in one memory layer`);
+  }
+  return 0;
 }
 
 /** Lists what it can read; unreadable manifests go to stderr (or "problems") and make the exit status 1. */
@@ -187,14 +233,14 @@ function ls(args: ParsedArgs, usage: string, io: Io): number {
       dir,
       snapshots: snapshots.map((s) => ({
         tag: s.tag ?? null, digest: s.digest, created: s.created, guest: s.guest ?? null, memorySize: s.memorySize, size: s.size,
-        memoryDiskBytes: s.memoryDiskBytes, generation: s.generation, vmletVersion: s.vmletVersion,
+        memoryDiskBytes: s.memoryDiskBytes, memoryLayers: s.memoryLayers, generation: s.generation, vmletVersion: s.vmletVersion,
       })),
       problems: problems.map((p) => ({ ref: p.ref, code: p.error.code, message: p.error.message })),
     });
     return status;
   }
-  const rows = snapshots.map((s) => [s.tag ?? "<none>", shortDigest(s.digest), formatBytes(s.memorySize), formatBytes(s.size), formatBytes(s.memoryDiskBytes), s.guest ?? "-", formatDate(s.created)]);
-  for (const line of table(["TAG", "DIGEST", "MEMORY", "SIZE", "DISK", "GUEST", "CREATED"], rows)) io.out(line);
+  const rows = snapshots.map((s) => [s.tag ?? "<none>", shortDigest(s.digest), String(s.memoryLayers), formatBytes(s.memorySize), formatBytes(s.size), formatBytes(s.memoryDiskBytes), s.guest ?? "-", formatDate(s.created)]);
+  for (const line of table(["TAG", "DIGEST", "LAYERS", "MEMORY", "SIZE", "DISK", "GUEST", "CREATED"], rows)) io.out(line);
   for (const p of problems) io.err(`vmlet: ${p.ref}: ${p.error.code}: ${p.error.message}`);
   return status;
 }
@@ -227,7 +273,8 @@ function inspect(args: ParsedArgs, usage: string, io: Io): number {
       memorySize: c.layout.memorySize,
       size,
       memoryDiskBytes,
-      blobs: { manifest: blob(i.descriptor), config: blob(i.blobs.config), memory: blob(i.blobs.memory), guestElf: blob(i.blobs.guestElf) },
+      blobs: { manifest: blob(i.descriptor), config: blob(i.blobs.config), memory: blob(i.memoryLayers[0]!.descriptor), guestElf: blob(i.blobs.guestElf) },
+      memoryLayers: i.memoryLayers.map((l) => ({ ...blob(l.descriptor), kind: l.kind, pages: l.pages ?? null, diskBytes: l.diskBytes })),
       functions: c.functions.map((f) => ({ name: f.name, index: f.index, params: [...f.params], returns: f.returns, signature: formatSignature(f.name, f) })),
       hostFunctions: c.hostFunctions.map((f) => ({ name: f.name, params: [...f.params], returns: f.returns, signature: formatSignature(f.name, f) })),
       layout: c.layout,
@@ -248,7 +295,7 @@ function inspect(args: ParsedArgs, usage: string, io: Io): number {
   field("generation", String(c.generation));
   field("log level", c.maxGuestLogLevel);
   field("memory", `${formatBytes(c.layout.memorySize)} (${formatBytes(memoryDiskBytes)} on disk)`);
-  field("size", `${formatBytes(size)} (${size} bytes in 4 blobs)`);
+  field("size", `${formatBytes(size)} (${size} bytes in ${3 + i.memoryLayers.length} blobs)`);
   io.out("");
   io.out("blobs");
   for (const line of table(
@@ -256,9 +303,14 @@ function inspect(args: ParsedArgs, usage: string, io: Io): number {
     [
       ["  manifest", i.descriptor.digest, String(i.descriptor.size), i.descriptor.mediaType],
       ["  config", i.blobs.config.digest, String(i.blobs.config.size), i.blobs.config.mediaType],
-      ["  memory", i.blobs.memory.digest, String(i.blobs.memory.size), i.blobs.memory.mediaType],
       ["  guest ELF", i.blobs.guestElf.digest, String(i.blobs.guestElf.size), i.blobs.guestElf.mediaType],
     ],
+  )) io.out(line);
+  io.out("");
+  io.out(`memory layers (${i.memoryLayers.length}, bottom first)`);
+  for (const line of table(
+    ["  #", "KIND", "PAGES", "SIZE", "DISK", "DIGEST"],
+    i.memoryLayers.map((l, n) => [`  ${n}`, l.kind, l.pages === undefined ? "-" : String(l.pages), formatBytes(l.descriptor.size), formatBytes(l.diskBytes), l.descriptor.digest]),
   )) io.out(line);
   io.out("");
   io.out(`guest functions (${c.functions.length})`);

@@ -3,10 +3,11 @@
  * plus a read-only shared view used as the source of restores. Sandboxes made from the
  * snapshot map the file privately, so they share its pages until they write them.
  */
-import { readSync } from "node:fs";
+import { readSync, writeSync } from "node:fs";
 import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 import { registerImageView } from "../mem/image-files.js";
+import { PageHistory } from "./page-history.js";
 
 const PAGE = 4096;
 
@@ -18,7 +19,14 @@ export class MemoryImage {
   /** Data ranges, found once: an image does not change after it is made. */
   #ranges: number[] | undefined;
 
-  private constructor(readonly fd: number, readonly size: number, readonly pagesStored: number, private readonly addon: NativeAddon) {
+  private constructor(
+    readonly fd: number,
+    readonly size: number,
+    readonly pagesStored: number,
+    private readonly addon: NativeAddon,
+    /** Which pages changed since the image this one was taken over (diff layers are saved from it). */
+    readonly history: PageHistory,
+  ) {
     closeWhenCollected.register(this, { addon, fd });
   }
 
@@ -37,7 +45,7 @@ export class MemoryImage {
 
   /** Copies `memory` into a new image, skipping zero pages. O(memory size): a sandbox's first snapshot. */
   static capture(memory: Uint8Array): MemoryImage {
-    return MemoryImage.create(memory.byteLength, (addon, fd) =>
+    return MemoryImage.create(memory.byteLength, PageHistory.root(), (addon, fd) =>
       native("pwrite", () => addon.writeNonZeroPages(fd, memory.buffer as ArrayBuffer, memory.byteOffset, memory.byteLength)),
     );
   }
@@ -50,7 +58,7 @@ export class MemoryImage {
   static captureOver(base: MemoryImage, memory: Uint8Array, written: readonly number[]): MemoryImage {
     const isWritten = new Uint8Array(base.size / PAGE);
     for (const page of written) isWritten[page] = 1;
-    return MemoryImage.create(base.size, (addon, fd) => {
+    return MemoryImage.create(base.size, PageHistory.over(base.history, written, base.size / PAGE), (addon, fd) => {
       let pages = 0;
       /** Calls `copy(start, pages)` for each run of pages in [first, last) that `include` accepts. */
       const forRuns = (first: number, last: number, include: (page: number) => boolean, copy: (start: number, count: number) => number): void => {
@@ -84,30 +92,6 @@ export class MemoryImage {
   }
 
   /**
-   * An image of a file the caller opened read-only (a snapshot blob on disk), copied into
-   * private memory (a memfd) now: only the file's data ranges are read, so the cost is the
-   * stored data, not the memory size. Sandboxes never map the file itself: someone who
-   * truncates or rewrites the blob afterwards cannot crash the host (SIGBUS) or change what
-   * runs — what checkedLoad verified is what runs. Takes ownership of `fd` (closed here).
-   */
-  static fromFile(fd: number, size: number): MemoryImage {
-    const addon = loadAddon();
-    try {
-      const ranges = native("lseek", () => addon.dataRanges(fd, size));
-      return MemoryImage.create(size, (a, copy) => {
-        let pages = 0;
-        for (let r = 0; r < ranges.length; r += 2) {
-          const start = Math.floor(ranges[r]! / PAGE) * PAGE, end = Math.min(size, Math.ceil(ranges[r + 1]! / PAGE) * PAGE);
-          if (end > start) pages += native("pread", () => a.copyNonZeroPages(fd, copy, start, end - start));
-        }
-        return pages;
-      });
-    } finally {
-      addon.closeFd(fd);
-    }
-  }
-
-  /**
    * A copy of [start, start + length) read with pread, not through a mapping: checks of an
    * image never fault pages into a view, and a file cut short reads as zeros here instead of
    * raising SIGBUS.
@@ -136,14 +120,82 @@ export class MemoryImage {
     return this.addon.copyNonZeroPages(this.fd, fd, start, end - start);
   }
 
-  private static create(size: number, fill: (addon: NativeAddon, fd: number) => number): MemoryImage {
+  /**
+   * A new image of `size` bytes that `fill` writes through an ImageWriter (load builds a
+   * snapshot's memory from its layers so: copied into private memory, never mapped from the
+   * blob files). Throws what `fill` throws, the memfd closed.
+   */
+  static async build(size: number, fill: (writer: ImageWriter) => Promise<void>): Promise<MemoryImage> {
     const addon = loadAddon();
     const fd = native("memfd_create", () => addon.memfdCreate("vmlet-snapshot", size));
     try {
-      return new MemoryImage(fd, size, fill(addon, fd), addon);
+      await fill(new ImageWriter(fd, size, addon));
+      const ranges = native("lseek", () => addon.dataRanges(fd, size));
+      let pages = 0;
+      for (let r = 0; r < ranges.length; r += 2) pages += Math.ceil(ranges[r + 1]! / PAGE) - Math.floor(ranges[r]! / PAGE);
+      return new MemoryImage(fd, size, pages, addon, PageHistory.root());
     } catch (error) {
       addon.closeFd(fd);
       throw error;
     }
   }
+
+  private static create(size: number, history: PageHistory, fill: (addon: NativeAddon, fd: number) => number): MemoryImage {
+    const addon = loadAddon();
+    const fd = native("memfd_create", () => addon.memfdCreate("vmlet-snapshot", size));
+    try {
+      return new MemoryImage(fd, size, fill(addon, fd), addon, history);
+    } catch (error) {
+      addon.closeFd(fd);
+      throw error;
+    }
+  }
+}
+
+/** Writes into the memfd of an image MemoryImage.build is making. Native errors become typed ones (native()). */
+export class ImageWriter {
+  /** @internal */
+  constructor(private readonly fd: number, readonly size: number, private readonly addon: NativeAddon) {}
+
+  /** Copies the non-zero pages of file `src` (opened by the caller, `size` bytes) to the same offsets, reading only its data ranges. */
+  copyDataOf(src: number): void {
+    const ranges = native("lseek", () => this.addon.dataRanges(src, this.size));
+    for (let r = 0; r < ranges.length; r += 2) {
+      const start = Math.floor(ranges[r]! / PAGE) * PAGE, end = Math.min(this.size, Math.ceil(ranges[r + 1]! / PAGE) * PAGE);
+      if (end > start) native("pread", () => this.addon.copyNonZeroPages(src, this.fd, start, end - start));
+    }
+  }
+
+  /** Places whole pages `bytes` at `offset`: non-zero ones written, zero ones made holes (whatever was there before). */
+  writePages(bytes: Uint8Array, offset: number): void {
+    for (let at = 0; at < bytes.byteLength; ) {
+      const zero = isZeroPage(bytes, at);
+      let end = at + PAGE;
+      while (end < bytes.byteLength && isZeroPage(bytes, end) === zero) end += PAGE;
+      if (zero) native("fallocate", () => this.addon.punchHole(this.fd, offset + at, end - at));
+      else native("pwrite", () => writeAll(this.fd, bytes.subarray(at, end), offset + at));
+      at = end;
+    }
+  }
+
+  /** The memfd's data as [start, end, …] byte ranges. */
+  dataRanges(): number[] {
+    return native("lseek", () => this.addon.dataRanges(this.fd, this.size));
+  }
+
+  /** pread of [position, position + out.length) into `out`. */
+  read(out: Uint8Array, position: number): void {
+    for (let done = 0; done < out.byteLength; ) {
+      const n = native("pread", () => readSync(this.fd, out, done, out.byteLength - done, position + done));
+      if (n === 0) throw new Error(`image memfd shorter than ${position + out.byteLength} bytes`); // a vmlet bug: the memfd has its full size
+      done += n;
+    }
+  }
+}
+
+const ZERO_PAGE = new Uint8Array(PAGE);
+const isZeroPage = (bytes: Uint8Array, at: number): boolean => Buffer.compare(bytes.subarray(at, at + PAGE), ZERO_PAGE) === 0;
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
 }

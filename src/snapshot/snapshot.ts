@@ -79,7 +79,9 @@ export class Snapshot {
   /**
    * Saves the snapshot into the OCI image layout `dir` (created if missing) under `tag`,
    * replacing the tag if it exists. Crash-safe; blobs already in the layout are not
-   * written again. Resolves to the manifest digest ("sha256:…"). See docs/snapshot-format.md.
+   * written again. With `base` (a tag or manifest digest of `dir` holding an ancestor of
+   * this snapshot), only the pages changed since it are written, as a diff layer over the
+   * base's layers. Resolves to the manifest digest ("sha256:…"). See docs/snapshot-format.md.
    */
   save(dir: string, tag: string, options?: SaveOptions): Promise<string> {
     return saveSnapshot(this, dir, tag, options);
@@ -87,9 +89,10 @@ export class Snapshot {
 
   /**
    * Loads a snapshot saved with save(): `ref` is a tag or a manifest digest. The memory
-   * blob is mapped lazily (pages are read as the guest uses them); every other blob is
-   * read, size-capped and digest-checked, and every field validated. A snapshot with more
-   * guest memory than `maxMemorySize` (default 4 GiB) is refused.
+   * layers are copied into private memory, bottom-up (the cost is the pages they store,
+   * not the memory size), so nothing done to the blob files later reaches a sandbox; every
+   * other blob is read, size-capped and digest-checked, and every field validated. A
+   * snapshot with more guest memory than `maxMemorySize` (default 4 GiB) is refused.
    */
   static load(dir: string, ref: string, options?: Pick<LoadOptions, "maxMemorySize">): Promise<Snapshot> {
     return loadSnapshot(dir, ref, options?.maxMemorySize === undefined ? {} : { maxMemorySize: options.maxMemorySize });

@@ -12,10 +12,11 @@ export function sha256(bytes: Uint8Array): string {
 }
 
 /**
- * sha256 of all `size` bytes of an image given as a view plus its data ranges
- * ([start, end, …]); holes are hashed as zeros without touching their pages.
+ * sha256 of all `size` bytes of an image given as a view (or a reader of [start, end), at
+ * most 1 MiB at a time) plus its data ranges ([start, end, …]); holes are hashed as zeros
+ * without touching their pages.
  */
-export async function sha256OfImage(view: Uint8Array, ranges: readonly number[], size: number, onProgress?: Progress): Promise<string> {
+export async function sha256OfImage(view: Uint8Array | ((start: number, end: number) => Uint8Array), ranges: readonly number[], size: number, onProgress?: Progress): Promise<string> {
   const hash = createHash("sha256");
   let at = 0;
   let sinceYield = 0;
@@ -33,7 +34,7 @@ export async function sha256OfImage(view: Uint8Array, ranges: readonly number[],
     }
   };
   const zeros = (start: number, end: number): Uint8Array => ZEROS.subarray(0, end - start);
-  const data = (start: number, end: number): Uint8Array => view.subarray(start, end);
+  const data = typeof view === "function" ? view : (start: number, end: number): Uint8Array => view.subarray(start, end);
   for (let r = 0; r < ranges.length; r += 2) {
     const start = Math.min(ranges[r]!, size);
     const end = Math.min(ranges[r + 1]!, size);

@@ -23,6 +23,8 @@ export const MEDIA_TYPE = {
   artifact: "application/vnd.vmlet.snapshot.v1",
   config: "application/vnd.vmlet.snapshot.config.v1+json",
   memory: "application/vnd.vmlet.snapshot.memory.v1",
+  /** Pages that differ from the layer below (file/diff-layer.ts). */
+  memoryDiff: "application/vnd.vmlet.snapshot.memory-diff.v1",
   guestElf: "application/vnd.vmlet.snapshot.guest-elf.v1",
 } as const;
 
@@ -44,6 +46,9 @@ export const MAX_BYTES = {
   config: 4 * 1024 * 1024,
   guestElf: 64 * 1024 * 1024,
 } as const;
+
+/** Most memory layers (one full layer and the diffs over it) a snapshot may stack; a deeper chain is refused, unread. */
+export const MAX_MEMORY_LAYERS = 64;
 
 /** OCI tag grammar (image-spec, distribution-spec). */
 export const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

@@ -12,10 +12,13 @@ import { LayoutDir } from "./layout-dir.js";
 import { openRegular, readCapped, removeStaleTemps, withWriterLock } from "./layout-files.js";
 import { ambiguousTagError, ambiguousTags, parseDescriptor, tagOf, type Descriptor, type OciIndex } from "./oci.js";
 import * as J from "./json-checks.js";
-import { blobRelative, openMemoryImage, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
+import { blobRelative, readBlob, readEntry, readEntryAt, readIndex, type SnapshotEntry } from "./reader.js";
 import { writeIndex } from "./save.js";
+import { openMemoryLayers } from "./memory-layers.js";
+import { diffPageCount } from "./diff-layer.js";
+import { Snapshot } from "../snapshot.js";
 import { checkLoadedImage } from "../image-checks.js";
-import { checkLayoutWriteOptions, checkVerifyOptions } from "./option-checks.js";
+import { checkLayoutWriteOptions, checkSquashOptions, checkVerifyOptions } from "./option-checks.js";
 import { InvalidConfigError, VmletError } from "../../errors/errors.js";
 
 export interface SnapshotListing {
@@ -28,8 +31,10 @@ export interface SnapshotListing {
   readonly memorySize: number;
   /** Sum of the snapshot's blob sizes (manifest, config, memory, ELF): the bytes a registry transfers. */
   readonly size: number;
-  /** Bytes the memory blob occupies on this disk (holes cost nothing). */
+  /** Bytes the memory layers occupy on this disk (holes cost nothing). */
   readonly memoryDiskBytes: number;
+  /** Memory layers: 1 for a full snapshot, 1 + the diff layers over it otherwise. */
+  readonly memoryLayers: number;
   readonly generation: number;
   readonly vmletVersion: string;
 }
@@ -38,15 +43,26 @@ export interface SnapshotInspection {
   readonly tag: string | undefined;
   readonly descriptor: Descriptor;
   readonly annotations: Readonly<Record<string, string>>;
-  readonly blobs: { readonly config: Descriptor; readonly memory: Descriptor; readonly guestElf: Descriptor };
+  readonly blobs: { readonly config: Descriptor; readonly guestElf: Descriptor };
+  /** The memory chain bottom-up: the full layer, then each diff layer over the one before it. */
+  readonly memoryLayers: readonly MemoryLayerInfo[];
   /** The config blob without the raw XSAVE area. */
   readonly config: Omit<SnapshotConfigBlob, "cpuState"> & { readonly cpuState: Omit<SnapshotConfigBlob["cpuState"], "xsave"> };
   /** The memory layout as a table, as `describeLayout` renders it. */
   readonly layoutTable: string;
   /** Sum of the snapshot's blob sizes, as in SnapshotListing. */
   readonly size: number;
-  /** Bytes the memory blob occupies on this disk. */
+  /** Bytes the memory layers occupy on this disk. */
   readonly memoryDiskBytes: number;
+}
+
+export interface MemoryLayerInfo {
+  readonly descriptor: Descriptor;
+  readonly kind: "full" | "diff";
+  /** Pages a diff layer holds (worked out from its size); undefined for the full layer. */
+  readonly pages: number | undefined;
+  /** Bytes the layer's blob occupies on this disk (0 if it cannot be read). */
+  readonly diskBytes: number;
 }
 
 export interface VerifyProblem {
@@ -125,7 +141,8 @@ export class SnapshotLayout {
       tag: tagOf(entry.descriptor),
       descriptor: entry.descriptor,
       annotations: entry.manifest.annotations,
-      blobs: { config: entry.manifest.config, memory: entry.memory, guestElf: entry.guestElf },
+      blobs: { config: entry.manifest.config, guestElf: entry.guestElf },
+      memoryLayers: entry.memoryLayers.map((d, i) => ({ descriptor: d, kind: i === 0 ? "full" : "diff", pages: i === 0 ? undefined : diffPageCount(d.size), diskBytes: this.diskBytes(d) })),
       config,
       layoutTable: describeLayout(entry.state.layout),
       size: entrySize(entry),
@@ -161,22 +178,46 @@ export class SnapshotLayout {
         problems.push({ ref, error });
       }
     }
-    const total = entries.reduce((n, { entry }) => n + (verified.has(entry.memory.digest) ? 0 : entry.memory.size), 0);
+    const unverified = (layers: readonly Descriptor[]): Descriptor[] => layers.filter((l) => !verified.has(l.digest));
+    const total = [...new Map(entries.flatMap(({ entry }) => unverified(entry.memoryLayers).map((l) => [l.digest, l.size]))).values()].reduce((a, b) => a + b, 0);
     let done = 0;
     for (const { ref, entry } of entries) {
-      const hash = !verified.has(entry.memory.digest);
+      const toHash = unverified(entry.memoryLayers);
+      const bytes = toHash.reduce((n, l) => n + l.size, 0);
       try {
-        const image = await openMemoryImage(this.dir, entry.memory, hash, onProgress && ((d) => onProgress(done + d, total)));
-        verified.add(entry.memory.digest);
+        // Layers hashed for an earlier manifest (a shared base) are placed, not hashed again.
+        const image = await openMemoryLayers(this.dir, entry.memoryLayers, entry.state.layout.memorySize, { verify: (l) => !verified.has(l.digest), onProgress: onProgress && ((d) => onProgress(done + Math.min(d, bytes), total)) });
+        for (const l of toHash) verified.add(l.digest);
         // Per manifest, not per blob: the supervisor pages vmlet builds depend on the config's layout.
-        checkLoadedImage(image, entry.state, blobRelative(entry.memory.digest));
+        checkLoadedImage(image, entry.state, blobRelative(entry.memoryLayers.at(-1)!.digest));
       } catch (error) {
         if (!(error instanceof VmletError)) throw error;
         problems.push({ ref, error });
       }
-      if (hash) done += entry.memory.size;
+      done += bytes;
     }
     return { ok: problems.length === 0, snapshots, blobsVerified: verified.size, problems };
+  }
+
+  /**
+   * Merges the memory chain of `ref` into one full layer and saves the result under `tag`
+   * (replacing it if it exists; `ref`'s own tag is left as it is). Every layer read is
+   * hashed first, so a corrupt chain is never baked into a new digest. Resolves to the new
+   * manifest's digest.
+   */
+  async squash(ref: string, tag: string, options?: LayoutWriteOptions & { onProgress?: Progress }): Promise<string> {
+    const { lockTimeoutMs, onProgress } = checkSquashOptions(options);
+    const entry = readEntry(this.dir, readIndex(this.dir), ref);
+    const image = await openMemoryLayers(this.dir, entry.memoryLayers, entry.state.layout.memorySize, { verify: () => true, onProgress: onProgress && ((d, t) => onProgress(d / 2, t)) });
+    checkLoadedImage(image, entry.state, blobRelative(entry.memoryLayers.at(-1)!.digest));
+    const guestElf = readBlob(this.dir, entry.guestElf, MAX_BYTES.guestElf);
+    const snapshot = new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
+    const guestName = entry.manifest.annotations[ANNOTATION.guest];
+    return snapshot.save(this.dir, tag, {
+      lockTimeoutMs,
+      ...(guestName === undefined ? {} : { guestName }),
+      ...(onProgress ? { onProgress: (d: number, t: number) => onProgress(t / 2 + d / 2, t) } : {}),
+    });
   }
 
   /** Removes a tag from the index (the commit point); its blobs stay until gc(). Returns whether the tag existed. */
@@ -252,11 +293,16 @@ export class SnapshotLayout {
     return reachable;
   }
 
-  /** Disk blocks of the memory blob (holes cost nothing); 0 if it cannot be read. */
+  /** Disk blocks of the memory layers (holes cost nothing). */
   private memoryDiskBytes(entry: SnapshotEntry): number {
+    return entry.memoryLayers.reduce((n, d) => n + this.diskBytes(d), 0);
+  }
+
+  /** Disk blocks of a blob; 0 if it cannot be read. */
+  private diskBytes(d: Descriptor): number {
     let fd: number | undefined;
     try {
-      fd = openRegular(this.dir, blobRelative(entry.memory.digest)).fd;
+      fd = openRegular(this.dir, blobRelative(d.digest)).fd;
       return fs.fstatSync(fd).blocks * 512;
     } catch {
       return 0;
@@ -275,6 +321,7 @@ export class SnapshotLayout {
       memorySize: entry.state.layout.memorySize,
       size: entrySize(entry),
       memoryDiskBytes: this.memoryDiskBytes(entry),
+      memoryLayers: entry.memoryLayers.length,
       generation: entry.state.generation,
       vmletVersion: a[ANNOTATION.version] ?? "unknown",
     };
@@ -283,7 +330,7 @@ export class SnapshotLayout {
 
 /** The bytes a registry transfers for a snapshot: its manifest and every blob it names. */
 function entrySize(entry: SnapshotEntry): number {
-  return entry.descriptor.size + entry.manifest.config.size + entry.memory.size + entry.guestElf.size;
+  return entry.descriptor.size + entry.manifest.config.size + entry.memoryLayers.reduce((n, l) => n + l.size, 0) + entry.guestElf.size;
 }
 
 /** blobs/sha256 held open (symlinks refused), or undefined when the layout has no blobs yet. */

@@ -1,18 +1,19 @@
 /**
- * Snapshot.load / checkedLoad: a snapshot from a layout directory. The memory blob is
- * mapped, not read, so loading costs the same for any memory size (but for its
- * supervisor pages, read and compared with vmlet's own: image-checks.ts); checkedLoad
- * first hashes that same file descriptor.
+ * Snapshot.load / checkedLoad: a snapshot from a layout directory. The memory layers are
+ * copied into private memory (memory-layers.ts): the cost is the pages they store, not
+ * the memory size; checkedLoad hashes what it copies. The supervisor pages are then read
+ * and compared with vmlet's own (image-checks.ts).
  */
 import { InvalidConfigError } from "../../errors/errors.js";
 import { guestCpuIdentity } from "../../hypervisor/backend.js";
 import { missingFeatures } from "../../hypervisor/cpu-features.js";
 import { Snapshot } from "../snapshot.js";
 import { rememberDigest } from "./blob-digests.js";
+import { openMemoryLayers } from "./memory-layers.js";
 import type { Progress } from "./digest.js";
 import { CpuIncompatibleError, SnapshotTooLargeError } from "./errors.js";
 import { MAX_BYTES } from "./format.js";
-import { blobRelative, openMemoryImage, readBlob, readEntry, readIndex } from "./reader.js";
+import { blobRelative, readBlob, readEntry, readIndex } from "./reader.js";
 import { checkLoadedImage } from "../image-checks.js";
 import { checkDir, checkLoadOptions } from "./option-checks.js";
 
@@ -36,13 +37,16 @@ export async function loadSnapshot(dir: string, ref: string, options?: LoadOptio
   checkDir(dir, "load()");
   const maxMemorySize = checkMaxMemorySize(checked.maxMemorySize);
   const entry = readEntry(dir, readIndex(dir), ref);
-  if (entry.memory.size > maxMemorySize) throw new SnapshotTooLargeError(ref, entry.memory.size, maxMemorySize);
+  const memorySize = entry.state.layout.memorySize;
+  if (memorySize > maxMemorySize) throw new SnapshotTooLargeError(ref, memorySize, maxMemorySize);
   const missing = missingFeatures(entry.state.guestCpu.features, guestCpuIdentity());
   if (missing.length > 0) throw new CpuIncompatibleError(missing);
   const guestElf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf);
-  const image = await openMemoryImage(dir, entry.memory, checked.verify, checked.onProgress);
-  checkLoadedImage(image, entry.state, blobRelative(entry.memory.digest));
-  rememberDigest(image, entry.memory.digest);
+  const image = await openMemoryLayers(dir, entry.memoryLayers, memorySize, { verify: () => checked.verify, onProgress: checked.onProgress });
+  const top = entry.memoryLayers.at(-1)!;
+  checkLoadedImage(image, entry.state, blobRelative(top.digest));
+  if (entry.memoryLayers.length === 1) rememberDigest(image, top.digest);
+  image.history.savedAs.add(top.digest);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }
 

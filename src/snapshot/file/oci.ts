@@ -3,7 +3,7 @@
  * snapshot manifest (config + memory + guest ELF). Builders for writing, strict
  * parsers for reading.
  */
-import { ANNOTATION, DIGEST_PATTERN, INDEX_FILE, MEDIA_TYPE, OCI_LAYOUT_VERSION, TAG_PATTERN } from "./format.js";
+import { ANNOTATION, DIGEST_PATTERN, INDEX_FILE, MAX_MEMORY_LAYERS, MEDIA_TYPE, OCI_LAYOUT_VERSION, TAG_PATTERN } from "./format.js";
 import { SnapshotInvalidError } from "./errors.js";
 import * as J from "./json-checks.js";
 
@@ -26,11 +26,14 @@ export interface SnapshotManifest {
   readonly mediaType: typeof MEDIA_TYPE.manifest;
   readonly artifactType: typeof MEDIA_TYPE.artifact;
   readonly config: Descriptor;
-  readonly layers: readonly [Descriptor, Descriptor];
+  /** The memory layers bottom-up (one full layer, then diffs), then the guest ELF. */
+  readonly layers: readonly Descriptor[];
   readonly annotations: Readonly<Record<string, string>>;
 }
 
 const MAX_MANIFESTS = 10_000;
+/** Layers a manifest may list at all; the memory chain's own limit (MAX_MEMORY_LAYERS) is checked after, with its own message. */
+const MAX_LAYERS = 1024;
 const MAX_ANNOTATIONS = 64;
 
 export const layoutMarker = (): string => `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`;
@@ -73,26 +76,55 @@ function parseAnnotations(value: J.Json, where: string): Record<string, string> 
 
 export const tagOf = (d: Descriptor): string | undefined => d.annotations?.[ANNOTATION.refName];
 
-export function buildManifest(config: Descriptor, memory: Descriptor, guestElf: Descriptor, annotations: Record<string, string>): SnapshotManifest {
-  return { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers: [memory, guestElf], annotations };
+export function buildManifest(config: Descriptor, memoryLayers: readonly Descriptor[], guestElf: Descriptor, annotations: Record<string, string>): SnapshotManifest {
+  return { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers: [...memoryLayers, guestElf], annotations };
 }
 
-/** Parses a manifest and checks it is a vmlet snapshot: artifact type, config and exactly one memory and one ELF layer. */
-export function parseManifest(bytes: Uint8Array, where: string): { manifest: SnapshotManifest; memory: Descriptor; guestElf: Descriptor } {
+export interface ParsedManifest {
+  readonly manifest: SnapshotManifest;
+  /** Bottom-up: the full memory layer, then each diff layer over the one before it. */
+  readonly memoryLayers: readonly Descriptor[];
+  readonly guestElf: Descriptor;
+}
+
+/**
+ * Parses a manifest and checks it is a vmlet snapshot: artifact type, config, one guest ELF
+ * layer and a memory chain (checkMemoryChain). Whether each diff layer really lies over the
+ * layer below it is in the diff's own header, checked when it is read.
+ */
+export function parseManifest(bytes: Uint8Array, where: string): ParsedManifest {
   const o = J.object(J.parseJson(bytes, where), where);
   J.exactly(o.schemaVersion, `${where}.schemaVersion`, 2);
   J.exactly(o.mediaType, `${where}.mediaType`, MEDIA_TYPE.manifest);
   J.exactly(o.artifactType, `${where}.artifactType`, MEDIA_TYPE.artifact);
   const config = parseDescriptor(o.config, `${where}.config`);
   J.exactly(config.mediaType, `${where}.config.mediaType`, MEDIA_TYPE.config);
-  const layers = J.array(o.layers, `${where}.layers`, 2).map((l, i) => parseDescriptor(l, `${where}.layers[${i}]`));
-  const memory = layers.find((l) => l.mediaType === MEDIA_TYPE.memory);
-  const guestElf = layers.find((l) => l.mediaType === MEDIA_TYPE.guestElf);
-  if (layers.length !== 2 || !memory || !guestElf) {
-    throw new SnapshotInvalidError(`${where}.layers`, `must be one ${MEDIA_TYPE.memory} and one ${MEDIA_TYPE.guestElf} layer`);
+  const layers = J.array(o.layers, `${where}.layers`, MAX_LAYERS).map((l, i) => parseDescriptor(l, `${where}.layers[${i}]`));
+  const elves = layers.filter((l) => l.mediaType === MEDIA_TYPE.guestElf);
+  const memoryLayers = layers.filter((l) => l.mediaType !== MEDIA_TYPE.guestElf);
+  if (elves.length !== 1 || memoryLayers.length === 0 || memoryLayers.some((l) => l.mediaType !== MEDIA_TYPE.memory && l.mediaType !== MEDIA_TYPE.memoryDiff)) {
+    throw new SnapshotInvalidError(`${where}.layers`, `must be memory layers (one ${MEDIA_TYPE.memory}, then any ${MEDIA_TYPE.memoryDiff}) and one ${MEDIA_TYPE.guestElf} layer`);
   }
+  checkMemoryChain(memoryLayers, `${where}.layers`);
   const annotations = o.annotations === undefined ? {} : parseAnnotations(o.annotations, `${where}.annotations`);
-  return { manifest: { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers: [memory, guestElf], annotations }, memory, guestElf };
+  const manifest: SnapshotManifest = { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, artifactType: MEDIA_TYPE.artifact, config, layers, annotations };
+  return { manifest, memoryLayers, guestElf: elves[0]! };
+}
+
+/**
+ * A memory chain is one full layer at the bottom and diff layers over it: never deeper
+ * than MAX_MEMORY_LAYERS, and never the same layer twice (a cycle: a layer over itself).
+ */
+function checkMemoryChain(layers: readonly Descriptor[], where: string): void {
+  if (layers.length > MAX_MEMORY_LAYERS) throw new SnapshotInvalidError(where, `a chain of ${layers.length} memory layers is deeper than the limit of ${MAX_MEMORY_LAYERS} (squash it)`);
+  const seen = new Set<string>();
+  for (const layer of layers) {
+    if (seen.has(layer.digest)) throw new SnapshotInvalidError(where, `the memory chain holds layer ${layer.digest} twice: a cycle`);
+    seen.add(layer.digest);
+  }
+  if (layers[0]!.mediaType !== MEDIA_TYPE.memory) throw new SnapshotInvalidError(where, `the diff layer ${layers[0]!.digest} has no base: the bottom memory layer must be a full ${MEDIA_TYPE.memory} layer`);
+  const extra = layers.findIndex((l, i) => i > 0 && l.mediaType === MEDIA_TYPE.memory);
+  if (extra > 0) throw new SnapshotInvalidError(where, `only the bottom memory layer may be a full one (memory layer ${extra}, ${layers[extra]!.digest}, is one too)`);
 }
 
 /** Finds a manifest by tag or by digest. A tag that names two different manifests is refused, never resolved to one of them. */

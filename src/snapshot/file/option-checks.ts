@@ -5,6 +5,7 @@
 import { InvalidConfigError } from "../../errors/errors.js";
 import { optionalBoolean, optionalFunction, optionalString, optionsObject, waitMs } from "../../sandbox/option-checks.js";
 import type { Progress } from "./digest.js";
+import { DIGEST_PATTERN, TAG_PATTERN } from "./format.js";
 
 /** How long writers wait for another writer's lock unless told otherwise. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
@@ -13,14 +14,20 @@ export interface CheckedSaveOptions {
   readonly guestName: string | undefined;
   readonly lockTimeoutMs: number;
   readonly onProgress: Progress | undefined;
+  readonly base: string | undefined;
 }
 
 export function checkSaveOptions(options: unknown): CheckedSaveOptions {
-  const o = optionsObject(options, "save option", ["guestName", "lockTimeoutMs", "onProgress"]);
+  const o = optionsObject(options, "save option", ["guestName", "lockTimeoutMs", "onProgress", "base"]);
+  const base = optionalString("base", o.base);
+  if (base !== undefined && !TAG_PATTERN.test(base) && !DIGEST_PATTERN.test(base)) {
+    throw new InvalidConfigError(`base "${base}" is neither an OCI tag nor a sha256 manifest digest`);
+  }
   return {
     guestName: optionalString("guestName", o.guestName),
     lockTimeoutMs: lockTimeout(o.lockTimeoutMs),
     onProgress: optionalFunction("onProgress", o.onProgress as Progress | undefined),
+    base,
   };
 }
 
@@ -48,6 +55,12 @@ export function checkCheckedLoadOptions(options: unknown): Record<string, unknow
 /** The lock wait of remove() and gc(). */
 export function checkLayoutWriteOptions(options: unknown): number {
   return lockTimeout(optionsObject(options, "layout write option", ["lockTimeoutMs"]).lockTimeoutMs);
+}
+
+/** squash(): the lock wait of its save, and progress. */
+export function checkSquashOptions(options: unknown): { lockTimeoutMs: number; onProgress: Progress | undefined } {
+  const o = optionsObject(options, "squash option", ["lockTimeoutMs", "onProgress"]);
+  return { lockTimeoutMs: lockTimeout(o.lockTimeoutMs), onProgress: optionalFunction("onProgress", o.onProgress as Progress | undefined) };
 }
 
 export function checkVerifyOptions(options: unknown): Progress | undefined {

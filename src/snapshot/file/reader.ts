@@ -1,19 +1,16 @@
 /**
  * Reading a layout: the marker, the index, and one snapshot's manifest, config and
  * guest ELF, each size-capped and checked against its descriptor and digest. The
- * memory blob is only opened here; load.ts maps it.
+ * memory layers are read by memory-layers.ts.
  */
-import { HypervisorError } from "../../errors/errors.js";
-import fs from "node:fs";
 import type { SnapshotState } from "../snapshot.js";
 import { decodeConfig } from "./config-blob.js";
-import { MemoryImage } from "../memory-image.js";
-import { sha256, sha256OfImage, type Progress } from "./digest.js";
+import { sha256 } from "./digest.js";
 import { DigestMismatchError, SnapshotInvalidError, SnapshotNotFoundError } from "./errors.js";
 import { BLOBS_DIR, INDEX_FILE, MAX_BYTES, OCI_LAYOUT_FILE } from "./format.js";
 import { LayoutDir } from "./layout-dir.js";
-import { openRegular, readCapped } from "./layout-files.js";
-import { isValidRef, parseIndex, parseLayoutMarker, parseManifest, resolveRef, type Descriptor, type OciIndex, type SnapshotManifest } from "./oci.js";
+import { readCapped } from "./layout-files.js";
+import { isValidRef, parseIndex, parseLayoutMarker, parseManifest, resolveRef, type Descriptor, type OciIndex, type ParsedManifest, type SnapshotManifest } from "./oci.js";
 
 export const blobRelative = (digest: string): string => `${BLOBS_DIR}/${digest.slice("sha256:".length)}`;
 
@@ -44,7 +41,8 @@ export function readBlob(dir: string, d: Descriptor, cap: number): Uint8Array {
 export interface SnapshotEntry {
   readonly descriptor: Descriptor;
   readonly manifest: SnapshotManifest;
-  readonly memory: Descriptor;
+  /** Bottom-up: the full memory layer, then the diff layers over it. */
+  readonly memoryLayers: readonly Descriptor[];
   readonly guestElf: Descriptor;
   readonly state: SnapshotState;
 }
@@ -59,44 +57,21 @@ export function readEntry(dir: string, index: OciIndex, ref: string): SnapshotEn
   return readEntryAt(dir, descriptor);
 }
 
+/** Resolves a tag or manifest digest and reads and checks its manifest only (not the config). */
+export function readManifest(dir: string, index: OciIndex, ref: string): ParsedManifest {
+  const descriptor = resolveRef(index, ref);
+  if (!descriptor) throw new SnapshotNotFoundError(dir, ref, `no snapshot "${ref}" in ${dir}`);
+  return parseManifest(readBlob(dir, descriptor, MAX_BYTES.manifest), blobRelative(descriptor.digest));
+}
+
 export function readEntryAt(dir: string, descriptor: Descriptor): SnapshotEntry {
   const where = blobRelative(descriptor.digest);
-  const { manifest, memory, guestElf } = parseManifest(readBlob(dir, descriptor, MAX_BYTES.manifest), where);
+  const { manifest, memoryLayers, guestElf } = parseManifest(readBlob(dir, descriptor, MAX_BYTES.manifest), where);
   const state = decodeConfig(readBlob(dir, manifest.config, MAX_BYTES.config), "config");
-  if (memory.size !== state.layout.memorySize) {
-    throw new SnapshotInvalidError(blobRelative(memory.digest), `descriptor size ${memory.size} differs from the layout's memory size ${state.layout.memorySize}`);
+  const full = memoryLayers[0]!;
+  if (full.size !== state.layout.memorySize) {
+    throw new SnapshotInvalidError(blobRelative(full.digest), `descriptor size ${full.size} differs from the layout's memory size ${state.layout.memorySize}`);
   }
   if (guestElf.size > MAX_BYTES.guestElf) throw new SnapshotInvalidError(blobRelative(guestElf.digest), `larger than ${MAX_BYTES.guestElf} bytes`);
-  return { descriptor, manifest, memory, guestElf, state };
-}
-
-/** Opens the memory blob and checks its size against the descriptor. The caller owns the fd. */
-function openMemoryBlob(dir: string, memory: Descriptor): number {
-  const rel = blobRelative(memory.digest);
-  const { fd, size } = openRegular(dir, rel);
-  if (size !== memory.size) {
-    fs.closeSync(fd);
-    throw new SnapshotInvalidError(rel, `is ${size} bytes, its descriptor says ${memory.size}`);
-  }
-  return fd;
-}
-
-/**
- * The memory blob as a MemoryImage: its stored pages copied into private memory, so a file
- * changed or truncated later cannot reach a sandbox. With `verify`, the sha256 of that copy
- * (what sandboxes will run) must match the descriptor.
- */
-export async function openMemoryImage(dir: string, memory: Descriptor, verify: boolean, onProgress?: Progress): Promise<MemoryImage> {
-  let image: MemoryImage;
-  try {
-    image = MemoryImage.fromFile(openMemoryBlob(dir, memory), memory.size);
-  } catch (error) {
-    if (error instanceof HypervisorError) throw new SnapshotInvalidError(blobRelative(memory.digest), `could not be read whole (changed while it was read?): ${error.message}`, { cause: error });
-    throw error;
-  }
-  if (verify) {
-    const actual = await sha256OfImage(image.view, image.dataRanges(), image.size, onProgress);
-    if (actual !== memory.digest) throw new DigestMismatchError(blobRelative(memory.digest), memory.digest, actual);
-  }
-  return image;
+  return { descriptor, manifest, memoryLayers, guestElf, state };
 }

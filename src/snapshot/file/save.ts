@@ -21,6 +21,7 @@ import {
 import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker, tagOf, toJsonBytes, type Descriptor, type OciIndex } from "./oci.js";
 import { VMLET_VERSION } from "../../version.js";
 import { checkSaveOptions, type CheckedSaveOptions } from "./option-checks.js";
+import { planDiff, writeDiffLayer } from "./save-diff.js";
 
 export interface SaveOptions {
   /** Recorded in the manifest for `vmlet snapshot ls` (e.g. the ELF's file name). */
@@ -29,6 +30,13 @@ export interface SaveOptions {
   readonly lockTimeoutMs?: number;
   /** Called while the memory image is hashed and written (bytes done, bytes total). */
   readonly onProgress?: Progress;
+  /**
+   * A tag or manifest digest of this layout holding an ancestor of the snapshot (the
+   * snapshot a sandbox was made from, saved or loaded in this process): only the pages
+   * changed since it are written, as a diff layer over the base's layers. Costs the pages
+   * changed, not the memory size. See docs/snapshots.md § Diff layers.
+   */
+  readonly base?: string;
 }
 
 const WRITE_SLICE = 32 << 20;
@@ -76,7 +84,9 @@ async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, opti
   const guestElf = putBlob(layout, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
   const config = putBlob(layout, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)), staged);
   staged.startSyncs();
-  const memory = await putMemory(layout, snapshot.image, staged, options.onProgress);
+  const memoryLayers = options.base === undefined
+    ? [await putMemory(layout, snapshot.image, staged, options.onProgress)]
+    : await putDiff(layout, snapshot, index, options.base, staged, options.onProgress);
   const annotations: Record<string, string> = {
     [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
     [ANNOTATION.version]: VMLET_VERSION,
@@ -84,7 +94,7 @@ async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, opti
     [ANNOTATION.generation]: String(snapshot.generation),
     ...(options.guestName ? { [ANNOTATION.guest]: options.guestName } : {}),
   };
-  const manifest = putBlob(layout, MEDIA_TYPE.manifest, toJsonBytes(buildManifest(config, memory, guestElf, annotations)), staged);
+  const manifest = putBlob(layout, MEDIA_TYPE.manifest, toJsonBytes(buildManifest(config, memoryLayers, guestElf, annotations)), staged);
   const entry: Descriptor = { ...manifest, artifactType: MEDIA_TYPE.artifact, annotations: { [ANNOTATION.refName]: tag } };
   const indexTemp = index.manifests.some((d) => tagOf(d) === tag && d.digest === manifest.digest)
     ? undefined
@@ -98,6 +108,7 @@ async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, opti
     renameTemp(indexTemp, { dir: root, name: INDEX_FILE });
     root.fsync();
   }
+  snapshot.image.history.savedAs.add(memoryLayers.at(-1)!.digest);
   return manifest.digest;
 }
 
@@ -269,6 +280,21 @@ async function putMemory(layout: HeldLayout, image: MemoryImage, staged: Staged,
   }
   onProgress?.(image.size, image.size);
   return { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
+}
+
+/** The base's layers plus a diff layer of the pages changed since it (none when nothing changed). */
+async function putDiff(layout: HeldLayout, snapshot: Snapshot, index: OciIndex, base: string, staged: Staged, onProgress?: Progress): Promise<Descriptor[]> {
+  const { chain, pages } = planDiff(snapshot, layout.root.hostPath, layout.blobs, index, base);
+  if (pages.length === 0) return [...chain];
+  const { temp, descriptor } = await writeDiffLayer(layout.root, snapshot.image, pages, chain.at(-1)!.digest);
+  staged.track(temp);
+  if (present(layout.blobs, descriptor.digest, descriptor.size)) discardTemp(temp);
+  else {
+    staged.startSync(temp);
+    staged.renameLater(temp, { dir: layout.blobs, name: hexOf(descriptor.digest) });
+  }
+  onProgress?.(descriptor.size, descriptor.size);
+  return [...chain, descriptor];
 }
 
 function dataBytes(ranges: readonly number[]): number {
