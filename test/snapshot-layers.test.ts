@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Sandbox, SandboxBuilder, Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
+import { Sandbox, SandboxBuilder, SandboxPool, Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
 import { MAX_MEMORY_LAYERS, MEDIA_TYPE } from "../src/snapshot/file/format.js";
 import { MAX_HISTORY_DEPTH, PageHistory } from "../src/snapshot/page-history.js";
 import { guestPath } from "./helpers.js";
@@ -137,6 +137,44 @@ test("a diff over a loaded snapshot (another process's save): only what the sand
   } finally {
     child.close();
   }
+});
+
+test("diff: true saves what changed since the snapshot a sandbox or pool came from, with no base named; a full layer where the layout holds none", async () => {
+  const dir = fresh("auto");
+  const sb = await build();
+  sb.callSync("bump");
+  await sb.snapshot().save(dir, "v1");
+  sb.close();
+  const v1 = await Snapshot.load(dir, "v1");
+  const child = await Sandbox.fromSnapshot(v1);
+  try {
+    child.callSync("touch_pages", 8, 5);
+    await child.snapshot().save(dir, "v2", { diff: true });
+    assert.equal(memoryLayers(dir, "v2").length, 2, "one diff over v1's layer");
+    assert.deepEqual(memoryLayers(dir, "v2")[0], memoryLayers(dir, "v1")[0]);
+    child.callSync("bump");
+    await child.snapshot().save(dir, "v3", { diff: true });
+    assert.equal(memoryLayers(dir, "v3").length, 3, "the nearest ancestor is v2, saved by this sandbox");
+    assert.deepEqual(await stateAt(dir, "v3"), [2, false, 40]);
+    const elsewhere = fresh("auto-elsewhere");
+    await child.snapshot().save(elsewhere, "v3", { diff: true });
+    assert.equal(memoryLayers(elsewhere, "v3").length, 1, "a layout without an ancestor gets a full layer");
+  } finally {
+    child.close();
+  }
+  const pool = new SandboxPool(v1, { size: 1 });
+  try {
+    await pool.run(async (pooled) => {
+      pooled.callSync("touch_pages", 2, 9);
+      await pooled.snapshot().save(dir, "from-pool", { diff: true });
+    });
+    assert.equal(memoryLayers(dir, "from-pool").length, 2);
+    assert.deepEqual(memoryLayers(dir, "from-pool")[0], memoryLayers(dir, "v1")[0]);
+  } finally {
+    await pool.close();
+  }
+  await rejectsWith(v1.save(dir, "both", { base: "v1", diff: true }), "INVALID_CONFIG", /base or diff/);
+  await rejectsWith(v1.save(dir, "bad", { diff: "yes" as unknown as boolean }), "INVALID_CONFIG", /diff/);
 });
 
 describe("refusals", () => {

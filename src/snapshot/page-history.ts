@@ -50,6 +50,14 @@ export class PageHistory {
    * the union of the changed pages from here back to the ancestor saved so. Undefined when
    * no remembered ancestor (or this memory itself) was saved or loaded as `digest`.
    */
+  /** Of `candidates` (top-layer digests), the one saved nearest to this memory: itself, then its parent, and so on. */
+  nearestSaved(candidates: ReadonlySet<string>): string | undefined {
+    for (let at: PageHistory | undefined = this; at; at = at.#parent) {
+      for (const digest of at.savedAs) if (candidates.has(digest)) return digest;
+    }
+    return undefined;
+  }
+
   changedSince(digest: string): Uint32Array | undefined {
     const lists: Uint32Array[] = [];
     for (let at: PageHistory | undefined = this; at; at = at.#parent) {

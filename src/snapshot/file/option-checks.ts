@@ -15,10 +15,12 @@ export interface CheckedSaveOptions {
   readonly lockTimeoutMs: number;
   readonly onProgress: Progress | undefined;
   readonly base: string | undefined;
+  /** Diff over the nearest ancestor the layout holds (save's `diff: true`). */
+  readonly diff: boolean;
 }
 
 export function checkSaveOptions(options: unknown): CheckedSaveOptions {
-  const o = optionsObject(options, "save option", ["guestName", "lockTimeoutMs", "onProgress", "base"]);
+  const o = optionsObject(options, "save option", ["guestName", "lockTimeoutMs", "onProgress", "base", "diff"]);
   const base = optionalString("base", o.base);
   if (base !== undefined && !TAG_PATTERN.test(base) && !DIGEST_PATTERN.test(base)) {
     throw new InvalidConfigError(`base "${base}" is neither an OCI tag nor a sha256 manifest digest`);
@@ -28,7 +30,14 @@ export function checkSaveOptions(options: unknown): CheckedSaveOptions {
     lockTimeoutMs: lockTimeout(o.lockTimeoutMs),
     onProgress: optionalFunction("onProgress", o.onProgress as Progress | undefined),
     base,
+    diff: diffOption(o.diff, base),
   };
+}
+
+function diffOption(value: unknown, base: string | undefined): boolean {
+  const diff = optionalBoolean("diff", value) ?? false;
+  if (diff && base !== undefined) throw new InvalidConfigError("save() takes base or diff, not both: diff: true picks the base itself");
+  return diff;
 }
 
 export interface CheckedLoadOptions {

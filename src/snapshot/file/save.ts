@@ -22,6 +22,7 @@ import { buildManifest, emptyIndex, layoutMarker, parseIndex, parseLayoutMarker,
 import { VMLET_VERSION } from "../../version.js";
 import { checkSaveOptions, type CheckedSaveOptions } from "./option-checks.js";
 import { planDiff, writeDiffLayer } from "./save-diff.js";
+import { readManifest } from "./reader.js";
 
 export interface SaveOptions {
   /** Recorded in the manifest for `vmlet snapshot ls` (e.g. the ELF's file name). */
@@ -37,6 +38,13 @@ export interface SaveOptions {
    * changed, not the memory size. See docs/snapshots.md § Diff layers.
    */
   readonly base?: string;
+  /**
+   * Save what changed since the nearest ancestor this layout holds (the snapshot a sandbox
+   * or pool was made from, when it was loaded from or saved to this layout): a diff layer over
+   * it, found by the snapshot's own memory history; a full save when the layout holds none.
+   * Not together with `base`.
+   */
+  readonly diff?: boolean;
 }
 
 const WRITE_SLICE = 32 << 20;
@@ -84,9 +92,10 @@ async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, opti
   const guestElf = putBlob(layout, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
   const config = putBlob(layout, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state)), staged);
   staged.startSyncs();
-  const memoryLayers = options.base === undefined
+  const base = options.base ?? (options.diff ? nearestAncestorIn(root.hostPath, index, snapshot) : undefined);
+  const memoryLayers = base === undefined
     ? [await putMemory(layout, snapshot.image, staged, options.onProgress)]
-    : await putDiff(layout, snapshot, index, options.base, staged, options.onProgress);
+    : await putDiff(layout, snapshot, index, base, staged, options.onProgress);
   const annotations: Record<string, string> = {
     [ANNOTATION.created]: snapshot.state.createdAt.toISOString(),
     [ANNOTATION.version]: VMLET_VERSION,
@@ -280,6 +289,24 @@ async function putMemory(layout: HeldLayout, image: MemoryImage, staged: Staged,
   }
   onProgress?.(image.size, image.size);
   return { mediaType: MEDIA_TYPE.memory, digest, size: image.size };
+}
+
+/**
+ * The manifest digest of the snapshot in `index` whose memory is this snapshot's nearest saved
+ * ancestor (or its own memory), or undefined. Manifests that cannot be read are passed over:
+ * they cannot be a base.
+ */
+function nearestAncestorIn(dir: string, index: OciIndex, snapshot: Snapshot): string | undefined {
+  const manifestOf = new Map<string, string>();
+  for (const descriptor of index.manifests) {
+    try {
+      manifestOf.set(readManifest(dir, index, descriptor.digest).memoryLayers.at(-1)!.digest, descriptor.digest);
+    } catch {
+      // unreadable or not a vmlet snapshot: not a base
+    }
+  }
+  const top = snapshot.image.history.nearestSaved(new Set(manifestOf.keys()));
+  return top === undefined ? undefined : manifestOf.get(top);
 }
 
 /** The base's layers plus a diff layer of the pages changed since it (none when nothing changed). */
