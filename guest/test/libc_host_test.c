@@ -230,6 +230,18 @@ static void random_bytes(unsigned char *p, size_t n, const char *alphabet) {
   for (size_t i = 0; i < n; i++) p[i] = k ? (unsigned char)alphabet[rndn(k)] : (unsigned char)rnd();
 }
 
+/* memcpy's word-moving path (1 KiB and up): every alignment and tail length. */
+static void test_large_memcpy(void) {
+  static unsigned char src[9000], dst[9000], ref[9000];
+  for (int it = 0; it < 3000; it++) {
+    size_t len = 1000 + rndn(8000 - 1000), x = rndn(16), y = rndn(16);
+    random_bytes(src, sizeof src, ""), random_bytes(dst, sizeof dst, ""), memcpy(ref, dst, sizeof dst);
+    CHECK(g_memcpy(dst + x, src + y, len) == dst + x, "memcpy return (large)");
+    memcpy(ref + x, src + y, len);
+    CHECK(memcmp(dst, ref, sizeof dst) == 0, "memcpy len %zu (large, dst+%zu src+%zu)", len, x, y);
+  }
+}
+
 static void test_strings(void) {
   static unsigned char a[700], b[700], c[700];
   const char *alpha = "ab\x80\xff";
@@ -439,6 +451,7 @@ int main(void) {
   test_format();
   test_alloc_edges();
   test_strings();
+  test_large_memcpy();
   test_alloc_stress();
   printf("%d checks, %d failures\n", checks, failures);
   if (failures) printf("FAILED\n");
