@@ -82,7 +82,7 @@ export function decodeDiffHeader(bytes: Uint8Array, where: string, expected: { s
   if (pageCount > BigInt(expected.memorySize / PAGE)) throw new SnapshotInvalidError(where, `says it holds ${pageCount} pages; guest memory has ${expected.memorySize / PAGE}`);
   const base = ascii(BASE_AT, BASE_BYTES);
   if (!DIGEST_PATTERN.test(base)) throw new SnapshotInvalidError(where, "names no base layer digest");
-  if (bytes.subarray(BASE_AT + BASE_BYTES, DIFF_HEADER_BYTES).some((b) => b !== 0)) throw new SnapshotInvalidError(where, "reserved header bytes are not zero");
+  if (!allZero(bytes.subarray(BASE_AT + BASE_BYTES, DIFF_HEADER_BYTES))) throw new SnapshotInvalidError(where, "reserved header bytes are not zero");
   if (base !== expected.base) throw new SnapshotInvalidError(where, `is a diff over ${base}, but its manifest places it over ${expected.base}`);
   const { size } = diffGeometry(Number(pageCount));
   if (size !== expected.size) throw new SnapshotInvalidError(where, `a diff layer of ${pageCount} pages is ${size} bytes; its descriptor says ${expected.size}`);
@@ -105,6 +105,12 @@ export function decodePageIndex(bytes: Uint8Array, header: DiffHeader, where: st
     if (i > 0 && page < pages[i - 1]!) throw new SnapshotInvalidError(where, `page index is unsorted: entry ${i} (page ${page}) follows page ${pages[i - 1]}`);
     pages[i] = page;
   }
-  if (bytes.subarray(4 * pages.length).some((b) => b !== 0)) throw new SnapshotInvalidError(where, "padding after the page index is not zero");
+  if (!allZero(bytes.subarray(4 * pages.length))) throw new SnapshotInvalidError(where, "padding after the page index is not zero");
   return pages;
+}
+
+/** Whether every byte is zero: a plain loop (a callback per byte cost ~30 µs per layer's padding). */
+function allZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
