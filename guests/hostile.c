@@ -168,3 +168,55 @@ VMLET_EXPORT(peek, U64, U64);
 
 static int32_t ok(void) { return 1; }
 VMLET_EXPORT(ok, I32);
+
+/* Puts a well-formed message of `kind` in the output buffer: header (a, b) and, with `text`,
+   one string value. A port exit that reads it finds nothing wrong but the exit itself. */
+static void put_message(uint16_t kind, uint32_t a, uint32_t b, const char *text) {
+  uint8_t *out = (uint8_t *)(uintptr_t)*(volatile uint64_t *)(uintptr_t)(VMLET_CONTROL_BLOCK_ADDR + VMLET_CB_OUTPUT_ADDR);
+  uint32_t magic = VMLET_MESSAGE_MAGIC, length = VMLET_MSG_HEADER_SIZE, count = 0;
+  uint16_t version = VMLET_ABI_VERSION;
+  if (text) {
+    uint32_t tag = VMLET_T_STRING, len = (uint32_t)strlen(text) + 1;
+    memcpy(out + length, &tag, 4);
+    memcpy(out + length + 4, &len, 4);
+    memcpy(out + length + VMLET_VALUE_HEADER_SIZE, text, len);
+    length += VMLET_VALUE_HEADER_SIZE + ((len + 7) & ~7u);
+    count = 1;
+  }
+  memcpy(out + VMLET_MSG_MAGIC, &magic, 4);
+  memcpy(out + VMLET_MSG_VERSION, &version, 2);
+  memcpy(out + VMLET_MSG_KIND, &kind, 2);
+  memcpy(out + VMLET_MSG_LENGTH, &length, 4);
+  memcpy(out + VMLET_MSG_COUNT, &count, 4);
+  memcpy(out + VMLET_MSG_A, &a, 4);
+  memcpy(out + VMLET_MSG_B, &b, 4);
+}
+
+/* The message each protocol port reads, well-formed: a void RETURN, a HOST_CALL of a
+   function the host lacks, a LOG at info level. */
+static void put_message_for(uint32_t port) {
+  if (port == VMLET_PORT_READY) put_message(VMLET_MSG_RETURN, VMLET_STATUS_OK, 0, 0);
+  else if (port == VMLET_PORT_HOST_CALL) put_message(VMLET_MSG_HOST_CALL, 0, 0, "no_such_host_function");
+  else if (port == VMLET_PORT_LOG) put_message(VMLET_MSG_LOG, 0, VMLET_LOG_INFO, "wide out");
+}
+
+/* `in` from a port, after the message the port reads: an exit on a protocol port
+   (0x10–0x13), #GP elsewhere. */
+static void port_in(uint32_t port) {
+  uint32_t v = 0;
+  put_message_for(port);
+  __asm__ volatile("inb %%dx, %%al" : "+a"(v) : "d"((uint16_t)port) : "memory");
+}
+VMLET_EXPORT(port_in, VOID, U32);
+
+/* An `out` of 1, 2 or 4 bytes after the message the port reads: the ABI's exits are
+   one-byte outs; a wide one also reaches the ports after `port`, which the TSS I/O bitmap
+   opens only up to 0x13. */
+static void port_out(uint32_t port, uint32_t width) {
+  uint16_t dx = (uint16_t)port;
+  put_message_for(port);
+  if (width == 4) __asm__ volatile("outl %%eax, %%dx" : : "a"(0), "d"(dx) : "memory");
+  else if (width == 2) __asm__ volatile("outw %%ax, %%dx" : : "a"(0), "d"(dx) : "memory");
+  else __asm__ volatile("outb %%al, %%dx" : : "a"(0), "d"(dx) : "memory");
+}
+VMLET_EXPORT(port_out, VOID, U32, U32);

@@ -140,3 +140,65 @@ test("guest message lengths: the buffer's size is accepted, one past it and 2^32
     assert.throws(() => receiveMessage(guestValue(0, length), MessageKind.Return, "t"), GuestProtocolError, `length ${length}`);
   }
 });
+
+/** A guest-written RETURN holding `count` u32 values (16 bytes each), its length covering them all. */
+function guestScalars(count: number): WritableBuffer {
+  const buf = guestValue(8, MSG.headerSize + count * 16, TAG.u32);
+  buf.view.setUint32(buf.address + MSG.count, count, true);
+  for (let i = 0; i < count; i++) {
+    const at = buf.address + MSG.headerSize + i * 16;
+    buf.view.setUint32(at, TAG.u32, true);
+    buf.view.setUint32(at + 4, 8, true);
+    buf.view.setUint32(at + 8, i, true);
+  }
+  return buf;
+}
+
+test("value counts: 64 values are read; 65, though each is well-formed, are GuestProtocolError", () => {
+  const values = readValues(receiveMessage(guestScalars(64), MessageKind.Return, "t"), "t");
+  assert.deepEqual(values.map((v) => v.value), Array.from({ length: 64 }, (_, i) => i));
+  assert.throws(() => receiveMessage(guestScalars(65), MessageKind.Return, "t"), GuestProtocolError);
+});
+
+test("a well-formed message of another kind is GuestProtocolError", () => {
+  const buf = guestScalars(1);
+  assert.equal(receiveMessage(buf, MessageKind.Return, "t").count, 1);
+  for (const kind of [MessageKind.HostCall, MessageKind.Log, MessageKind.Abort, MessageKind.Call]) {
+    assert.throws(() => receiveMessage(buf, kind, "t"), GuestProtocolError, `kind ${kind}`);
+  }
+});
+
+test("a value header needs its 8 bytes: an empty value ending at the message's end decodes, with 8 bytes left and no fewer", () => {
+  const empty = guestValue(0, MSG.headerSize + VALUE_HEADER_SIZE);
+  assert.deepEqual(readValues(receiveMessage(empty, MessageKind.Return, "t"), "t")[0]!.value, new Uint8Array(0));
+  assert.throws(() => readValues(receiveMessage(guestValue(0, MSG.headerSize + VALUE_HEADER_SIZE - 1), MessageKind.Return, "t"), "t"), GuestProtocolError);
+});
+
+test("a value that fits but whose padding to 8 does not is GuestProtocolError (only the padding is past the end)", () => {
+  const room = 60; // payload bytes the message leaves: not a multiple of 8
+  const read = (len: number): unknown => readValue(receiveMessage(guestValue(len, MSG.headerSize + VALUE_HEADER_SIZE + room), MessageKind.Return, "t").cursor, "t").value;
+  assert.equal((read(56) as Uint8Array).length, 56, "pads to 56: fits");
+  for (const len of [57, 60]) assert.throws(() => read(len), GuestProtocolError, `len ${len} pads to 64`);
+});
+
+test("scalars must say length 8: 0, 4 and 16 are GuestProtocolError; strings need their NUL, so length 0 is one too", () => {
+  const length = MSG.headerSize + VALUE_HEADER_SIZE + 16;
+  const read = (len: number, tag: number): unknown => {
+    const buf = guestValue(len, length, tag);
+    buf.bytes.fill(0, buf.address + MSG.headerSize + VALUE_HEADER_SIZE, buf.address + length); // zero payload
+    return readValue(receiveMessage(buf, MessageKind.Return, "t").cursor, "t").value;
+  };
+  assert.equal(read(8, TAG.u32), 0);
+  for (const tag of [TAG.i32, TAG.u32, TAG.i64, TAG.u64, TAG.f32, TAG.f64, TAG.bool]) {
+    for (const len of [0, 4, 16]) assert.throws(() => read(len, tag), GuestProtocolError, `tag ${tag}, length ${len}`);
+  }
+  assert.throws(() => read(0, TAG.string), GuestProtocolError, "an empty string value without its NUL");
+  assert.equal(read(1, TAG.string), "", "a lone NUL is the empty string");
+});
+
+test("an ASCII string longer than the room left is refused before any of it is written", () => {
+  const size = 4096;
+  const buf = guarded(size);
+  assert.throws(() => writeMessage(buf, MessageKind.Call, 0, 0, ["string"], ["s".repeat(roomFor(size))], () => "s"), BufferTooSmallError);
+  assert.ok(buf.bytes.subarray(ADDRESS + MSG.headerSize).every((b) => b === GUARD), "no byte past the message header was written");
+});

@@ -56,3 +56,19 @@ test("an interrupt is a cancellation, a timeout, or (neither) a stray signal to 
 test("a fault-stub port is a GuestFaultError for that vector", () => {
   assert.throws(() => session().onExit({ kind: "io-out", port: 0x20 + 6, size: 1, value: 0 }), (e: unknown) => e instanceof GuestFaultError && e.vector === 6 && e.mnemonic === "#UD");
 });
+
+test("a 2- or 4-byte out on a protocol port is GuestProtocolError, whatever the output buffer holds", () => {
+  for (const port of [0x10, 0x11, 0x12, 0x13]) {
+    for (const size of [2, 4]) {
+      assert.throws(() => session().onExit({ kind: "io-out", port, size, value: 0 }), (e: unknown) => e instanceof GuestProtocolError && /one-byte outs/.test(e.message), `port 0x${port.toString(16)}, ${size} bytes`);
+    }
+  }
+});
+
+test("the fault ports are exactly 0x20 + 0 … 0x20 + 31: the ports on either side are unknown", () => {
+  assert.throws(() => session().onExit({ kind: "io-out", port: 0x20, size: 1, value: 0 }), (e: unknown) => e instanceof GuestFaultError && e.vector === 0);
+  assert.throws(() => session().onExit({ kind: "io-out", port: 0x3f, size: 1, value: 0 }), (e: unknown) => e instanceof GuestFaultError && e.vector === 31);
+  for (const port of [0x1f, 0x40, 0x14]) {
+    assert.throws(() => session().onExit({ kind: "io-out", port, size: 1, value: 0 }), (e: unknown) => e instanceof GuestProtocolError && /unknown port/.test(e.message), `port 0x${port.toString(16)}`);
+  }
+});

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { backendInfo } from "../src/hypervisor/backend.js";
-import { GuestFaultError, Sandbox, SandboxBuilder, TimeoutError, VmletError, type Snapshot } from "../src/index.js";
+import { GuestFaultError, GuestProtocolError, Sandbox, SandboxBuilder, TimeoutError, VmletError, type Snapshot } from "../src/index.js";
 import { guestPath } from "./helpers.js";
 import { parkedVmStats } from "../src/sandbox/parked-vms.js";
 
@@ -167,6 +167,32 @@ describe("the child's own memory", () => {
       if (onProcess) assert.ok(error instanceof TimeoutError, String(error));
       else isUdFault(error);
     });
+  });
+});
+
+describe("protocol ports used the wrong way", () => {
+  const PROTOCOL_PORTS = [0x10, 0x11, 0x12, 0x13];
+  const isProtocolError = (e: unknown): boolean => e instanceof GuestProtocolError;
+  const isGp = (e: unknown): boolean => e instanceof GuestFaultError && e.mnemonic === "#GP";
+
+  test("an `in` from a protocol port is GuestProtocolError; from any other port a #GP fault", () => {
+    for (const port of PROTOCOL_PORTS) attack(() => sb.callSync("port_in", port), (e) => assert.ok(isProtocolError(e), `in from 0x${port.toString(16)}: ${String(e)}`));
+    for (const port of [0x0f, 0x14, 0x20, 0x80]) attack(() => sb.callSync("port_in", port), (e) => assert.ok(isGp(e), `in from 0x${port.toString(16)}: ${String(e)}`));
+  });
+
+  test("a wide `out` inside the protocol ports is GuestProtocolError; one reaching past 0x13 is a #GP fault, as the TSS I/O bitmap gives", () => {
+    const cases: Array<[number, number, (e: unknown) => boolean]> = [
+      [0x10, 2, isProtocolError], [0x11, 2, isProtocolError], [0x12, 2, isProtocolError], [0x10, 4, isProtocolError],
+      [0x13, 2, isGp], [0x11, 4, isGp], [0x12, 4, isGp], [0x13, 4, isGp], [0x0f, 2, isGp], [0x0e, 4, isGp],
+    ];
+    for (const [port, width, expected] of cases) {
+      let threw = false;
+      attack(() => sb.callSync("port_out", port, width), (e) => {
+        threw = true;
+        assert.ok(expected(e), `out${width === 2 ? "w" : "l"} to 0x${port.toString(16)}: ${String(e)}`);
+      });
+      assert.ok(threw, `out${width === 2 ? "w" : "l"} to 0x${port.toString(16)} was accepted as a protocol exit`);
+    }
   });
 });
 

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
-import { MAX_JSON_BYTES, MAX_JSON_DEPTH, parseJson } from "../src/snapshot/file/json-checks.js";
+import { integer, MAX_JSON_BYTES, MAX_JSON_DEPTH, parseJson } from "../src/snapshot/file/json-checks.js";
 import { configText, copyGolden, jsonErrorCode, manifestText, replaceConfig, replaceManifest, TAG, vmlet } from "./layout-copies.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-json-"));
@@ -97,4 +97,10 @@ describe("the bound on the bytes", () => {
     fs.writeFileSync(path.join(dir, "index.json"), text);
     assert.throws(() => new SnapshotLayout(dir).list(), (e: unknown) => e instanceof VmletError && e.message.length < 400);
   });
+});
+
+test("integer bounds are inclusive and exact: min and max pass, one outside either is SNAPSHOT_INVALID", () => {
+  assert.equal(integer(4096, "x", 1, 4096), 4096);
+  assert.equal(integer(1, "x", 1, 4096), 1);
+  for (const value of [0, 4097, 1.5, 2 ** 53, "7"]) assert.throws(() => integer(value, "x", 1, 4096), (e: unknown) => e instanceof VmletError && e.code === "SNAPSHOT_INVALID", String(value));
 });

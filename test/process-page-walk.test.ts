@@ -50,6 +50,13 @@ test("hostile tables are refused with a typed error", () => {
     ["a second PML4 entry", (w, pml4) => (w[pml4 / 4 + 2] = 7)],
     ["a page that is not identity-mapped", (w) => flipFrame(w, IMAGE_BASE / PAGE)],
     ["a writable and executable page", (w) => makeWritableExecutable(w, IMAGE_BASE / PAGE)],
+    ["a page table at the first page past guest memory", (w, pml4) => pointFirstPageTableAt(w, pml4, w.byteLength)],
+    ["a 1 GiB page", (w, pml4) => (w[(w[pml4 / 4]! & 0xffff_f000) / 4] = 0x87)],
+    ["a 2 MiB page with PAT or reserved bits", (w, pml4) => {
+      const pd = pageDirectoryOf(w, pml4);
+      w[pd / 4] = (0x80 | 0x1000 | 7) >>> 0; // 2 MiB leaf at 0 with bit 12 (PAT) set
+    }],
+
   ];
   for (const [what, corrupt] of cases) {
     const { memory, pml4 } = built(64 * PAGE);
@@ -74,3 +81,22 @@ function makeWritableExecutable(words: Uint32Array, page: number): void {
   words[ptWords + page * 2] = (words[ptWords + page * 2]! | 2) >>> 0;
   words[ptWords + page * 2 + 1] = 0;
 }
+
+function pageDirectoryOf(words: Uint32Array, pml4: number): number {
+  return words[(words[pml4 / 4]! & 0xffff_f000) / 4]! & 0xffff_f000;
+}
+/** Points the first page-directory entry at a page table at `address` (keeping its flags). */
+function pointFirstPageTableAt(words: Uint32Array, pml4: number, address: number): void {
+  const pd = pageDirectoryOf(words, pml4);
+  words[pd / 4] = ((address & 0xffff_f000) | (words[pd / 4]! & 0xfff)) >>> 0;
+}
+
+test("a page user code may not reach through its directory entry is not mapped for it", () => {
+  const { memory, pml4 } = built(64 * PAGE);
+  const words = new Uint32Array(memory.buffer);
+  const pd = pageDirectoryOf(words, pml4);
+  words[pd / 4] = (words[pd / 4]! & ~4) >>> 0; // the first 2 MiB: supervisor-only at the directory
+  const { mappings, present } = walkPageTables(memory, pml4);
+  assert.equal(mappings.find((m) => m.start < 2 * 2 ** 20), undefined, "nothing below 2 MiB is mapped for user code");
+  assert.equal(present[IMAGE_BASE / PAGE], 1, "though its pages stay present");
+});

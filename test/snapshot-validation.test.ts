@@ -57,6 +57,14 @@ function editManifest(dir: string, edit: (m: Obj) => void): void {
   fs.writeFileSync(path.join(dir, "index.json"), JSON.stringify(ix));
 }
 
+/** Edits the config's XSAVE image (base64) in place. */
+function editXsave(c: Obj, edit: (x: DataView) => void): void {
+  const cpu = c.cpuState as Obj;
+  const bytes = Buffer.from(cpu.xsave as string, "base64");
+  edit(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  cpu.xsave = bytes.toString("base64");
+}
+
 /** Rewrites the config blob (re-hashed, re-pointed). */
 function editConfig(dir: string, edit: (c: Obj) => void): void {
   const c = config(dir);
@@ -181,6 +189,16 @@ describe("config values", () => {
       gprs[6] = `0x${(BigInt(gprs[6]!) - 3n).toString(16)}`;
     }, "SNAPSHOT_INVALID", /rsp/],
     ["RFLAGS with IOPL 3", (c) => ((c.cpuState as Obj).rflags = "0x3202"), "SNAPSHOT_INVALID", /rflags/],
+    ["RFLAGS without the always-one bit 1", (c) => ((c.cpuState as Obj).rflags = "0x200"), "SNAPSHOT_INVALID", /rflags/],
+    ["a stack pointer one word above the stack's top, at a RIP that is not the FPU resume point", (c) => {
+      const top = BigInt(((c.layout as Obj).stack as Obj).top as number);
+      ((c.cpuState as Obj).gprs as string[])[6] = `0x${(top + 8n).toString(16)}`;
+      c.entryPoint = "0x100000"; // elsewhere in the code: the FPU record's own RSP check does not apply
+      (c.cpuState as Obj).rip = "0x100000";
+    }, "SNAPSHOT_INVALID", /gprs\[rsp\]: 0x[0-9a-f]+ is not an aligned address inside the stack/],
+    ["MXCSR with a reserved bit (16)", (c) => editXsave(c, (x) => x.setUint32(24, x.getUint32(24, true) | 0x10000, true)), "SNAPSHOT_INVALID", /MXCSR/],
+    ["XSTATE_BV naming the AVX-512 opmask component (bit 5)", (c) => editXsave(c, (x) => x.setUint32(512, x.getUint32(512, true) | 0x20, true)), "SNAPSHOT_INVALID", /XSTATE_BV/],
+    ["the XSAVE header's last reserved word set", (c) => editXsave(c, (x) => x.setUint8(575, 1)), "SNAPSHOT_INVALID", /reserved bytes/],
     ["a non-canonical FS base", (c) => ((c.cpuState as Obj).fsBase = "0x800000000000"), "SNAPSHOT_INVALID", /fsBase/],
     ["an FS base in guest memory but not at the thread pointer", (c) => ((c.cpuState as Obj).fsBase = "0x106000"), "SNAPSHOT_INVALID", /fsBase: 0x106000 is not the guest's thread pointer \(0xfe000\)/],
     ["an FS base of 0 with a thread block", (c) => ((c.cpuState as Obj).fsBase = "0x0"), "SNAPSHOT_INVALID", /fsBase/],

@@ -162,6 +162,24 @@ describe("snapshots taken in memory store vmlet's supervisor pages", () => {
     }
   });
 
+  test("the first and the last page of the page-table region are checked too", async () => {
+    for (const which of ["first", "last"] as const) {
+      const sb = await buildSnapshotGuest();
+      try {
+        sb.snapshot();
+        sb.callSync("bump"); // a sandbox changed since its snapshot: the next one captures
+        const { parts, hostWrites } = internals(sb);
+        const { address, size } = parts.layout.pageTables;
+        const page = which === "first" ? address : address + size - PAGE;
+        hostWrites.mark(page + 8, 1);
+        parts.memory.bytes[page + 8] = parts.memory.bytes[page + 8]! ^ 0xff;
+        assert.throws(() => sb.snapshot(), isHypervisorRefusal(page), which);
+      } finally {
+        sb.close();
+      }
+    }
+  });
+
   test("a guest writing its page tables, IDT or TSS faults, and the next snapshot stores vmlet's pages", async () => {
     const sb = await buildSnapshotGuest();
     try {

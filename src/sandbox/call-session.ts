@@ -36,6 +36,9 @@ export type Step =
   | { readonly kind: "done"; readonly value: GuestValue | undefined }
   | { readonly kind: "host-call"; readonly fn: HostFunction; readonly args: GuestValue[] };
 
+/** The ports a guest leaves by at a protocol exit (the fault ports are the stubs' own). */
+const PROTOCOL_PORTS: readonly number[] = [PORT_READY, PORT_HOST_CALL, PORT_LOG, PORT_ABORT];
+
 /** Interrupts land within a timer tick of the deadline; this much early still counts as expired. */
 const DEADLINE_SLACK_MS = 1;
 /** CPU time this close to the limit counts as used up: a shorter run would cost more in exits than it could give. */
@@ -109,7 +112,7 @@ export class CallSession {
   onExit(exit: VmExit): Step {
     switch (exit.kind) {
       case "io-out":
-        return this.onPort(exit.port);
+        return this.onPort(exit.port, exit.size);
       case "interrupted":
         return this.onInterrupted();
       case "shutdown":
@@ -145,7 +148,9 @@ export class CallSession {
     this.failHostCall(HostStatus.Threw, new HostFunctionError(fn.name, error));
   }
 
-  private onPort(port: number): Step {
+  private onPort(port: number, size: number): Step {
+    // The guest leaves only by a one-byte `out` (docs/abi.md); a wide one is no protocol exit.
+    if (size !== 1 && PROTOCOL_PORTS.includes(port)) throw new GuestProtocolError(`guest wrote ${size} bytes to port 0x${port.toString(16)}; vmlet's exits are one-byte outs`);
     switch (port) {
       case PORT_READY:
         return { kind: "done", value: this.readReturn() };

@@ -90,8 +90,9 @@ function decodeIo(record: ExitRecord, code: CodeReader): DecodedExit | undefined
   if (!immediate && !viaDx) return undefined;
   if ((op & 1) === 0) size = 1;
   const port = immediate ? bytes[i + 1]! : Number(record.rdx & 0xffffn);
-  // A VM's TSS I/O bitmap lets CPL 3 reach only these ports; any other is #GP there too.
-  if (!GUEST_PORTS.includes(port)) return undefined;
+  // A VM's TSS I/O bitmap lets CPL 3 reach only these ports, and checks every port a wide
+  // access touches (an `outl` to 0x13 reaches 0x14–0x16): any other is #GP there too.
+  for (let p = port; p < port + size; p++) if (!GUEST_PORTS.includes(p)) return undefined;
   const length = i + (immediate ? 2 : 1);
   const isOut = op === 0xe6 || op === 0xe7 || op === 0xee || op === 0xef;
   if (!isOut) return { exit: { kind: "io-in", port, size }, advance: length };
