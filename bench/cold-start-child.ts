@@ -1,7 +1,8 @@
 /**
- * The child process of the cold-start rows of bench/disk-snapshot-measure.ts: a fresh
- * Node process that imports vmlet, makes one sandbox, makes one call, prints the result
- * and exits. The parent times it from spawn to the printed result and to exit.
+ * The child process of the cold-start rows (bench/cold-start-measure.ts, and
+ * bench/disk-snapshot-measure.ts): a fresh Node process that imports vmlet as a user's
+ * `import "vmlet"` does (the bundle dist/pkg/index.js), makes one sandbox, makes one call,
+ * prints the result and exits. The parent times it from spawn to the printed result and to exit.
  *
  *   node dist/bench/cold-start-child.js snapshot DIR TAG   # Snapshot.load + Sandbox.fromSnapshot
  *   node dist/bench/cold-start-child.js elf ELF HEAP_BYTES # SandboxBuilder().guest(ELF).build()
@@ -11,7 +12,7 @@
  */
 const mode = process.argv[2];
 const tImport0 = performance.now();
-const { Sandbox, SandboxBuilder, Snapshot } = await import("../src/index.js");
+const { Sandbox, SandboxBuilder, Snapshot } = (await import(new URL("../pkg/index.js", import.meta.url).href)) as typeof import("../src/index.js");
 const tImport = performance.now();
 
 const addOne = (x: number): number => x + 1;

@@ -13,7 +13,7 @@
  */
 import { cKey, runCReference } from "./cref.js";
 import { setVmParking } from "../src/sandbox/parked-vms.js";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -27,6 +27,7 @@ import { row, runTimed, type DiskRow } from "./disk-rows.js";
 import { measureLayers } from "./disk-layers-measure.js";
 
 export type { DiskRow } from "./disk-rows.js";
+import { spawnTimed } from "./spawn-timed.js";
 
 const MIB = 2 ** 20;
 const nowNs = (): bigint => process.hrtime.bigint();
@@ -329,29 +330,6 @@ async function measureChecked(root: string, id: "16MiB" | "256MiB", reps: number
     target: { op: "≤", value: DISK_TARGET.checkedLoad },
     samples: { vmlet: vmletMs, ref: refMs },
     detail: { memoryBytes: blob.size, coldCache: { vmletMs: coldVmlet, sha256sumMs: coldRef }, nodeSha256InMemoryMs: nodeHashMs },
-  });
-}
-
-/** Spawns `node args…`; ms from spawn to the first stdout line and to exit, and the line. */
-function spawnTimed(args: string[]): Promise<{ firstMs: number; exitMs: number; line: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = nowNs();
-    let firstMs = Number.NaN;
-    let out = "";
-    let err = "";
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      if (Number.isNaN(firstMs) && (out + chunk).includes("\n")) firstMs = msSince(t0);
-      out += chunk;
-    });
-    child.stderr.on("data", (chunk: Buffer) => void (err += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const exitMs = msSince(t0);
-      if (code !== 0) reject(new Error(`node ${args.join(" ")} exited with ${String(code)}: ${err}`));
-      else resolve({ firstMs, exitMs, line: out.split("\n")[0]! });
-    });
   });
 }
 

@@ -5,7 +5,7 @@
  * this file with VMLET_BACKEND=process; it can also run alone:
  *
  *   VMLET_BACKEND=process node dist/bench/process-run.js [--json] [--only GROUP,...] [--many[=N]]
- *   GROUP: sync async spin compute build from-snapshot restore pss   (many: only with --many)
+ *   GROUP: sync async spin compute build from-snapshot restore pss cold-start   (many: only with --many)
  *
  * Prints a table (every row names its backend), writes bench/results/latest-process.json.
  */
@@ -20,13 +20,14 @@ import { setProcessSpin } from "../src/hypervisor/process/process-machine.js";
 import type { CStat } from "./cref.js";
 import { demoBuilder, measureBuild, measureCalls, summarize, type BuildSamples, type CallSamples, type Summary } from "./measure.js";
 import { DEFAULT_SPIN, processRefCompute, processRefCreate, processRefRoundTrip, spinLabel, type ProcessRefRoundTrip, type Spin } from "./process-cref.js";
+import { measureColdStart, type ColdStartResult } from "./cold-start-measure.js";
 import { measureCompute, measureMany, measurePss, measureSpinCalls, type ManyResult, type PssResult, type SpinCalls } from "./process-measure.js";
 import {
   measureFromSnapshot, measureRestore, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotFixture,
   type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type SizeId, type SnapshotFixture,
 } from "./snapshot-measure.js";
 
-export const PROCESS_GROUPS = ["sync", "async", "spin", "compute", "build", "from-snapshot", "restore", "pss", "many"] as const;
+export const PROCESS_GROUPS = ["sync", "async", "spin", "compute", "build", "from-snapshot", "restore", "pss", "cold-start", "many"] as const;
 export type ProcessGroup = (typeof PROCESS_GROUPS)[number];
 
 /** How much work each measurement does: the whole run takes about a minute on a quiet 2-core machine. */
@@ -47,8 +48,12 @@ const PLAN = {
   pssSandboxes: 50,
   pssFillMiB: 48,
   pssTouchPages: 4,
+  coldStartRounds: 15, // new processes of each kind (bench/cold-start-measure.ts)
   many: 1000,
 };
+
+/** Issue 17's target for `import "vmlet"` (set on the PVM machines, where `node -e 0` takes ~60 ms). */
+const IMPORT_TARGET_MS = 10;
 
 /** Spin settings measured (host ns before its futex sleep, child pause loops before its own). */
 const SPIN_SETTINGS: readonly Spin[] = [
@@ -222,6 +227,7 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
     progress(`pss: ${PLAN.pssSandboxes} sandboxes from one 64 MiB snapshot`);
     pss = await measurePss(PLAN.pssSandboxes, PLAN.pssFillMiB, PLAN.pssTouchPages, gc);
   }
+  const coldStart: ColdStartResult | undefined = has("cold-start") ? await measureColdStart(PLAN.coldStartRounds, progress) : undefined;
   let many: ManyResult | undefined;
   if (has("many")) {
     progress(`many: ${o.many} live sandboxes from one 16 MiB snapshot`);
@@ -297,6 +303,8 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
     rows.push(makeRow({ id: "many/pss", label: `${many.sandboxes} live sandboxes: total Pss (host growth + children)`, unit: "KiB", vmlet: many.hostPssKiB + many.childrenPssKiB, vmletP10: null, vmletP90: null, ref: null, refLabel: "", target: null }));
   }
 
+  if (coldStart) rows.push(...coldStartRows(coldStart));
+
   const cpus = os.cpus();
   const result = {
     date: new Date().toISOString(),
@@ -311,6 +319,7 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
     cRuns: { roundTrip: cRound, create: cCreate },
     compute: compute && { ...compute, checksum: String(compute.checksum) },
     pss: pss ?? null,
+    coldStart: coldStart ?? null,
     many: many ?? null,
     durationS: Math.round((performance.now() - started) / 100) / 10,
   };
@@ -369,6 +378,7 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
       `one child's smaps_rollup (kB): ${["Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty"].map((f) => `${f} ${pss!.childSmaps[f] ?? 0}`).join(", ")}.`,
     );
   }
+  if (coldStart) out.push("", ...coldStartLines(coldStart));
   if (many) out.push("", `many: ${many.sandboxes} sandboxes alive at once in ${fmt(many.createMs)} ms, all answered a second call: ${many.allAnswered}; closed in ${fmt(many.closeMs)} ms; Pss host +${many.hostPssKiB} kB, children ${many.childrenPssKiB} kB.`);
   const missed = rows.filter((r) => r.meetsTarget === false).map((r) => r.id);
   out.push("", missed.length ? `targets missed (process backend): ${missed.join(", ")}` : "all process-backend targets met");
@@ -381,6 +391,29 @@ function usage(code: number): never {
     `usage: VMLET_BACKEND=process node dist/bench/process-run.js [--json] [--only GROUP[,GROUP...]] [--many[=N]]\n  GROUP: ${PROCESS_GROUPS.join(" ")}\n`,
   );
   process.exit(code);
+}
+
+function coldStartRows(c: ColdStartResult): Row[] {
+  const row = (id: string, label: string, vmlet: number, ref: number, refLabel: string, target: Target | null): Row =>
+    makeRow({ id: `cold-start/${id}`, label, unit: "ms", vmlet, vmletP10: null, vmletP90: null, ref, refLabel, target });
+  return [
+    row("import", 'import "vmlet" in a new process', c.vmlet.importMs, c.oneLine.importMs, "import of a one-line module", { on: "value", op: "≤", value: IMPORT_TARGET_MS }),
+    row("import-exit", 'new process: import "vmlet" → exit', c.vmlet.exitMs, c.bareExitMs, "node -e 0", null),
+    row("first", "new process → first result (build + call)", c.first.firstMs, c.bareExitMs, "node -e 0", null),
+  ];
+}
+
+function coldStartLines(c: ColdStartResult): string[] {
+  return [
+    `cold start: medians of ${c.rounds} new processes of each kind, interleaved (bench/cold-start-measure.ts), ms.` +
+      ` Import in the child, wall / CPU of all threads: vmlet ${fmt(c.vmlet.importMs)} / ${fmt(c.vmlet.importCpuMs)},` +
+      ` a one-line module ${fmt(c.oneLine.importMs)} / ${fmt(c.oneLine.importCpuMs)}.` +
+      ` Spawn → exit: node -e 0 ${fmt(c.bareExitMs)}, one-line import ${fmt(c.oneLine.exitMs)} (${(c.oneLine.exitMs / c.bareExitMs).toFixed(2)}×),` +
+      ` vmlet import ${fmt(c.vmlet.exitMs)} (${(c.vmlet.exitMs / c.bareExitMs).toFixed(2)}×).`,
+    `first result (snapshot.elf, 16 MiB, build from the ELF + callSync): ${fmt(c.first.firstMs)} after spawn (${(c.first.firstMs / c.bareExitMs).toFixed(2)}× node -e 0);` +
+      ` in the child: import ${fmt(c.first.inChildImportMs)}, build ${fmt(c.first.inChildBuildMs)}, call ${fmt(c.first.inChildCallMs)}.` +
+      ` The import target (≤ ${IMPORT_TARGET_MS} ms) is issue 17's, set on the PVM machines.`,
+  ];
 }
 
 /** The command line of this file run alone (bench/run.ts passes the same flags). */

@@ -8,7 +8,7 @@
  *
  *   node dist/bench/run.js [--json] [--only GROUP[,GROUP...]] [--backend kvm|process] [--many[=N]]
  *   GROUP (KVM):     sync async host-call build close cancel restore from-snapshot rss disk
- *   GROUP (process): sync async spin compute build from-snapshot restore pss (= rss) many
+ *   GROUP (process): sync async spin compute build from-snapshot restore pss (= rss) cold-start many
  *   --many[=N]: also N (default 1000) live process-backend sandboxes from one snapshot (slow)
  *   VMLET_BACKEND=kvm|process, like --backend, runs one backend only.
  */

@@ -15,6 +15,7 @@ import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundlePackage } from "./bundle.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.argv.includes("--quiet");
@@ -182,6 +183,22 @@ function buildTypeScript() {
   chmodSync(path.join(root, "dist/src/cli/main.js"), 0o755);
 }
 
+/** The files the package runs (scripts/bundle.mjs), from tsc's output: rebuilt whenever that is. */
+async function bundle() {
+  const output = path.join(root, "dist/pkg/index.cjs");
+  if (upToDate(output, [path.join(root, "dist/cjs/package.json"), path.join(root, "scripts/bundle.mjs")])) return log("bundles up to date");
+  log("bundling the package's entry points (esbuild)");
+  let esbuild;
+  try {
+    esbuild = await import("esbuild");
+  } catch {
+    fail("esbuild is missing: run `npm ci` first.");
+  }
+  rmSync(path.join(root, "dist/pkg"), { recursive: true, force: true });
+  await bundlePackage(root, esbuild);
+  chmodSync(path.join(root, "dist/pkg/cli.js"), 0o755);
+}
+
 requireTools([
   ["gcc", "compile the native addon and the guests"],
   ["make", "build the guests"],
@@ -194,6 +211,7 @@ buildSqliteGuest();
 buildZstdGuest();
 buildBenchReference();
 buildTypeScript();
+await bundle();
 if (!existsSync("/dev/kvm")) {
   console.warn("[vmlet build] note: /dev/kvm does not exist on this machine; sandboxes run on the process backend (weaker isolation: `npx vmlet doctor`, docs/backends.md).");
 }

@@ -70,7 +70,7 @@ test("the tarball holds what users need and nothing of the contributors'", (t) =
   t.diagnostic(`${path.basename(tarball)}: ${(statSync(tarball).size / 1024).toFixed(0)} KiB, ${entries.length} files`);
   for (const needed of [
     "package.json", "README.md", "LICENSE", "binding.gyp", "native/addon.c", "scripts/install.mjs",
-    "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js", "dist/cjs/index.js", "dist/cjs/index.d.ts", "dist/cjs/package.json",
+    "dist/pkg/index.js", "dist/pkg/index.cjs", "dist/pkg/cli.js", "dist/src/index.d.ts", "dist/cjs/index.d.ts", "dist/cjs/package.json",
     "prebuilds/linux-x64/vmlet.napi.glibc.node", "node_modules/node-gyp-build/index.js",
     "node_modules/pprof-format/dist/esm/index.js", "node_modules/pprof-format/dist/commonjs/index.js",
     "guest/include/vmlet.h", "guest/include/vmlet_profile.h", "guest/sdk.mk", "guest/link.ld", "guest/build/libvmlet.a", "guest/build/start.S.o",
@@ -80,6 +80,8 @@ test("the tarball holds what users need and nothing of the contributors'", (t) =
   }
   const unwanted = /^(test|bench|examples|\.ci|dist\/(test|bench|examples)|guest\/(test|src)|src)\/|tsbuildinfo|^(?!node_modules\/).*\.map$|golden|^scripts\/(?!install\.mjs$)|^guests\/(?!demo\.c$|build\/demo\.elf$)/;
   assert.deepEqual(entries.filter((e) => unwanted.test(e)), []);
+  // The code runs from the bundles in dist/pkg (scripts/bundle.mjs); tsc's trees ship only their types.
+  assert.deepEqual(entries.filter((e) => /^dist\/(src|cjs)\/.*\.c?js$/.test(e)), []);
 });
 
 test("npx vmlet --version prints the package's version", () => {
@@ -97,13 +99,13 @@ test("vmlet demo runs the shipped demo guest (or, without a backend here, BACKEN
 test("import from an ES module: the ESM build, calling the demo guest", () => {
   const r = run(process.execPath, ["esm.mjs"], project);
   successOrNoBackend(r, "esm.mjs", /^add\(2, 40\) = 42$/m);
-  assert.match(r.stdout, /^entry: .*\/node_modules\/vmlet\/dist\/src\/index\.js$/m);
+  assert.match(r.stdout, /^entry: .*\/node_modules\/vmlet\/dist\/pkg\/index\.js$/m);
 });
 
 test("require from CommonJS: the CommonJS build, calling the demo guest", () => {
   const r = run(process.execPath, ["cjs.cjs"], project);
   successOrNoBackend(r, "cjs.cjs", /^add\(2, 40\) = 42$/m);
-  assert.match(r.stdout, /^entry: .*\/node_modules\/vmlet\/dist\/cjs\/index\.js$/m);
+  assert.match(r.stdout, /^entry: .*\/node_modules\/vmlet\/dist\/pkg\/index\.cjs$/m);
 });
 
 test("a consumer's TypeScript type-checks against both builds' types (tsc --noEmit)", () => {

@@ -4,13 +4,20 @@
  * encoded with pprof-format. Sample types as in Go heap profiles: alloc_objects,
  * alloc_space, inuse_objects, inuse_space (the default). docs/debugging.md shows how to view it.
  */
-import { gzipSync } from "node:zlib";
-import { Function as PprofFunction, Location, Mapping, Profile, StringTable, ValueType, type SampleInput } from "pprof-format";
 import { IMAGE_BASE } from "../abi/constants.js";
 import { InvalidConfigError } from "../errors/errors.js";
 import { parseElf, readSymbols } from "../mem/elf.js";
 import { PROFILE_TABLE, readProfileTable, type ProfileSite } from "./profile-table.js";
 import { Symbolizer } from "./symbolizer.js";
+import lazyModules from "./lazy-modules.cjs";
+
+/** pprof-format's types, as the CommonJS build that lazy-modules.cts loads declares them. */
+type Pprof = ReturnType<typeof lazyModules.pprofFormat>;
+type Profile = InstanceType<Pprof["Profile"]>;
+type Location = InstanceType<Pprof["Location"]>;
+type PprofFunction = InstanceType<Pprof["Function"]>;
+type StringTable = InstanceType<Pprof["StringTable"]>;
+type SampleInput = Exclude<ConstructorParameters<Pprof["Sample"]>[0], undefined>;
 
 export interface ProfileSource {
   /** Guest memory, guest address = offset. */
@@ -24,7 +31,7 @@ const UNATTRIBUTED = "(vmlet: allocations without a site of their own: the profi
 
 /** The profile, gzip-compressed as `go tool pprof` and `pprof` read it. */
 export function memoryProfile(source: ProfileSource): Uint8Array {
-  return gzipSync(buildMemoryProfile(source).encode());
+  return lazyModules.zlib().gzipSync(buildMemoryProfile(source).encode());
 }
 
 /** The profile, decoded (for callers that inspect or merge it). */
@@ -45,7 +52,8 @@ export function buildMemoryProfile(source: ProfileSource): Profile {
 
 /** Collects samples, giving each distinct return address one location and each function one entry. */
 class ProfileBuilder {
-  private readonly strings = new StringTable();
+  private readonly pprof = lazyModules.pprofFormat();
+  private readonly strings: StringTable = new this.pprof.StringTable();
   private readonly samples: SampleInput[] = [];
   private readonly locations = new Map<number, Location>();
   private readonly functions = new Map<string, PprofFunction>();
@@ -65,6 +73,7 @@ class ProfileBuilder {
 
   finish(): Profile {
     const s = (text: string): number => this.strings.dedup(text);
+    const { Mapping, Profile, ValueType } = this.pprof;
     return new Profile({
       sampleType: SAMPLE_TYPES.map(([type, unit]) => new ValueType({ type: s(type), unit: s(unit) })),
       sample: this.samples,
@@ -93,7 +102,7 @@ class ProfileBuilder {
     const name = where.function ?? (where.source ? "??" : undefined);
     const line = name === undefined ? [] : [{ functionId: this.functionOf(name, where.source?.file ?? ""), line: where.source?.line ?? 0 }];
     const mappingId = pc >= this.image.start && pc < this.image.end ? 1 : 0;
-    this.locations.set(pc, new Location({ id, mappingId, address: pc, line }));
+    this.locations.set(pc, new this.pprof.Location({ id, mappingId, address: pc, line }));
     return id;
   }
 
@@ -102,7 +111,7 @@ class ProfileBuilder {
     const known = this.functions.get(key);
     if (known !== undefined) return Number(known.id);
     const id = this.functions.size + 1;
-    this.functions.set(key, new PprofFunction({ id, name: this.strings.dedup(name), systemName: this.strings.dedup(name), filename: this.strings.dedup(file) }));
+    this.functions.set(key, new this.pprof.Function({ id, name: this.strings.dedup(name), systemName: this.strings.dedup(name), filename: this.strings.dedup(file) }));
     return id;
   }
 }

@@ -13,7 +13,7 @@ import {
 } from "../errors/errors.js";
 import path from "node:path";
 import { SIGABRT, signalForVector, writeCoreDump, type CoreSource } from "../debug/core-dump.js";
-import { GdbStub, type DebugOptions } from "../debug/gdb-stub.js";
+import type { GdbStub, DebugOptions } from "../debug/gdb-stub.js";
 import { memoryProfile } from "../debug/memory-profile.js";
 
 /** A debugger server attached to a sandbox (Sandbox.debug()). */
@@ -481,6 +481,8 @@ export class Sandbox {
   async debug(options?: DebugOptions): Promise<DebugSession> {
     this.refuseIfClosed("start a debugger");
     if (this.stub) throw new SandboxBusyError("a debugger is already attached to this sandbox");
+    // Loaded here, not at `import "vmlet"`: the stub and node:net are for debugging only (issue 17).
+    const { GdbStub } = await import("../debug/gdb-stub.js");
     const stub = await GdbStub.listen({ vm: this.vm, system: this.parts.system, markHostWrite: (a, n) => this.hostWrites.mark(a, n) }, options);
     this.stub = stub;
     return {

@@ -1,7 +1,9 @@
 /** sha256 digests: of small byte arrays, and of memory images without reading their holes. */
 import { createHash } from "node:crypto";
 
-const ZEROS = new Uint8Array(1 << 20);
+/** Zeros to hash holes with: made on first use, not at `import "vmlet"` (issue 17). */
+let zeroMiB: Uint8Array | undefined;
+const zerosMiB = (): Uint8Array => (zeroMiB ??= new Uint8Array(1 << 20));
 /** Work between yields to the event loop while hashing large images. */
 const SLICE = 32 << 20;
 
@@ -33,7 +35,7 @@ export async function sha256OfImage(view: Uint8Array | ((start: number, end: num
       }
     }
   };
-  const zeros = (start: number, end: number): Uint8Array => ZEROS.subarray(0, end - start);
+  const zeros = (start: number, end: number): Uint8Array => zerosMiB().subarray(0, end - start);
   const data = typeof view === "function" ? view : (start: number, end: number): Uint8Array => view.subarray(start, end);
   for (let r = 0; r < ranges.length; r += 2) {
     const start = Math.min(ranges[r]!, size);
