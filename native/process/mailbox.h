@@ -10,7 +10,8 @@
  * The guest can write the mailbox and the signal stack, so the host trusts nothing in them
  * (TypeScript validates every field). It cannot write the resume frame: whatever the guest
  * did, the child resumes with the registers and FPU state the host wrote.
- * src/hypervisor/process/mailbox.ts mirrors these offsets (test/process-mailbox.test.ts). */
+ * src/hypervisor/process/mailbox.ts mirrors these offsets; test/process-mailbox.test.ts compiles
+ * this header and compares them. */
 #ifndef VMLET_PROCESS_MAILBOX_H
 #define VMLET_PROCESS_MAILBOX_H
 
