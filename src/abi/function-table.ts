@@ -49,7 +49,9 @@ export function readEntry(memory: Uint8Array, view: DataView, at: number, index:
 
 function readName(memory: Uint8Array, address: bigint, index: number): string {
   const start = checkedRange(memory, address, 1, `name of function ${index}`);
-  const end = memory.indexOf(0, start);
+  // Only as far as a name may reach, not to the end of guest memory (up to a GiB of it).
+  const found = memory.subarray(start, start + MAX_NAME + 1).indexOf(0);
+  const end = found < 0 ? -1 : start + found;
   if (end < 0 || end - start > MAX_NAME) throw new GuestProtocolError(`name of function ${index} is not a NUL-terminated string of at most ${MAX_NAME} bytes`);
   const name = new TextDecoder().decode(memory.subarray(start, end));
   if (!NAME.test(name)) throw new GuestProtocolError(`function ${index} has an invalid name "${name}"`);
