@@ -75,6 +75,34 @@ test("snapshots loaded twice from disk share parked VMs (same blob digest)", asy
   b.close();
 });
 
+test("layered snapshots loaded from disk share parked VMs too (same top layer digest); other chains do not", async () => {
+  const { sb, snap } = await prepared();
+  await snap.save(root, "base");
+  sb.callSync("bump");
+  await sb.snapshot().save(root, "over", { base: "base" });
+  sb.callSync("bump");
+  await sb.snapshot().save(root, "over2", { base: "over" });
+  sb.close(); // parked as the memory saved as "over2"
+  const counterOf = async (tag: string): Promise<number> => {
+    const probe = await Sandbox.fromSnapshot(await Snapshot.load(root, tag), { hostFunctions: [addOne] });
+    try {
+      return probe.callSync("get_counter") as number;
+    } finally {
+      probe.close();
+    }
+  };
+  let before = parkedVmStats().reused;
+  const over2 = await counterOf("over2");
+  assert.equal(parkedVmStats().reused, before + 1, "loaded, the chain the closed sandbox saved reuses its VM");
+  before = parkedVmStats().reused;
+  const over = await counterOf("over");
+  assert.equal(parkedVmStats().reused, before, "a chain with another top layer is other contents: a new VM");
+  assert.equal(over2, over + 1, "each sandbox ran its own snapshot's state");
+  before = parkedVmStats().reused;
+  assert.equal(await counterOf("over"), over, "the same chain loaded again: the snapshot's state, not the last guest's");
+  assert.equal(parkedVmStats().reused, before + 1, "and its parked VM");
+});
+
 test("at most a few VMs stay parked", async () => {
   const { sb, snap } = await prepared();
   sb.close();

@@ -30,7 +30,12 @@ const MAX_PARKED = 4;
 let reusedCount = 0;
 let enabled = true;
 
-const keyOf = (image: MemoryImage): string | MemoryImage => knownDigest(image) ?? image;
+/**
+ * What identifies an image's contents: its memory blob's digest, else the top digest of a
+ * layer chain it was loaded from or saved as (each diff layer names the digest below it, so
+ * the top one fixes the whole chain), else the image itself.
+ */
+const keyOf = (image: MemoryImage): string | MemoryImage => knownDigest(image) ?? image.history.savedAs.values().next().value ?? image;
 
 /**
  * Keeps a closed sandbox's VM for the next sandbox of `image`: its memory is remapped
