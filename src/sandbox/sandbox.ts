@@ -155,7 +155,17 @@ export class Sandbox {
   private lastRestore: RestoreReport | undefined;
   private readonly counter = new StatsCounter();
   /** vm.run, counted in stats() (one function for every call: no closure per call). */
-  private readonly countedRun = (timeoutNs: number): VmExit => this.counter.run(this.vm, timeoutNs);
+  /**
+   * The guest is stopped inside a call: its last run ended somewhere other than READY (or
+   * threw). Any error then poisons, whatever its code: the guest is not at a call boundary.
+   */
+  private midCall = false;
+  private readonly countedRun = (timeoutNs: number): VmExit => {
+    this.midCall = true;
+    const exit = this.counter.run(this.vm, timeoutNs);
+    this.midCall = !isReady(exit);
+    return exit;
+  };
   /** baseFacts() of the current base. */
   private facts: BaseFacts | undefined;
 
@@ -263,7 +273,9 @@ export class Sandbox {
       for (;;) {
         const timeoutNs = session.nextRunTimeoutNs();
         const startedAt = this.counter.runStarted();
+        this.midCall = true;
         const exit = await (this.stub ? this.stub.run(timeoutNs) : this.vm.runAsync(timeoutNs));
+        this.midCall = !isReady(exit);
         this.counter.ran(startedAt);
         const step: Step = session.onExit(exit);
         if (step.kind === "done") return step.value;
@@ -415,6 +427,7 @@ export class Sandbox {
   }
 
   private enter(): void {
+    this.midCall = false;
     this.counter.calls++;
     this.state = "busy";
     this.modified = true;
@@ -499,7 +512,7 @@ export class Sandbox {
   private fail(error: unknown): unknown {
     if (error instanceof VmletError) {
       this.dumpOnFault(error);
-      if (poisons(error.code)) this.poisonedBy = error;
+      if (poisons(error.code) || this.midCall) this.poisonedBy = error;
     } else {
       this.poisonedBy = new PoisonedError(`internal error during a call: ${String(error)}`, { cause: error });
     }
@@ -731,4 +744,9 @@ export class Sandbox {
     if (this.state === "busy") throw new SandboxBusyError(`cannot ${action} while a call is running`);
     if (this.poisonedBy && !poisonedOk) throw new PoisonedError(`cannot ${action} a poisoned sandbox (${this.poisonedBy.code}); restore() it first`, { cause: this.poisonedBy });
   }
+}
+
+/** The exit of a finished call: a one-byte `out` to READY. */
+function isReady(exit: VmExit): boolean {
+  return exit.kind === "io-out" && exit.port === PORT_READY && exit.size === 1;
 }
