@@ -44,9 +44,19 @@ export async function invokeHostAsync(
       if (settle()) reject(error);
     };
     setStop(() => stop(new CancelledError(`call was cancelled while host function "${step.fn.name}" was pending`)));
+    /** Writes the host function's outcome for the guest; if even that throws, the call fails with it rather than never settling. */
+    const answer = (write: () => void): void => {
+      if (!settle()) return;
+      try {
+        write();
+        resolve();
+      } catch (error) {
+        reject(error);
+      }
+    };
     Promise.resolve(pending).then(
-      (value) => settle() && (session.hostReturned(step.fn, value), resolve()),
-      (error: unknown) => settle() && (session.hostThrew(step.fn, error), resolve()),
+      (value) => answer(() => session.hostReturned(step.fn, value)),
+      (error: unknown) => answer(() => session.hostThrew(step.fn, error)),
     );
   });
 }
