@@ -119,6 +119,28 @@ describe("guest log records", () => {
     }
   });
 
+  test("a guestLogger that throws, even a value that cannot be printed, only warns: the call goes on", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on("warning", onWarning);
+    const sb = await new SandboxBuilder()
+      .guest(guestPath("types"))
+      .maxGuestLogLevel("trace")
+      .guestLogger(() => {
+        throw Object.create(null) as unknown; // no toString: String() of it throws
+      })
+      .build();
+    try {
+      sb.callSync("log_each_level", "x");
+      assert.equal(sb.poisoned, undefined);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      assert.ok(warnings.some((w) => /guest logger threw: a value that cannot be printed \(object\)/.test(w)), warnings.join("; "));
+    } finally {
+      process.off("warning", onWarning);
+      sb.close();
+    }
+  });
+
   test("a message longer than the output buffer arrives truncated, not as an error", async () => {
     const { sb, records } = await logged("info");
     try {

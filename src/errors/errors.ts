@@ -4,6 +4,8 @@
  * Whether an error poisons the sandbox is decided once, in `poisons.ts`.
  */
 
+import { describeThrown } from "./describe.js";
+
 /** Every error code vmlet can produce. Adding one forces a poisoning decision. */
 export type ErrorCode =
   | "GUEST_ABORTED"
@@ -128,7 +130,7 @@ export class HostFunctionMissingError extends VmletError {
 export class HostFunctionError extends VmletError {
   readonly code = "HOST_FUNCTION_THREW";
   constructor(readonly functionName: string, cause: unknown) {
-    super(`host function "${functionName}" threw: ${describe(cause)}`, { cause });
+    super(`host function "${functionName}" threw: ${describeThrown(cause)}`, { cause });
   }
 }
 
@@ -221,19 +223,5 @@ export class HypervisorError extends VmletError {
     options?: VmletErrorOptions,
   ) {
     super(`${operation} failed: ${message}`, options);
-  }
-}
-
-/**
- * What a host function threw, as text. The value is the host function's, not ours: its
- * `message` getter, toString or proxy traps may throw, and that must not escape as a raw
- * error in place of this one.
- */
-function describe(value: unknown): string {
-  try {
-    if (value instanceof Error) return String(value.message);
-    return String(value);
-  } catch {
-    return `a value that cannot be printed (${typeof value})`;
   }
 }

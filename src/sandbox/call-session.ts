@@ -12,6 +12,7 @@ import {
   BufferTooSmallError, CancelledError, CpuTimeLimitError, GuestAbortedError, GuestProtocolError, HostFunctionError, HostFunctionMissingError,
   HostFunctionSignatureError, HypervisorError, OutOfMemoryError, TimeoutError, VmletError,
 } from "../errors/errors.js";
+import { describeThrown } from "../errors/describe.js";
 import type { VirtualMachine, VmExit } from "../hypervisor/virtual-machine.js";
 import type { HostWrites } from "../mem/host-writes.js";
 import type { MemoryLayout } from "../mem/layout.js";
@@ -229,7 +230,7 @@ export class CallSession {
       });
     } catch (error) {
       // The guest stopped cleanly at a log exit; a broken logger must not poison it.
-      process.emitWarning(`vmlet guest logger threw: ${String(error)}`, "VmletWarning");
+      process.emitWarning(`vmlet guest logger threw: ${describeThrown(error)}`, "VmletWarning");
     }
   }
 

@@ -11,6 +11,7 @@ import {
   ArgumentMismatchError, CancelledError, GuestAbortedError, GuestFaultError, HypervisorError, InvalidConfigError, PoisonedError,
   SandboxBusyError, SandboxClosedError, SnapshotMismatchError, UnknownFunctionError, VmletError,
 } from "../errors/errors.js";
+import { describeThrown } from "../errors/describe.js";
 import path from "node:path";
 import { SIGABRT, signalForVector, writeCoreDump, type CoreSource } from "../debug/core-dump.js";
 import type { GdbStub, DebugOptions } from "../debug/gdb-stub.js";
@@ -514,7 +515,7 @@ export class Sandbox {
       this.dumpOnFault(error);
       if (poisons(error.code) || this.midCall) this.poisonedBy = error;
     } else {
-      this.poisonedBy = new PoisonedError(`internal error during a call: ${String(error)}`, { cause: error });
+      this.poisonedBy = new PoisonedError(`internal error during a call: ${describeThrown(error)}`, { cause: error });
     }
     return error;
   }
@@ -688,7 +689,7 @@ export class Sandbox {
    * and sets the system registers instead of trusting a dirty-page record.
    */
   private failMidway(action: string, error: unknown): VmletError {
-    const typed = error instanceof VmletError ? error : new HypervisorError(action, undefined, `internal error: ${String(error)}`, { cause: error });
+    const typed = error instanceof VmletError ? error : new HypervisorError(action, undefined, `internal error: ${describeThrown(error)}`, { cause: error });
     this.poisonedBy = typed;
     this.base = undefined;
     this.facts = undefined;
