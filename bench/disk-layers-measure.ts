@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Snapshot, type Sandbox } from "../src/index.js";
 import { median } from "../src/cli/stats.js";
-import { row, runTimed, type DiskRow } from "./disk-rows.js";
+import { alternately, row, runTimed, type DiskRow } from "./disk-rows.js";
 import { fromSnapshotAndCall, snapshotBuilder } from "./snapshot-measure.js";
 
 const MIB = 2 ** 20;
@@ -87,13 +87,7 @@ async function measureDiffSaves(root: string, progress: (m: string) => void): Pr
           const ms = ddPages(src, path.join(dir, `dd-${k}-${i + 1}`), k);
           if (i >= 0) ddMs.push(ms);
         };
-        if (i % 2 === 0) {
-          await runVmlet();
-          runDd();
-        } else {
-          runDd();
-          await runVmlet();
-        }
+        await alternately(i, runVmlet, runDd);
       }
       const diff = snapshotBlobs(dir, lastTag).memory.at(-1)!;
       const diskBytes = fs.statSync(blobFile(dir, diff.digest)).blocks * 512;
@@ -192,13 +186,7 @@ async function measureChainChecked(dir: string, progress: (m: string) => void): 
       const ms = runTimed("sha256sum", files).ms;
       if (i >= 0) refMs.push(ms);
     };
-    if (i % 2 === 0) {
-      await runVmlet();
-      runRef();
-    } else {
-      runRef();
-      await runVmlet();
-    }
+    await alternately(i, runVmlet, runRef);
   }
   return row({
     id: "layers/checked-load-16MiB-16", label: "checkedLoad(), chain of 16, 16 MiB (heap filled)", unit: "ms",

@@ -35,3 +35,14 @@ export function runTimed(cmd: string, args: string[]): { ms: number; stdout: str
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${String(r.status)}): ${r.stderr}`);
   return { ms, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** Runs vmlet's side and the reference's in round `i`, in alternating order: neither always runs on a warmer cache. */
+export async function alternately(i: number, vmlet: () => Promise<unknown>, reference: () => unknown): Promise<void> {
+  if (i % 2 === 0) {
+    await vmlet();
+    reference();
+  } else {
+    reference();
+    await vmlet();
+  }
+}

@@ -23,7 +23,7 @@ import { constants as perfConstants, PerformanceObserver } from "node:perf_hooks
 import { backendInfo, Snapshot } from "../src/index.js";
 import { median } from "../src/cli/stats.js";
 import { fromSnapshotAndCall, snapshotBuilder, snapshotElf } from "./snapshot-measure.js";
-import { row, runTimed, type DiskRow } from "./disk-rows.js";
+import { alternately, row, runTimed, type DiskRow } from "./disk-rows.js";
 import { measureLayers } from "./disk-layers-measure.js";
 
 export type { DiskRow } from "./disk-rows.js";
@@ -147,13 +147,7 @@ async function measureSave(root: string, c: SaveCase, reps: number, progress: (m
       ddMs.push(d.ddMs);
       ddWallMs.push(d.wallMs);
     };
-    if (i % 2 === 0) {
-      await runVmlet();
-      runDd();
-    } else {
-      runDd();
-      await runVmlet();
-    }
+    await alternately(i, runVmlet, runDd);
   }
   const stored = snaps[0]!.pagesStored;
   return row({
@@ -304,13 +298,7 @@ async function measureChecked(root: string, id: "16MiB" | "256MiB", reps: number
   };
   await runVmlet(false); // warm-up; it also leaves the blob in the page cache for both
   for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      await runVmlet(true);
-      runRef(true);
-    } else {
-      runRef(true);
-      await runVmlet(true);
-    }
+    await alternately(i, () => runVmlet(true), () => runRef(true));
   }
   // For information: the same hash with the page cache dropped for the blob (one of each).
   dropFileCache(file);

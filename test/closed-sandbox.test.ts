@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { Sandbox, SandboxBuilder, SandboxClosedError, type Snapshot } from "../src/index.js";
 import type { VirtualMachine } from "../src/hypervisor/virtual-machine.js";
 import type { SandboxParts } from "../src/sandbox/sandbox.js";
-import { HostFunctionRegistry } from "../src/sandbox/host-functions.js";
+import { fakeSandboxParts } from "./fake-sandbox.js";
 import { guestPath } from "./helpers.js";
 
 type MethodName<T> = { [K in keyof T]: T[K] extends (...args: never[]) => unknown ? K : never }[keyof T];
@@ -58,21 +58,7 @@ function recordingVm(used: string[]): VirtualMachine {
 }
 
 function fakeParts(vm: VirtualMachine): SandboxParts {
-  return {
-    vm,
-    memory: {} as SandboxParts["memory"],
-    layout: { controlBlock: 0x10000, input: { address: 0x20000, size: 4096 }, output: { address: 0x22000, size: 4096 }, memorySize: 1 << 20 } as SandboxParts["layout"],
-    system: {} as SandboxParts["system"],
-    lineage: { id: "fake", guestElf: new Uint8Array(), generation: 0 },
-    base: undefined,
-    functions: new Map([["log_enabled", { name: "log_enabled", index: 0, params: ["i32"], returns: "bool" }]]),
-    hostFunctions: new HostFunctionRegistry(),
-    logger: () => undefined,
-    maxGuestLogLevel: "info",
-    timeoutMs: undefined,
-    cpuTimeMs: undefined,
-    coreDumpDir: undefined,
-  };
+  return fakeSandboxParts(vm, [{ name: "log_enabled", index: 0, params: ["i32"], returns: "bool" }]);
 }
 
 test("every public method of a closed sandbox throws SandboxClosedError and touches neither its VM nor its settings", async () => {

@@ -13,7 +13,7 @@ import { after, describe, test } from "node:test";
 import { Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
 import { LayoutDir } from "../src/snapshot/file/layout-dir.js";
 import { copyGolden, GOLDEN, goldenSnapshotWithoutKvm, jsonErrorCode, readIndexJson, TAG, vmlet, writeIndexJson } from "./layout-copies.js";
-import { repoRoot } from "./helpers.js";
+import { rejectsWith, repoRoot } from "./helpers.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-hostile-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -34,15 +34,6 @@ function emptiedLayout(): string {
   const dir = copyGolden(root);
   writeIndexJson(dir, { ...readIndexJson(dir), manifests: [] });
   return dir;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, mentions?: RegExp): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof VmletError, `a VmletError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (mentions) assert.match(e.message, mentions);
-    return true;
-  });
 }
 
 describe("gc deletes nothing outside the layout", () => {

@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { ArgumentMismatchError, InvalidConfigError, PoisonedError, Sandbox } from "../src/index.js";
 import type { VirtualMachine, VmExit } from "../src/hypervisor/virtual-machine.js";
 import type { SandboxParts } from "../src/sandbox/sandbox.js";
-import { HostFunctionRegistry } from "../src/sandbox/host-functions.js";
+import { fakeSandboxParts } from "./fake-sandbox.js";
 
 /** A VM whose every run fails with `error` (sync and async), and that does nothing else. */
 function failingVm(error: Error): VirtualMachine {
@@ -32,21 +32,7 @@ function failingVm(error: Error): VirtualMachine {
 }
 
 function parts(vm: VirtualMachine): SandboxParts {
-  return {
-    vm,
-    memory: {} as SandboxParts["memory"],
-    layout: { controlBlock: 0x10000, input: { address: 0x20000, size: 4096 }, output: { address: 0x22000, size: 4096 }, memorySize: 1 << 20 } as SandboxParts["layout"],
-    system: {} as SandboxParts["system"],
-    lineage: { id: "fake", guestElf: new Uint8Array(), generation: 0 },
-    base: undefined,
-    functions: new Map([["add", { name: "add", index: 0, params: ["i32", "i32"], returns: "i32" }]]),
-    hostFunctions: new HostFunctionRegistry(),
-    logger: () => undefined,
-    maxGuestLogLevel: "info",
-    timeoutMs: undefined,
-    cpuTimeMs: undefined,
-    coreDumpDir: undefined,
-  };
+  return fakeSandboxParts(vm, [{ name: "add", index: 0, params: ["i32", "i32"], returns: "i32" }]);
 }
 
 test("a non-poisoning error from a run poisons the sandbox: the guest stopped mid-call (callSync)", () => {

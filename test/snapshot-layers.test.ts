@@ -9,10 +9,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Sandbox, SandboxBuilder, SandboxPool, Snapshot, SnapshotLayout, VmletError } from "../src/index.js";
+import { Sandbox, SandboxBuilder, SandboxPool, Snapshot, SnapshotLayout } from "../src/index.js";
 import { MAX_MEMORY_LAYERS, MEDIA_TYPE } from "../src/snapshot/file/format.js";
 import { MAX_HISTORY_DEPTH, PageHistory } from "../src/snapshot/page-history.js";
-import { guestPath } from "./helpers.js";
+import { guestPath, rejectsWith } from "./helpers.js";
 import { blobFile, readIndexJson, vmlet } from "./layout-copies.js";
 
 type Obj = Record<string, unknown>;
@@ -30,15 +30,6 @@ function manifestOf(dir: string, tag: string): { layers: Array<{ mediaType: stri
 }
 const memoryLayers = (dir: string, tag: string): Array<{ mediaType: string; digest: string; size: number }> =>
   manifestOf(dir, tag).layers.filter((l) => l.mediaType !== MEDIA_TYPE.guestElf);
-
-async function rejectsWith(promise: Promise<unknown>, code: string, mentions?: RegExp): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof VmletError, `a VmletError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (mentions) assert.match(e.message, mentions);
-    return true;
-  });
-}
 
 /** counter, heap pattern and scratch sum of a sandbox made from the snapshot at dir:ref, loaded both ways. */
 async function stateAt(dir: string, ref: string): Promise<[number, boolean, number]> {
