@@ -6,6 +6,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "napi_util.h"
 
@@ -101,6 +102,13 @@ typedef struct {
 } vcpu_t;
 
 void vcpu_free(vcpu_t *v);
+
+/* clock_gettime(CLOCK_MONOTONIC), ns: deadlines and spin windows of the run loop. */
+static inline uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* One bit per guest page in the plan's bitmaps. */
 static inline bool test_bit(const uint64_t *bits, size_t n) { return (bits[n / 64] >> (n % 64)) & 1; }

@@ -112,12 +112,6 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t monotonic_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Whether an exit request now is real: interrupt() asked for one, or the deadline passed. */
 static bool exit_wanted(vcpu_t *v, uint64_t deadline) {
   return __atomic_load_n(&v->kick_requested, __ATOMIC_SEQ_CST) || (deadline && monotonic_ns() >= deadline);

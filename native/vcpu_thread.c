@@ -18,16 +18,10 @@
  * which costs tens of microseconds on nested hosts. */
 #define SPIN_NS 60000ull
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static enum job wait_for_job(vcpu_t *v) {
-  uint64_t start = now_ns();
+  uint64_t start = monotonic_ns();
   enum job j;
-  while ((j = __atomic_load_n(&v->job, __ATOMIC_ACQUIRE)) == JOB_NONE && now_ns() - start < SPIN_NS)
+  while ((j = __atomic_load_n(&v->job, __ATOMIC_ACQUIRE)) == JOB_NONE && monotonic_ns() - start < SPIN_NS)
     __builtin_ia32_pause();
   if (j == JOB_NONE) {
     pthread_mutex_lock(&v->mu);

@@ -51,6 +51,9 @@ _Noreturn void g_longjmp(g_jmp_buf, int);
 CTYPE(DECLARE)
 
 #include "../include/vmlet.h"
+
+#define HARNESS_SEED 0x853c49e6748fea9bull
+#include "harness.h"
 int g_clock_gettime(int, struct timespec *);
 time_t g_time(time_t *);
 
@@ -71,24 +74,7 @@ _Noreturn void vmlet_panic_at(const char *file, int line, const char *fmt, ...) 
   exit(2);
 }
 
-static int checks, failures;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    checks++;                                     \
-    if (!(cond) && ++failures <= 40) {            \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-    }                                             \
-  } while (0)
 
-static uint64_t rng_state = 0x853c49e6748fea9bull;
-static uint64_t rnd(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 /* A random decimal number string: digits, point, exponent, from tiny to huge and long. */
 static void random_decimal(char *buf) {

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#define HARNESS_SEED 0x9e3779b97f4a7c15ull
+#include "harness.h"
+
 /* ---- the guest functions under test ---------------------------------------- */
 void *g_memcpy(void *restrict d, const void *restrict s, size_t n);
 void *g_memmove(void *d, const void *s, size_t n);
@@ -42,25 +45,7 @@ size_t vmlet_heap_capacity(void);
 int g_snprintf(char *buf, size_t size, const char *fmt, ...);
 
 /* ---- harness ----------------------------------------------------------------- */
-static int checks, failures;
-#define CHECK(cond, ...)                                           \
-  do {                                                             \
-    checks++;                                                      \
-    if (!(cond) && ++failures <= 40) {                             \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                  \
-      printf(__VA_ARGS__);                                         \
-      printf("\n");                                                \
-    }                                                              \
-  } while (0)
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void) { /* splitmix64: seeded, so failures reproduce */
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-static size_t rndn(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
 static int sgn(int x) { return (x > 0) - (x < 0); }
 
 /* vmlet_panic stub: records the message and jumps back to EXPECT_PANIC. */

@@ -11,6 +11,8 @@
  * Everything is computed here from plain inputs; writing the bytes is core-dump.ts's job.
  */
 
+import { XSAVE_COMPONENTS, XSAVE_HEADER_END } from "../hypervisor/xsave-components.js";
+
 const PAGE = 4096;
 const EHDR_SIZE = 64;
 const PHDR_SIZE = 56;
@@ -173,14 +175,11 @@ function prpsinfo(path: string): Uint8Array {
   return out;
 }
 
-/** End of each user XSAVE component in the standard (non-compacted) format, by XCR0 bit. */
-const COMPONENT_END: Readonly<Record<number, number>> = { 0: 512, 1: 576, 2: 832, 3: 1024, 4: 1088, 5: 1152, 6: 1664, 7: 2688, 9: 2696 };
-
 /** The image as gdb sizes it for this XCR0: up to the end of the last component it enables. */
 function xstate(r: CoreRegisters): Uint8Array {
   const xcr0 = (r.xcr0 | 3) & 0x2ff;
-  let size = 576;
-  for (const [bit, end] of Object.entries(COMPONENT_END)) if (xcr0 & (1 << Number(bit))) size = Math.max(size, end);
+  let size = XSAVE_HEADER_END;
+  for (const [bit, { offset, size: bytes }] of XSAVE_COMPONENTS) if (xcr0 & (1 << bit)) size = Math.max(size, offset + bytes);
   const out = new Uint8Array(size);
   out.set(r.xsave.subarray(0, size));
   new DataView(out.buffer).setBigUint64(XSAVE_XCR0_OFFSET, BigInt(xcr0), true);

@@ -29,16 +29,28 @@ const FEATURES: ReadonlyArray<readonly [string, number, number, Reg, number]> = 
 const ENTRY_SIZE = 40; // struct kvm_cpuid_entry2: function, index, flags, eax, ebx, ecx, edx, padding[3]
 const REG_OFFSET: Record<Reg, number> = { eax: 12, ebx: 16, ecx: 20, edx: 24 };
 
+/** Byte offset of the entry for (leaf, subleaf) among `count` KVM_GET_SUPPORTED_CPUID-style entries. */
+function entryOffset(view: DataView, count: number, leaf: number, subleaf: number): number | undefined {
+  for (let i = 0; i < count; i++) {
+    const at = i * ENTRY_SIZE;
+    if (view.getUint32(at, true) === leaf && view.getUint32(at + 4, true) === subleaf) return at;
+  }
+  return undefined;
+}
+
+/** The registers of the entry for (leaf, subleaf), or undefined without one. */
+export function cpuidEntry(entries: Uint8Array, count: number, leaf: number, subleaf: number): Record<Reg, number> | undefined {
+  const view = new DataView(entries.buffer, entries.byteOffset, count * ENTRY_SIZE);
+  const at = entryOffset(view, count, leaf, subleaf);
+  if (at === undefined) return undefined;
+  const reg = (r: Reg): number => view.getUint32(at + REG_OFFSET[r], true);
+  return { eax: reg("eax"), ebx: reg("ebx"), ecx: reg("ecx"), edx: reg("edx") };
+}
+
 /** Reads vendor and features from KVM_GET_SUPPORTED_CPUID-style entries. */
 export function cpuIdentityFromCpuid(entries: Uint8Array, count: number): CpuIdentity {
   const view = new DataView(entries.buffer, entries.byteOffset, count * ENTRY_SIZE);
-  const find = (leaf: number, subleaf: number): number | undefined => {
-    for (let i = 0; i < count; i++) {
-      const at = i * ENTRY_SIZE;
-      if (view.getUint32(at, true) === leaf && view.getUint32(at + 4, true) === subleaf) return at;
-    }
-    return undefined;
-  };
+  const find = (leaf: number, subleaf: number): number | undefined => entryOffset(view, count, leaf, subleaf);
   const vendorAt = find(0, 0);
   const vendor = vendorAt === undefined ? "unknown" : [REG_OFFSET.ebx, REG_OFFSET.edx, REG_OFFSET.ecx]
     .map((o) => String.fromCharCode(...new Uint8Array(entries.buffer, entries.byteOffset + vendorAt + o, 4)))

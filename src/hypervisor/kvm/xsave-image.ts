@@ -8,27 +8,15 @@
  * protection keys in their page tables, and a guest built to need a CPU feature is refused by
  * the snapshot's guestCpu check before this point (CpuIncompatibleError).
  */
-import { CPUID_ENTRY_SIZE } from "./structs.js";
+import { cpuidEntry } from "../cpu-features.js";
+import { XSAVE_COMPONENTS } from "../xsave-components.js";
 
-/** Where each component lives in the standard (non-compacted) format, for the ones a snapshot may name. */
-const COMPONENT_BYTES: ReadonlyMap<number, readonly [offset: number, size: number]> = new Map([
-  [2, [576, 256]], // AVX: upper halves of YMM0–15
-  [5, [832, 64]], // AVX-512 opmask k0–k7
-  [6, [896, 512]], // AVX-512 upper halves of ZMM0–15
-  [7, [1408, 1024]], // AVX-512 ZMM16–31
-  [9, [2688, 8]], // PKRU
-]);
 const XSTATE_BV = 512;
 
 /** The XSAVE components KVM lets this host's vCPUs hold: CPUID leaf 0xD, subleaf 0, EDX:EAX of KVM_GET_SUPPORTED_CPUID. */
 export function supportedXsaveComponents(entries: Uint8Array, count: number): bigint {
-  const view = new DataView(entries.buffer, entries.byteOffset, count * CPUID_ENTRY_SIZE);
-  for (let at = 0; at < count * CPUID_ENTRY_SIZE; at += CPUID_ENTRY_SIZE) {
-    if (view.getUint32(at, true) === 0xd && view.getUint32(at + 4, true) === 0) {
-      return BigInt(view.getUint32(at + 12, true)) | (BigInt(view.getUint32(at + 24, true)) << 32n); // eax, edx
-    }
-  }
-  return 0b11n; // no leaf 0xD: x87 and SSE only
+  const leaf = cpuidEntry(entries, count, 0xd, 0);
+  return leaf ? BigInt(leaf.eax) | (BigInt(leaf.edx) << 32n) : 0b11n; // no leaf 0xD: x87 and SSE only
 }
 
 /** `xsave` itself when this host takes it as it is; otherwise a copy without the components it lacks. */
@@ -40,7 +28,7 @@ export function xsaveForHost(xsave: Uint8Array, supported: bigint): Uint8Array {
   if (dropped === 0n) return xsave;
   const copy = xsave.slice();
   new DataView(copy.buffer).setBigUint64(XSTATE_BV, present & ~dropped, true);
-  for (const [component, [offset, size]] of COMPONENT_BYTES) {
+  for (const [component, { offset, size }] of XSAVE_COMPONENTS) {
     if ((dropped >> BigInt(component)) & 1n) copy.fill(0, offset, Math.min(offset + size, copy.byteLength));
   }
   return copy;
