@@ -89,6 +89,17 @@ static bool scan_args(napi_env env, napi_callback_info info, napi_value *argv, s
   return true;
 }
 
+/* Every range of `ranges` scanned with `query`, regions appended to `out` (*at of them so
+ * far); the regions found, or -errno. */
+static int64_t scan_ranges(int fd, const double *ranges, size_t count, struct vmlet_pm_scan_arg *query, uint32_t *out, size_t pairs, size_t *at) {
+  int64_t found = 0;
+  for (size_t i = 0; i < count && found >= 0; i++) {
+    int64_t n = scan_range(fd, (uint64_t)ranges[2 * i], (uint64_t)ranges[2 * i + 1], query, out, pairs, at);
+    found = n < 0 ? n : found + n;
+  }
+  return found;
+}
+
 static napi_value scan_result(napi_env env, int64_t found) {
   if (found < 0) return throw_errno(env, "PAGEMAP_SCAN", (int)-found);
   napi_value v;
@@ -108,11 +119,7 @@ static napi_value pagemap_take_written(napi_env env, napi_callback_info info) {
   if (!scan_args(env, info, argv, 3, &fd, &ranges, &count, &out, &pairs)) return throw_message(env, "PAGEMAP_SCAN", "bad arguments");
   struct vmlet_pm_scan_arg query = { .flags = PM_SCAN_WP_MATCHING_ | PM_SCAN_CHECK_WPASYNC_, .category_mask = PAGE_IS_WRITTEN_,
                                      .return_mask = PAGE_IS_WRITTEN_ };
-  int64_t found = 0;
-  for (size_t i = 0; i < count && found >= 0; i++) {
-    int64_t n = scan_range(fd, (uint64_t)ranges[2 * i], (uint64_t)ranges[2 * i + 1], &query, out, pairs, &at);
-    found = n < 0 ? n : found + n;
-  }
+  int64_t found = scan_ranges(fd, ranges, count, &query, out, pairs, &at);
   return scan_result(env, found);
 }
 
@@ -129,11 +136,7 @@ static napi_value pagemap_take_unprotected(napi_env env, napi_callback_info info
   if (!scan_args(env, info, argv, 3, &fd, &ranges, &count, &out, &pairs)) return throw_message(env, "PAGEMAP_SCAN", "bad arguments");
   struct vmlet_pm_scan_arg query = { .flags = PM_SCAN_CHECK_WPASYNC_, .category_inverted = PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_,
                                      .category_mask = PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_, .return_mask = PAGE_IS_WPALLOWED_ };
-  int64_t found = 0;
-  for (size_t i = 0; i < count && found >= 0; i++) {
-    int64_t n = scan_range(fd, (uint64_t)ranges[2 * i], (uint64_t)ranges[2 * i + 1], &query, out, pairs, &at);
-    found = n < 0 ? n : found + n;
-  }
+  int64_t found = scan_ranges(fd, ranges, count, &query, out, pairs, &at);
   /* Protect what was found: without an output vector PM_SCAN_WP_MATCHING protects every
    * unprotected entry of the range, empty ones included. */
   for (size_t i = 0; i < at && found >= 0; i++) {
