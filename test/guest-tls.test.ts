@@ -21,8 +21,6 @@ import { guestPath } from "./helpers.js";
 import { test as kvmTest } from "./kvm.js";
 
 const onProcess = backendInfo().name === "process";
-const KVM_KEEPS_LOADED_BASE = "KVM restores skip KVM_SET_SREGS when the saved FS base equals the loaded one, so a guest's own FS change outlives them (docs/guest-sdk.md)";
-const processOnly = onProcess ? {} : { skip: KVM_KEEPS_LOADED_BASE };
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-tls-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -173,10 +171,10 @@ describe("a guest that moves its own FS base", () => {
     assert.deepEqual(tlsState(sb), INITIAL);
   }
 
-  test("through a segment selector load: its next TLS access faults, a restore puts the thread pointer back", processOnly, () =>
+  test("through a segment selector load: its next TLS access faults, a restore puts the thread pointer back", () =>
     withSandbox((sb) => attack(sb, () => sb.callSync("reload_fs_selector"), (e) => assert.ok(e instanceof GuestFaultError, String(e)))));
 
-  test("through wrfsbase: #UD where the CPU refuses it, a fault at the moved base where it allows it; a restore puts it back", processOnly, () =>
+  test("through wrfsbase: #UD where the CPU refuses it, a fault at the moved base where it allows it; a restore puts it back", () =>
     withSandbox((sb) => attack(sb, () => sb.callSync("write_fs_base", 0x1000n), (e) => assert.ok(e instanceof GuestFaultError, String(e)))));
 
   test("through arch_prctl in its own code: a fault (no system calls)", () =>

@@ -111,3 +111,21 @@ function pagesOf(bitmap: BigUint64Array): number[] {
   });
   return pages;
 }
+
+test("a restore after the guest loaded its own FS selector and base writes every segment back (the cached bases are not trusted)", () => {
+  // 1: out %al,$0x10; mov $0x2b,%eax; mov %eax,%fs (data selector: FS base from its descriptor, 0); jmp 1b
+  const { vm } = machineWith([0xe6, 0x10, 0xb8, 0x2b, 0x00, 0x00, 0x00, 0x8e, 0xe0, 0xeb, 0xf5]);
+  try {
+    vm.run(0);
+    const parked = vm.getCpuState();
+    const withBase = { ...parked, fsBase: 0xfe000n };
+    vm.setCpuState(withBase);
+    assert.equal(vm.getCpuState().fsBase, 0xfe000n, "the host's FS base is loaded");
+    vm.run(0); // the guest reloads %fs: its base is 0 now
+    assert.equal(vm.getCpuState().fsBase, 0n, "the guest moved its FS base");
+    vm.setCpuState(withBase); // the same bases as the host loaded last
+    assert.equal(vm.getCpuState().fsBase, 0xfe000n, "the restore put the FS base back");
+  } finally {
+    vm.destroy();
+  }
+});

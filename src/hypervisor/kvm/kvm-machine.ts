@@ -54,6 +54,13 @@ export class KvmMachine implements VirtualMachine {
   private skippedCount = 0;
   /** FS/GS bases loaded in the vCPU (configure() zeroes them). */
   private segmentBases = { fs: 0n, gs: 0n };
+  /** The special registers configure() wrote: what every reload of the segments starts from. */
+  private canonicalSregs: DataView | undefined;
+  /**
+   * Whether the guest has run since the segments were last written: it can move its FS or
+   * GS base (wrfsbase where the CPU lets user code, PVM included) or load another selector.
+   */
+  private segmentsMayHaveMoved = false;
 
   /** `trackDirtyPages` starts dirty logging with the memory slot, saving a slot update. */
   constructor(private readonly guestMemory: GuestMemory, options: { trackDirtyPages?: boolean } = {}) {
@@ -105,6 +112,8 @@ export class KvmMachine implements VirtualMachine {
     sregs.setBigUint64(SREGS.cr4, CR4, true);
     sregs.setBigUint64(SREGS.efer, EFER, true);
     this.vcpu.setSregs(sregs);
+    this.canonicalSregs = sregs;
+    this.segmentsMayHaveMoved = false;
   }
 
   start(rip: number, rsp: number, fsBase: number): void {
@@ -141,23 +150,23 @@ export class KvmMachine implements VirtualMachine {
     return regs;
   }
 
-  /**
-   * The FS base is the guest's thread pointer, which vmlet sets and the SDK never changes
-   * (a CPL-3 guest has no FSGSBASE or MSR access on hardware KVM): the special registers
-   * need writing only when the saved bases differ from what is loaded.
-   */
   private restoreSegmentBases(state: CpuState): void {
     this.loadSegmentBases(state.fsBase, state.gsBase);
   }
 
-  /** The FS and GS segment bases in the vCPU's special registers (KVM_GET_SREGS, KVM_SET_SREGS), when they change. */
+  /**
+   * Every segment register as configure() set it, with these FS and GS bases
+   * (KVM_SET_SREGS): whatever selector or base the guest loaded itself is gone. Skipped
+   * only when the guest has not run since the last write and the bases are the same.
+   */
   private loadSegmentBases(fs: bigint, gs: bigint): void {
-    if (fs === this.segmentBases.fs && gs === this.segmentBases.gs) return;
-    const sregs = this.vcpu.getSregs();
+    if (!this.segmentsMayHaveMoved && fs === this.segmentBases.fs && gs === this.segmentBases.gs) return;
+    const sregs = this.canonicalSregs ? new DataView(this.canonicalSregs.buffer.slice(0)) : this.vcpu.getSregs();
     sregs.setBigUint64(SREGS.fs, fs, true);
     sregs.setBigUint64(SREGS.gs, gs, true);
     this.vcpu.setSregs(sregs);
     this.segmentBases = { fs, gs };
+    this.segmentsMayHaveMoved = false;
   }
 
   getCpuState(): CpuState {
@@ -184,12 +193,14 @@ export class KvmMachine implements VirtualMachine {
 
   run(timeoutNs: number): VmExit {
     if (timeoutNs > 0) this.interruptMayBePending = true;
+    this.segmentsMayHaveMoved = true;
     this.pending = false; // a deferred restore runs inside this run
     return this.noteExit(this.vcpu.run(timeoutNs));
   }
 
   async runAsync(timeoutNs: number): Promise<VmExit> {
     if (timeoutNs > 0) this.interruptMayBePending = true;
+    this.segmentsMayHaveMoved = true;
     this.pending = false; // a deferred restore runs inside this run, on the vCPU thread
     return this.noteExit(await this.vcpu.runAsync(timeoutNs));
   }
