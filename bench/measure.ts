@@ -32,7 +32,7 @@ export function summarize(samples: readonly number[]): Summary {
 
 const nowNs = (): bigint => process.hrtime.bigint();
 const usSince = (t0: bigint, t1 = nowNs()): number => Number(t1 - t0) / 1000;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface CallOptions {
   sync: boolean;
@@ -80,8 +80,9 @@ export interface BuildSamples {
 }
 
 /** Builds, calls once and closes `iterations` sandboxes, timing build+first call and close. */
-export async function measureBuild(iterations: number, into: BuildSamples, warmup = 2): Promise<void> {
+export async function measureBuild(iterations: number, into: BuildSamples, warmup = 2, idleMs = 0): Promise<void> {
   for (let i = -warmup; i < iterations; i++) {
+    if (idleMs > 0) await sleep(idleMs); // untimed: the host idles between requests, as a service does
     const t0 = nowNs();
     const sb = await demoBuilder().build();
     sb.callSync("noop");

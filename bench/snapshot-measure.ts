@@ -3,6 +3,7 @@
  * after it), Sandbox.fromSnapshot() + first call, and the memory (Rss/Pss/Private) that
  * many sandboxes made from one snapshot cost.
  */
+import { sleep } from "./measure.js";
 import { setVmParking } from "../src/sandbox/parked-vms.js";
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -161,22 +162,23 @@ export interface FromSnapshotSamples {
 
 /** `iterations` sandboxes per fixture, alternating between fixtures; each closed (not timed), with or without VM reuse. */
 export async function measureFromSnapshot(
-  fixtures: readonly SnapshotFixture[], iterations: number, into: Map<SizeId, FromSnapshotSamples>, reuseVms: boolean, warmup = 2,
+  fixtures: readonly SnapshotFixture[], iterations: number, into: Map<SizeId, FromSnapshotSamples>, reuseVms: boolean, warmup = 2, idleMs = 0,
 ): Promise<void> {
   for (const f of fixtures) if (!into.has(f.size)) into.set(f.size, { total: [], create: [] });
   // Off: every sandbox gets a new VM, as the first one of a snapshot in a process does. On:
   // a closed sandbox's VM is reused by the next (src/sandbox/parked-vms.ts), the steady state.
   setVmParking(reuseVms);
   try {
-    await fromSnapshotLoop(fixtures, iterations, into, warmup);
+    await fromSnapshotLoop(fixtures, iterations, into, warmup, idleMs);
   } finally {
     setVmParking(true);
   }
 }
 
-async function fromSnapshotLoop(fixtures: readonly SnapshotFixture[], iterations: number, into: Map<SizeId, FromSnapshotSamples>, warmup: number): Promise<void> {
+async function fromSnapshotLoop(fixtures: readonly SnapshotFixture[], iterations: number, into: Map<SizeId, FromSnapshotSamples>, warmup: number, idleMs: number): Promise<void> {
   for (let i = -warmup; i < iterations; i++) {
     for (const f of fixtures) {
+      if (idleMs > 0) await sleep(idleMs); // untimed: the host idles between requests
       const t0 = nowNs();
       const { created: t1, called: t2 } = await fromSnapshotAndCall(f.snap, "fromSnapshot");
       if (i < 0) continue;

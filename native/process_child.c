@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -227,31 +228,27 @@ static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance) {
   f->set_fs = 0; /* the guest goes on with the FS base it has */
 }
 
-/* posix_spawn of the helper with guest memory as fd 3 and the control memfd as fd 4, nothing else open; returns [pidfd, pid]. */
-static napi_value process_spawn(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  char path[4096];
-  size_t path_len;
-  int32_t memory_fd, mailbox_fd;
-  if (!get_args(env, info, 3, argv, NULL, "posix_spawn") ||
-      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len >= sizeof path - 1 ||
-      !arg_i32(env, argv[1], &memory_fd) || !arg_i32(env, argv[2], &mailbox_fd))
-    return throw_message(env, "posix_spawn", "bad arguments");
+/* posix_spawn of the helper with `fds` as its fds 3, 4, ... and nothing else open above
+ * them; a warm child ("w") gets one socket and waits on it for its memfds. Returns 0 and
+ * the child's pidfd and pid, or an errno. */
+static int spawn_helper(const char *path, const int *fds, int count, bool warm, int *pidfd_out, pid_t *pid_out) {
   char parent[24];
   snprintf(parent, sizeof parent, "%d", (int)getpid());
-  char *child_argv[] = { path, parent, NULL };
+  char *child_argv[] = { (char *)path, parent, warm ? "w" : NULL, NULL };
   char *child_env[] = { NULL };
+  int high[2] = { -1, -1 }, err = 0;
+  /* Through fds above 16 first, so that no dup2 overwrites another's source. */
+  for (int i = 0; i < count && !err; i++) {
+    high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+    if (high[i] < 0) err = errno;
+  }
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
-  /* Through fds above 4 first, so that neither dup2 overwrites the other's source. */
-  int high_memory = fcntl(memory_fd, F_DUPFD_CLOEXEC, 16), high_mailbox = fcntl(mailbox_fd, F_DUPFD_CLOEXEC, 16);
-  int err = high_memory < 0 || high_mailbox < 0 ? errno : 0;
   if (!err) {
-    posix_spawn_file_actions_adddup2(&actions, high_memory, 3);
-    posix_spawn_file_actions_adddup2(&actions, high_mailbox, 4);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 5);
+    for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, high[i], 3 + i);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3 + count);
     sigset_t none;
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
@@ -266,23 +263,86 @@ static napi_value process_spawn(napi_env env, napi_callback_info info) {
         waitpid(pid, NULL, 0);
       } else {
         fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        close(high_memory);
-        close(high_mailbox);
-        napi_value result;
-        napi_create_array_with_length(env, 2, &result);
-        napi_set_element(env, result, 0, make_i32(env, pidfd));
-        napi_set_element(env, result, 1, make_i32(env, (int32_t)pid));
-        return result;
+        *pidfd_out = pidfd;
+        *pid_out = pid;
       }
     }
   }
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (high_memory >= 0) close(high_memory);
-  if (high_mailbox >= 0) close(high_mailbox);
-  return throw_errno(env, "posix_spawn", err);
+  for (int i = 0; i < count; i++) if (high[i] >= 0) close(high[i]);
+  return err;
+}
+
+static napi_value spawned(napi_env env, int pidfd, pid_t pid, int socket_fd) {
+  napi_value result;
+  napi_create_array_with_length(env, socket_fd >= 0 ? 3 : 2, &result);
+  napi_set_element(env, result, 0, make_i32(env, pidfd));
+  napi_set_element(env, result, 1, make_i32(env, (int32_t)pid));
+  if (socket_fd >= 0) napi_set_element(env, result, 2, make_i32(env, socket_fd));
+  return result;
+}
+
+/* processSpawn(path, memoryFd, controlFd): the helper with guest memory as fd 3 and the control memfd as fd 4; returns [pidfd, pid]. */
+static napi_value process_spawn(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[4096];
+  size_t path_len;
+  int32_t fds[2];
+  if (!get_args(env, info, 3, argv, NULL, "posix_spawn") ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len >= sizeof path - 1 ||
+      !arg_i32(env, argv[1], &fds[0]) || !arg_i32(env, argv[2], &fds[1]))
+    return throw_message(env, "posix_spawn", "bad arguments");
+  int pidfd = -1;
+  pid_t pid = 0;
+  int err = spawn_helper(path, fds, 2, false, &pidfd, &pid);
+  return err ? throw_errno(env, "posix_spawn", err) : spawned(env, pidfd, pid, -1);
+}
+
+/* processSpawnWarm(path): a warm helper, waiting on a socket (its fd 3) for its memfds; returns [pidfd, pid, socket]. */
+static napi_value process_spawn_warm(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[4096];
+  size_t path_len;
+  if (!get_args(env, info, 1, argv, NULL, "posix_spawn") ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len >= sizeof path - 1)
+    return throw_message(env, "posix_spawn", "bad arguments");
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return throw_errno(env, "socketpair", errno);
+  int pidfd = -1;
+  pid_t pid = 0;
+  int err = spawn_helper(path, &pair[1], 1, true, &pidfd, &pid);
+  close(pair[1]);
+  if (err) {
+    close(pair[0]);
+    return throw_errno(env, "posix_spawn", err);
+  }
+  return spawned(env, pidfd, pid, pair[0]);
+}
+
+/* processHandOver(socket, memoryFd, controlFd): sends a warm child its two memfds (sendmsg, SCM_RIGHTS) and closes the socket. */
+static napi_value process_hand_over(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t socket_fd, fds[2];
+  if (!get_args(env, info, 3, argv, NULL, "sendmsg") || !arg_i32(env, argv[0], &socket_fd) || !arg_i32(env, argv[1], &fds[0]) ||
+      !arg_i32(env, argv[2], &fds[1]))
+    return throw_message(env, "sendmsg", "bad arguments");
+  char byte = 'm';
+  struct iovec iov = { &byte, 1 };
+  union { struct cmsghdr header; char bytes[CMSG_SPACE(sizeof fds)]; } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof control.bytes };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ssize_t n;
+  do n = sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  int err = n == 1 ? 0 : n < 0 ? errno : EPIPE;
+  close(socket_fd);
+  return err ? throw_errno(env, "sendmsg", err) : make_undefined(env);
 }
 
 /* processResume(control, pidfd, mode, ripAdvance, timeoutNs, graceNs): one run on the calling thread; returns RESUME_*. */
@@ -507,6 +567,8 @@ static napi_value process_cpu_time(napi_env env, napi_callback_info info) {
 
 void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processSpawn", process_spawn);
+  NAPI_EXPORT_FN(env, exports, "processSpawnWarm", process_spawn_warm);
+  NAPI_EXPORT_FN(env, exports, "processHandOver", process_hand_over);
   NAPI_EXPORT_FN(env, exports, "processResume", process_resume);
   NAPI_EXPORT_FN(env, exports, "processRunner", process_runner);
   NAPI_EXPORT_FN(env, exports, "processRunnerPost", process_runner_post);

@@ -1,7 +1,8 @@
 /* vmlet-process-helper: the child process of one process-backend sandbox.
  *
  * Built freestanding (no libc: nothing of the host's runtime is in the child), with no
- * writable data of its own, linked far above guest memory. At start it maps guest memory
+ * writable data of its own, linked far above guest memory. A warm child (argv[2] "w",
+ * started ahead of need) first waits on fd 3, a socket, for both memfds. At start it maps guest memory
  * (fd 3) at the guest's own addresses with the permissions the host listed, and the
  * control memfd (fd 4: mailbox, resume frame, signal stack; see mailbox.h) at fixed
  * addresses; then it closes every fd, drops what it can (rlimits, no new privileges,
@@ -67,7 +68,7 @@ _Static_assert(offsetof(struct resume_frame, ss_sp) == 8 + offsetof(struct ucont
 #endif
 
 /* Exit statuses of a failed start (the host reports them). */
-enum { START_USAGE = 70, START_CONTROL, START_MAP, START_LIMITS, START_SIGNALS, START_SECCOMP, START_PARENT };
+enum { START_USAGE = 70, START_CONTROL, START_MAP, START_LIMITS, START_SIGNALS, START_SECCOMP, START_PARENT, START_HAND_OVER };
 
 /* ---- system calls (the only way this process talks to the kernel) ---- */
 
@@ -358,6 +359,37 @@ static int install_seccomp(void) {
   return sys3(__NR_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 ? 0 : -1;
 }
 
+/* struct msghdr, struct cmsghdr (x86-64): the kernel's, without libc's headers. */
+struct hand_over_iovec { void *base; uint64_t len; };
+struct hand_over_msghdr {
+  void *name; int32_t namelen; int32_t pad; struct hand_over_iovec *iov; uint64_t iovlen;
+  void *control; uint64_t controllen; uint32_t flags; uint32_t pad2;
+};
+struct hand_over_cmsg { uint64_t len; int32_t level; int32_t type; int32_t fds[2]; };
+#define SOL_SOCKET_ 1
+#define SCM_RIGHTS_ 1
+#define MSG_CTRUNC_ 0x8
+#define MSG_TRUNC_ 0x20
+
+/* A warm child (started before its sandbox existed) waits here, on fd 3, a socket to its
+ * host, for guest memory and the control memfd (SCM_RIGHTS), and puts them at fds 3 and 4
+ * as a cold start has them. The host has filled the mailbox before it sends them. */
+static int receive_memory(void) {
+  char byte;
+  struct hand_over_iovec iov = { &byte, 1 };
+  struct hand_over_cmsg cmsg = { 0, 0, 0, { -1, -1 } };
+  struct hand_over_msghdr msg = { 0, 0, 0, &iov, 1, &cmsg, sizeof cmsg, 0, 0 };
+  long n;
+  do n = sys3(__NR_recvmsg, GUEST_FD, &msg, 0);
+  while (n == -4 /* EINTR */);
+  if (n != 1 || (msg.flags & (MSG_CTRUNC_ | MSG_TRUNC_)) || msg.controllen != sizeof cmsg) return -1;
+  if (cmsg.len != sizeof cmsg || cmsg.level != SOL_SOCKET_ || cmsg.type != SCM_RIGHTS_) return -1;
+  /* The received fds are above 3 (the socket holds 3): memory over the socket first. */
+  if (sys3(__NR_dup2, cmsg.fds[0], GUEST_FD, 0) != GUEST_FD) return -1;
+  if (cmsg.fds[1] != CONTROL_FD && sys3(__NR_dup2, cmsg.fds[1], CONTROL_FD, 0) != CONTROL_FD) return -1;
+  return 0; /* leftovers go with close_range */
+}
+
 static long parse_pid(const char *s) {
   long v = 0;
   if (!s || !*s) return -1;
@@ -372,9 +404,11 @@ static long parse_pid(const char *s) {
 __attribute__((used)) static void helper_start(long *stack) {
   long argc = stack[0];
   char **argv = (char **)(stack + 1);
-  if (argc != 2) die(START_USAGE);
+  int warm = argc == 3 && argv[2][0] == 'w' && argv[2][1] == 0;
+  if (argc != 2 && !warm) die(START_USAGE);
   /* Dies with the host; if the host is gone already, do not start at all. */
   if (sys3(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL_, 0) != 0 || sys3(__NR_getppid, 0, 0, 0) != parse_pid(argv[1])) die(START_PARENT);
+  if (warm && receive_memory() != 0) die(START_HAND_OVER);
   if (map_control() != 0) die(START_CONTROL);
   if (map_guest_memory() != 0) die(START_MAP);
   if (sys3(__NR_close_range, 0, ~0u, 0) != 0) die(START_LIMITS);

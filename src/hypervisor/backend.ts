@@ -11,6 +11,7 @@ import { KvmMachine } from "./kvm/kvm-machine.js";
 import { KvmSystem } from "./kvm/system.js";
 import { dirtyRingAvailable } from "./kvm/vm.js";
 import { ProcessMachine } from "./process/process-machine.js";
+import { warmChildCapacity } from "./process/warm-children.js";
 import { helperPath } from "./process/helper-path.js";
 import { processGuestXcr0 } from "./process/host-cpu.js";
 import { describeGuestFpu } from "./fpu-reload.js";
@@ -34,9 +35,12 @@ export function resolveBackend(choice: BackendChoice = defaultChoice()): Backend
   }
   if (choice === "process") {
     helperPath();
+    warmChildCapacity(); // a bad VMLET_WARM_CHILDREN is refused before anything is created
     return "process";
   }
-  return (autoChoice ??= kvmWorks() ? "kvm" : "process");
+  autoChoice ??= kvmWorks() ? "kvm" : "process";
+  if (autoChoice === "process") warmChildCapacity();
+  return autoChoice;
 }
 
 let autoChoice: BackendName | undefined;

@@ -23,6 +23,12 @@ const PAGE = 4096;
  * A reused mapping is reset to fresh zero pages first, so it holds nothing of its last guest.
  */
 const spare = new Map<string, ArrayBuffer[]>();
+/**
+ * The same for shared memory (the process backend): a memfd and its mapping, emptied
+ * (every page punched out) when its sandbox's VM was destroyed, after its child process
+ * was killed and reaped: nothing else maps it then.
+ */
+const spareShared = new Map<string, Array<{ fd: number; buffer: ArrayBuffer }>>();
 const SPARE_PER_SIZE = 4;
 const spareKey = (size: number, hugePages: boolean): string => `${size}:${hugePages}`;
 
@@ -37,11 +43,13 @@ export class GuestMemory {
 
   /**
    * Fresh zeroed memory in a memfd, mapped shared: another process (a process-backend
-   * child) can map the same pages. Never reused: its file goes with it. The child advises
+   * child) can map the same pages. A released one of the same size is reused. The child advises
    * its own mapping too (its faults are the ones that allocate).
    */
   static allocateShared(size: number, hugePages = false): GuestMemory {
     const addon = loadAddon();
+    const reused = spareShared.get(spareKey(size, hugePages))?.pop();
+    if (reused) return new GuestMemory(addon, reused.buffer, hugePages, reused.fd);
     let fd = -1;
     try {
       fd = addon.memfdCreate("vmlet-guest", size);
@@ -90,7 +98,7 @@ export class GuestMemory {
     // Shared memory cannot be a private mapping: it becomes a copy of the image's data
     // (every page dropped first, so nothing of the last guest stays).
     const fd = this.fd;
-    native("fallocate", () => this.addon.punchHole(fd, 0, this.size));
+    this.empty(fd);
     const ranges = image.dataRanges();
     for (let r = 0; r < ranges.length; r += 2) {
       const start = Math.floor(ranges[r]! / PAGE) * PAGE, end = Math.min(this.size, Math.ceil(ranges[r + 1]! / PAGE) * PAGE);
@@ -100,13 +108,14 @@ export class GuestMemory {
 
   /**
    * Gives all pages back to the host and the mapping to the next sandbox of this size.
-   * Only once its VM is destroyed: the caller must not touch `bytes` afterwards.
+   * Only once its VM is destroyed (for shared memory: its child reaped, so that no other
+   * process maps the file): the caller must not touch `bytes` afterwards.
    */
   release(): void {
     if (this.released) return;
     this.released = true;
     if (this.fd !== undefined) {
-      this.addon.closeFd(this.fd); // the mapping keeps the pages until the buffer is collected
+      this.releaseShared(this.fd);
       return;
     }
     try {
@@ -117,5 +126,33 @@ export class GuestMemory {
     const key = spareKey(this.size, this.hugePages);
     const list = spare.get(key) ?? spare.set(key, []).get(key)!;
     if (list.length < SPARE_PER_SIZE) list.push(this.buffer);
+  }
+
+  /**
+   * Drops every page of shared memory (fallocate PUNCH_HOLE over each range with data):
+   * one punch over the whole file would also walk every page-table entry a child's
+   * write tracking put over the empty rest (O(memory size), 2 ms at 1 GiB here).
+   */
+  private empty(fd: number): void {
+    const ranges = native("lseek", () => this.addon.dataRanges(fd, this.size));
+    for (let r = 0; r < ranges.length; r += 2) {
+      const start = ranges[r]!, end = ranges[r + 1]!;
+      native("fallocate", () => this.addon.punchHole(fd, start, end - start));
+    }
+  }
+
+  private releaseShared(fd: number): void {
+    const list = spareShared.get(spareKey(this.size, this.hugePages)) ?? [];
+    if (list.length < SPARE_PER_SIZE) {
+      try {
+        this.empty(fd); // reads as zeros from here, in every mapping
+        list.push({ fd, buffer: this.buffer });
+        spareShared.set(spareKey(this.size, this.hugePages), list);
+        return;
+      } catch {
+        // not reusable: closed below
+      }
+    }
+    this.addon.closeFd(fd); // the mapping keeps the pages until the buffer is collected
   }
 }

@@ -93,6 +93,10 @@ export interface NativeAddon {
   syncToImage(memoryFd: number, memory: ArrayBuffer, imageFd: number, image: Uint8Array): number;
   /** Starts a process-backend helper with guest memory as fd 3 and the control memfd as fd 4: [pidfd, pid]. */
   processSpawn(helperPath: string, memoryFd: number, controlFd: number): [number, number];
+  /** Starts a helper ahead of need, waiting on a socket (its fd 3) for both memfds: [pidfd, pid, socket]. */
+  processSpawnWarm(helperPath: string): [number, number, number];
+  /** Sends a warm helper guest memory and the control memfd (SCM_RIGHTS) and closes the socket. */
+  processHandOver(socket: number, memoryFd: number, controlFd: number): void;
   /** One run: mode 0 waits only, 1 resumes from the mailbox's registers (+ ripAdvance), 2 from the frame the host wrote. Returns RunResult. */
   processResume(control: ArrayBuffer, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number): number;
   /** A thread that runs processResume for async calls and hands each result to `onExit` (it keeps Node alive no more than a sandbox does). */

@@ -67,6 +67,7 @@ export const START_FAILURES: Readonly<Record<number, string>> = {
   74: "it could not install its signal handlers",
   75: "it could not install its seccomp filter",
   76: "its parent was gone before it started",
+  77: "it was started ahead of need and never received its sandbox's memory",
 };
 
 /** A guest mapping: [start, start + size) of guest memory at the same address, with PROT_* bits. */

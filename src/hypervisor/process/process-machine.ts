@@ -27,6 +27,7 @@ import {
   SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
 } from "./mailbox.js";
 import { walkPageTables } from "./page-walk.js";
+import { takeWarmChild } from "./warm-children.js";
 import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
 
 const PAGE = 4096;
@@ -109,6 +110,8 @@ export class ProcessMachine implements VirtualMachine {
   private readonly control: ArrayBuffer;
   private readonly mailbox: DataView;
   private child: Child | undefined;
+  /** Whether control memory is all zeros (no child has used it since it was made or emptied). */
+  private controlFresh = true;
   /** The user mappings configure() read from the page tables (vmlet's own, so a new child reuses them). */
   private maps: readonly GuestMapping[] | undefined;
   /** Pages the guest's page tables map (user or supervisor): what a VM's #PF error code would say. */
@@ -138,13 +141,7 @@ export class ProcessMachine implements VirtualMachine {
     this.memoryFd = guestMemory.fd;
     this.memory = guestMemory.bytes;
     this.guestXcr0 = processGuestXcr0();
-    this.controlFd = native("memfd_create", () => this.addon.memfdCreate("vmlet-control", CONTROL_SIZE));
-    try {
-      this.control = native("mmap", () => this.addon.mapFileSharedWritable(this.controlFd, CONTROL_SIZE));
-    } catch (error) {
-      this.addon.closeFd(this.controlFd);
-      throw error;
-    }
+    [this.controlFd, this.control] = takeControl(this.addon);
     this.mailbox = new DataView(this.control, 0, MAILBOX_SIZE);
     const pages = this.memory.byteLength / PAGE;
     this.allPages = new BigUint64Array(Math.ceil(pages / 64)).fill(~0n);
@@ -342,7 +339,7 @@ export class ProcessMachine implements VirtualMachine {
     this.destroyed = true;
     this.pendingRestore = undefined;
     this.stopChild();
-    this.addon.closeFd(this.controlFd);
+    giveBackControl(this.addon, this.controlFd, this.control);
     this.guestMemory.release();
   }
 
@@ -416,7 +413,51 @@ export class ProcessMachine implements VirtualMachine {
   /** A fresh child with these mappings, stopped at its first exit with the resume frame set up. */
   private spawn(maps: readonly GuestMapping[]): Child {
     if (maps.length > MAX_MAPS) throw new HypervisorError("process backend", undefined, "too many guest mappings");
-    new Uint8Array(this.control).fill(0);
+    const [pidfd, pid] = this.startWarmChild(maps) ?? this.startColdChild(maps);
+    const m = this.mailbox;
+    native("resume frame", () =>
+      this.addon.processInitFrame(this.control, m.getBigUint64(MB.frameXfeatures, true), m.getUint32(MB.frameXstateSize, true), userCanSetSegmentBases(), childSpinLoops),
+    );
+    return { pidfd, pid, maps, log: this.openWriteLog(pid, maps) };
+  }
+
+  /** A warm child (warm-children.ts) handed this sandbox's memfds, at its first exit; undefined if none is ready or it fails (it is killed). */
+  private startWarmChild(maps: readonly GuestMapping[]): [number, number] | undefined {
+    const warm = takeWarmChild();
+    if (!warm) return undefined;
+    this.writeStartRecord(maps);
+    try {
+      this.addon.processHandOver(warm.socket, this.memoryFd, this.controlFd);
+    } catch {
+      this.addon.processKill(warm.pidfd); // it died while it waited
+      return undefined;
+    }
+    if (this.reachedFirstExit(warm.pidfd)) return [warm.pidfd, warm.pid];
+    this.addon.processKill(warm.pidfd);
+    return undefined;
+  }
+
+  /** A child spawned for this sandbox, at its first exit. */
+  private startColdChild(maps: readonly GuestMapping[]): [number, number] {
+    this.writeStartRecord(maps);
+    let pidfd: number, pid: number;
+    try {
+      [pidfd, pid] = this.addon.processSpawn(helperPath(), this.memoryFd, this.controlFd);
+    } catch (error) {
+      throw new BackendUnavailableError(`the process backend cannot start its helper: ${(error as Error).message}`, { cause: error });
+    }
+    if (!this.reachedFirstExit(pidfd)) {
+      const status = this.addon.processKill(pidfd);
+      const why = START_FAILURES[status] ?? describeStatus(status);
+      throw new BackendUnavailableError(`the process backend's helper did not start: ${why}`);
+    }
+    return [pidfd, pid];
+  }
+
+  /** What a starting child reads from the mailbox (memory size, mappings, options), in control memory with nothing of an earlier child's. */
+  private writeStartRecord(maps: readonly GuestMapping[]): void {
+    if (!this.controlFresh) native("fallocate", () => this.addon.punchHole(this.controlFd, 0, CONTROL_SIZE)); // zeros, without a fault per page
+    this.controlFresh = false;
     const m = this.mailbox;
     m.setUint32(MB.memorySizePages, this.memory.byteLength / PAGE, true);
     m.setUint32(MB.mapCount, maps.length, true);
@@ -428,22 +469,12 @@ export class ProcessMachine implements VirtualMachine {
       m.setBigUint64(at + 8, BigInt(map.size), true);
       m.setUint32(at + 16, map.prot, true);
     });
-    let pidfd: number, pid: number;
-    try {
-      [pidfd, pid] = this.addon.processSpawn(helperPath(), this.memoryFd, this.controlFd);
-    } catch (error) {
-      throw new BackendUnavailableError(`the process backend cannot start its helper: ${(error as Error).message}`, { cause: error });
-    }
+  }
+
+  /** Waits for a starting child's first exit: the int3 after its seccomp filter is installed. */
+  private reachedFirstExit(pidfd: number): boolean {
     const result = this.addon.processResume(this.control, pidfd, RunMode.WaitOnly, 0, START_TIMEOUT_NS, STOP_GRACE_NS);
-    if (result !== RunResult.Exit || m.getInt32(MB.signo, true) !== SIGTRAP) {
-      const status = this.addon.processKill(pidfd);
-      const why = START_FAILURES[status] ?? describeStatus(status);
-      throw new BackendUnavailableError(`the process backend's helper did not start: ${why}`);
-    }
-    native("resume frame", () =>
-      this.addon.processInitFrame(this.control, m.getBigUint64(MB.frameXfeatures, true), m.getUint32(MB.frameXstateSize, true), userCanSetSegmentBases(), childSpinLoops),
-    );
-    return { pidfd, pid, maps, log: this.openWriteLog(pid, maps) };
+    return result === RunResult.Exit && this.mailbox.getInt32(MB.signo, true) === SIGTRAP;
   }
 
   /** The child's write log, if it armed write tracking (read before any guest code ran, so the guest cannot have forged the answer). */
@@ -504,6 +535,39 @@ export class ProcessMachine implements VirtualMachine {
     if (fd === undefined) throw new HypervisorError("process backend", undefined, "restore from an image that is not a snapshot's view");
     return fd;
   }
+}
+
+/**
+ * Control memfds (mailbox, frame, signal stack) of destroyed machines, emptied, for the next
+ * machine: a new memfd, its mapping and V8's accounting of it cost more than the punch.
+ */
+const spareControls: Array<[number, ArrayBuffer]> = [];
+const SPARE_CONTROLS = 4;
+
+function takeControl(addon: NativeAddon): [number, ArrayBuffer] {
+  const spare = spareControls.pop();
+  if (spare) return spare;
+  const fd = native("memfd_create", () => addon.memfdCreate("vmlet-control", CONTROL_SIZE));
+  try {
+    return [fd, native("mmap", () => addon.mapFileSharedWritable(fd, CONTROL_SIZE))];
+  } catch (error) {
+    addon.closeFd(fd);
+    throw error;
+  }
+}
+
+/** Only once the machine's child is reaped: nothing else maps the file then. */
+function giveBackControl(addon: NativeAddon, fd: number, control: ArrayBuffer): void {
+  if (spareControls.length < SPARE_CONTROLS) {
+    try {
+      addon.punchHole(fd, 0, CONTROL_SIZE);
+      spareControls.push([fd, control]);
+      return;
+    } catch {
+      // closed below
+    }
+  }
+  addon.closeFd(fd);
 }
 
 /** /proc/<pid>/syscall: "202 <uaddr> <op> <val> … <sp> <pc>" while the child sleeps in its park loop's FUTEX_WAIT. */

@@ -1,0 +1,116 @@
+/**
+ * Helper children started ahead of need (src/hypervisor/process/warm-children.ts): a new
+ * process-backend sandbox takes one instead of spawning, it holds nothing of any sandbox
+ * while it waits, a dead one is replaced by a cold start without an error, and the set is
+ * bounded by VMLET_WARM_CHILDREN.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { afterEach, test } from "node:test";
+import type { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
+import { discardWarmChildren, warmChildPids, warmChildrenFilled } from "../src/hypervisor/process/warm-children.js";
+import { InvalidConfigError, SandboxBuilder, type Sandbox } from "../src/index.js";
+import { guestPath } from "./helpers.js";
+
+const build = (): Promise<Sandbox> => new SandboxBuilder().guest(guestPath("snapshot")).backend("process").build();
+const childOf = (sb: Sandbox): number | undefined => (sb as unknown as { vm: ProcessMachine }).vm.childPid;
+
+/** Resolves once the pid is gone or a zombie. */
+async function ended(pid: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    let state: string;
+    try {
+      state = fs.readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]![0]!;
+    } catch {
+      return;
+    }
+    if (state === "Z" || state === "X") return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  throw new Error(`process ${pid} did not end`);
+}
+
+afterEach(() => {
+  delete process.env.VMLET_WARM_CHILDREN;
+  discardWarmChildren();
+});
+
+test("a new sandbox takes a waiting child instead of spawning one, and runs on it as on a cold one", async () => {
+  await warmChildrenFilled();
+  const waiting = warmChildPids();
+  assert.equal(waiting.length, 2, "two children wait by default");
+  const sb = await build();
+  try {
+    assert.equal(childOf(sb), waiting[0], "the oldest waiting child runs the sandbox");
+    assert.deepEqual(warmChildPids(), waiting.slice(1));
+    const snap = sb.snapshot();
+    assert.equal(sb.callSync("bump"), 1);
+    sb.restore(snap);
+    assert.equal(sb.callSync("get_counter"), 0);
+  } finally {
+    sb.close();
+  }
+  await warmChildrenFilled();
+  assert.equal(warmChildPids().length, 2, "the set is filled again");
+});
+
+test("a waiting child holds no guest memory and no fd but its socket (and the stdio it was started with)", async () => {
+  const sb = await build(); // some sandbox's memory exists while the children wait
+  try {
+    await warmChildrenFilled();
+    for (const pid of warmChildPids()) {
+      const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+      assert.deepEqual(fds.filter((fd) => fd > 2), [3], `child ${pid}: fds ${fds.join(", ")}`);
+      assert.match(fs.readlinkSync(`/proc/${pid}/fd/3`), /^socket:/);
+      assert.doesNotMatch(fs.readFileSync(`/proc/${pid}/maps`, "latin1"), /memfd:vmlet/, `child ${pid} maps no memfd`);
+    }
+  } finally {
+    sb.close();
+  }
+});
+
+test("children that died while they waited are passed over: the sandbox starts cold, without an error", async () => {
+  await warmChildrenFilled();
+  const dead = warmChildPids();
+  for (const pid of dead) process.kill(pid, "SIGKILL");
+  await Promise.all(dead.map(ended));
+  const sb = await build();
+  try {
+    assert.ok(!dead.includes(childOf(sb)!), "a new child runs the sandbox");
+    assert.equal(sb.callSync("bump"), 1);
+  } finally {
+    sb.close();
+  }
+});
+
+test("VMLET_WARM_CHILDREN bounds the set: 0 keeps none, 1 keeps one, anything else is an InvalidConfigError", async () => {
+  process.env.VMLET_WARM_CHILDREN = "0";
+  (await build()).close();
+  await warmChildrenFilled();
+  assert.deepEqual(warmChildPids(), []);
+
+  process.env.VMLET_WARM_CHILDREN = "1";
+  for (let i = 0; i < 3; i++) (await build()).close();
+  await warmChildrenFilled();
+  assert.equal(warmChildPids().length, 1);
+
+  for (const bad of ["abc", "-1", "1.5", "17"]) {
+    process.env.VMLET_WARM_CHILDREN = bad;
+    await assert.rejects(build(), (e: unknown) => e instanceof InvalidConfigError && /VMLET_WARM_CHILDREN/.test(e.message), bad);
+  }
+});
+
+test("a lower bound set at run time is applied at the next take: the extra children are killed", async () => {
+  await warmChildrenFilled();
+  const before = warmChildPids();
+  assert.equal(before.length, 2);
+  process.env.VMLET_WARM_CHILDREN = "0";
+  const sb = await build();
+  try {
+    assert.ok(!before.includes(childOf(sb)!), "no waiting child is taken when none may wait");
+    await Promise.all(before.map(ended));
+    assert.deepEqual(warmChildPids(), []);
+  } finally {
+    sb.close();
+  }
+});
