@@ -89,13 +89,17 @@ enum { RUN_WAIT_ONLY = 0, RUN_FROM_MAILBOX = 1, RUN_FROM_FRAME = 2 };
 
 static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance);
 
-/* Resumes the child (frame, state = MB_RESUME, FUTEX_WAKE), then waits for its next exit. */
+/* Resumes the child: the frame, state = MB_RESUME, FUTEX_WAKE (nothing for RUN_WAIT_ONLY). */
+static void resume_child(struct mailbox *mb, int mode, uint64_t rip_advance) {
+  if (mode == RUN_WAIT_ONLY) return;
+  if (mode == RUN_FROM_MAILBOX) frame_from_mailbox(mb, rip_advance);
+  atomic_store_explicit((_Atomic uint32_t *)&mb->state, MB_RESUME, memory_order_release);
+  syscall(SYS_futex, &mb->state, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Resumes the child, then waits for its next exit. */
 static int resume_and_wait(struct mailbox *mb, int pidfd, int mode, uint64_t rip_advance, int64_t timeout_ns, int64_t grace_ns) {
-  if (mode != RUN_WAIT_ONLY) {
-    if (mode == RUN_FROM_MAILBOX) frame_from_mailbox(mb, rip_advance);
-    atomic_store_explicit((_Atomic uint32_t *)&mb->state, MB_RESUME, memory_order_release);
-    syscall(SYS_futex, &mb->state, FUTEX_WAKE, 1, NULL, NULL, 0);
-  }
+  resume_child(mb, mode, rip_advance);
   return wait_for_exit(mb, pidfd, timeout_ns, grace_ns);
 }
 
@@ -482,9 +486,12 @@ static napi_value process_runner_post(napi_env env, napi_callback_info info) {
       mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME || !r->thread_started)
     return throw_message(env, "futex", "bad arguments");
   if (r->tsfn) napi_ref_threadsafe_function(env, r->tsfn); /* keep Node alive while the guest runs */
+  /* The child is resumed from here: its run overlaps the runner's wake-up, which would
+   * otherwise come first, one more sleeping thread to wake on the call's path. */
+  resume_child(r->mb, mode, advance);
   pthread_mutex_lock(&r->mu);
   r->pidfd = pidfd;
-  r->mode = mode;
+  r->mode = RUN_WAIT_ONLY;
   r->advance = advance;
   r->timeout_ns = timeout_ns;
   r->grace_ns = grace_ns;
