@@ -18,6 +18,7 @@
         "native/file_lock.c",
         "native/cpu.c",
         "native/process_child.c",
+        "native/process_notify.c",
         "native/process_dirty.c"
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],

@@ -275,7 +275,7 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
   }
   if (has("async") && cRoundMedian !== null) {
     const s = summarize(calls.async);
-    rows.push(makeRow({ id: "async", label: 'await call("noop")', unit: "µs", vmlet: s.median, vmletP10: s.p10, vmletP90: s.p90, ref: cRoundMedian, refLabel: "C roundtrip_us", target: null }));
+    rows.push(makeRow({ id: "async", label: 'await call("noop")', unit: "µs", vmlet: s.median, vmletP10: s.p10, vmletP90: s.p90, ref: cRoundMedian, refLabel: "C roundtrip_us", target: { on: "ratio", op: "≤", value: 1.6 } })); // issue 17's async target
   }
   const defaultSpin = spins.find((s) => s.vmlet.spin === DEFAULT_SPIN);
   if (defaultSpin) {

@@ -14,6 +14,7 @@
 #define SIGNAL_STACK (CONTROL + 0x4000)
 #define PARK (0x5f0000100000ull)
 #define PARK_SYSCALL (PARK + 0x40)
+#define PARK_NOTIFY_SYSCALL (PARK + 0x140) /* write(notify eventfd, _, 8) */
 
 static int64_t raw_syscall(int64_t nr, int64_t a, int64_t b, int64_t c) {
   int64_t ret;
@@ -127,6 +128,22 @@ static void jump_to_syscall_gadget(int64_t nr) {
   __asm__ volatile("movq %0, %%rax\n\tmovq %1, %%rcx\n\tjmp *%%rcx" : : "r"(nr), "r"(PARK_SYSCALL) : "rax", "rcx", "memory");
 }
 VMLET_EXPORT(jump_to_syscall_gadget, VOID, I64);
+
+/* Jumps to the park loop's notify `syscall` as write(fd, buffer, count): the filter allows
+ * only the notify eventfd and 8 bytes; the one it allows ends in the host's frame. */
+static void jump_to_notify_gadget(int64_t fd, int64_t count) {
+  static uint64_t one = 1;
+  __asm__ volatile("movq $1, %%rax\n\tmovq %0, %%rdi\n\tmovq %1, %%rsi\n\tmovq %2, %%rdx\n\tmovq %3, %%rcx\n\tjmp *%%rcx"
+                   : : "r"(fd), "r"(&one), "r"(count), "r"(PARK_NOTIFY_SYSCALL) : "rax", "rdi", "rsi", "rdx", "rcx", "memory");
+}
+VMLET_EXPORT(jump_to_notify_gadget, VOID, I64, I64);
+
+
+/* Spins until it is stopped. */
+static void spin(void) {
+  for (;;) __asm__ volatile("" ::: "memory");
+}
+VMLET_EXPORT(spin, VOID);
 
 /* Blocks every signal with a forged rt_sigreturn frame, then spins: only SIGKILL can stop it. */
 static void spin_here(void) {

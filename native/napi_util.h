@@ -40,6 +40,7 @@ void register_memory_file(napi_env env, napi_value exports);
 void register_file_lock(napi_env env, napi_value exports);
 void register_cpu(napi_env env, napi_value exports);
 void register_process_child(napi_env env, napi_value exports);
+void register_process_notify(napi_env env, napi_value exports);
 void register_process_dirty(napi_env env, napi_value exports);
 void reaper_close(int fd);
 

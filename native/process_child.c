@@ -21,7 +21,7 @@
 #include "napi_util.h"
 #include "process/mailbox.h"
 
-/* What processResume returns. */
+/* What processResume returns (and the runner delivers). */
 enum { RESUME_EXIT = 0, RESUME_LOST = 2, RESUME_KILLED = 3 };
 
 /* How long a waiting host spins before it sleeps (processSetSpin; 0 = never). */
@@ -53,6 +53,19 @@ static void futex_wait_ns(uint32_t *word, uint32_t value, int64_t ns) {
   syscall(SYS_futex, word, FUTEX_WAIT, value, &ts, NULL, 0);
 }
 
+/* FUTEX_WAKE of every waiter on the state word: the child's park loop, the host's wait and
+ * a runner still on its way out of a called-off wait can sleep there at once, and a wake
+ * of one could reach the wrong one. */
+static void wake_all(struct mailbox *mb) {
+  syscall(SYS_futex, &mb->state, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* The interrupt flag, then the interrupt signal: the child posts an exit (or is killed after the grace). */
+static void ask_to_stop(struct mailbox *mb, int pidfd) {
+  atomic_store_explicit((_Atomic uint32_t *)&mb->interrupt, 1, memory_order_release);
+  send_signal(pidfd, MB_INTERRUPT_SIGNAL);
+}
+
 /* The wait of one run: until the child posts an exit. Past the deadline the child is
  * asked to stop (interrupt flag + signal); past the grace after that, it is killed. */
 static int wait_for_exit(struct mailbox *mb, int pidfd, int64_t timeout_ns, int64_t grace_ns) {
@@ -69,8 +82,7 @@ static int wait_for_exit(struct mailbox *mb, int pidfd, int64_t timeout_ns, int6
     if (seen == MB_EXIT_POSTED) return RESUME_EXIT;
     int64_t t = now_ns();
     if (asked_at == 0 && t >= deadline) {
-      atomic_store_explicit((_Atomic uint32_t *)&mb->interrupt, 1, memory_order_release);
-      send_signal(pidfd, MB_INTERRUPT_SIGNAL);
+      ask_to_stop(mb, pidfd);
       asked_at = t;
     }
     if (asked_at != 0 && t - asked_at >= grace_ns) {
@@ -89,18 +101,16 @@ enum { RUN_WAIT_ONLY = 0, RUN_FROM_MAILBOX = 1, RUN_FROM_FRAME = 2 };
 
 static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance);
 
-/* Resumes the child: the frame, state = MB_RESUME, FUTEX_WAKE (nothing for RUN_WAIT_ONLY). */
-static void resume_child(struct mailbox *mb, int mode, uint64_t rip_advance) {
+static struct resume_frame *frame_of(struct mailbox *mb);
+
+/* Resumes the child: the frame (whether its next exit also writes the notify eventfd),
+ * state = MB_RESUME, FUTEX_WAKE (nothing for RUN_WAIT_ONLY). */
+static void resume_child(struct mailbox *mb, int mode, uint64_t rip_advance, bool notify) {
   if (mode == RUN_WAIT_ONLY) return;
   if (mode == RUN_FROM_MAILBOX) frame_from_mailbox(mb, rip_advance);
+  frame_of(mb)->notify = notify;
   atomic_store_explicit((_Atomic uint32_t *)&mb->state, MB_RESUME, memory_order_release);
-  syscall(SYS_futex, &mb->state, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
-/* Resumes the child, then waits for its next exit. */
-static int resume_and_wait(struct mailbox *mb, int pidfd, int mode, uint64_t rip_advance, int64_t timeout_ns, int64_t grace_ns) {
-  resume_child(mb, mode, rip_advance);
-  return wait_for_exit(mb, pidfd, timeout_ns, grace_ns);
+  wake_all(mb);
 }
 
 static bool arg_mailbox(napi_env env, napi_value v, struct mailbox **mb) {
@@ -240,7 +250,7 @@ static int spawn_helper(const char *path, const int *fds, int count, bool warm, 
   snprintf(parent, sizeof parent, "%d", (int)getpid());
   char *child_argv[] = { (char *)path, parent, warm ? "w" : NULL, NULL };
   char *child_env[] = { NULL };
-  int high[2] = { -1, -1 }, err = 0;
+  int high[3] = { -1, -1, -1 }, err = 0;
   /* Through fds above 16 first, so that no dup2 overwrites another's source. */
   for (int i = 0; i < count && !err; i++) {
     high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
@@ -287,19 +297,19 @@ static napi_value spawned(napi_env env, int pidfd, pid_t pid, int socket_fd) {
   return result;
 }
 
-/* processSpawn(path, memoryFd, controlFd): the helper with guest memory as fd 3 and the control memfd as fd 4; returns [pidfd, pid]. */
+/* processSpawn(path, memoryFd, controlFd, notifyFd): the helper with guest memory as fd 3, the control memfd as fd 4 and the notify eventfd as fd 5; returns [pidfd, pid]. */
 static napi_value process_spawn(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   char path[4096];
   size_t path_len;
-  int32_t fds[2];
-  if (!get_args(env, info, 3, argv, NULL, "posix_spawn") ||
+  int32_t fds[3];
+  if (!get_args(env, info, 4, argv, NULL, "posix_spawn") ||
       napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len >= sizeof path - 1 ||
-      !arg_i32(env, argv[1], &fds[0]) || !arg_i32(env, argv[2], &fds[1]))
+      !arg_i32(env, argv[1], &fds[0]) || !arg_i32(env, argv[2], &fds[1]) || !arg_i32(env, argv[3], &fds[2]))
     return throw_message(env, "posix_spawn", "bad arguments");
   int pidfd = -1;
   pid_t pid = 0;
-  int err = spawn_helper(path, fds, 2, false, &pidfd, &pid);
+  int err = spawn_helper(path, fds, 3, false, &pidfd, &pid);
   return err ? throw_errno(env, "posix_spawn", err) : spawned(env, pidfd, pid, -1);
 }
 
@@ -324,12 +334,12 @@ static napi_value process_spawn_warm(napi_env env, napi_callback_info info) {
   return spawned(env, pidfd, pid, pair[0]);
 }
 
-/* processHandOver(socket, memoryFd, controlFd): sends a warm child its two memfds (sendmsg, SCM_RIGHTS) and closes the socket. */
+/* processHandOver(socket, memoryFd, controlFd, notifyFd): sends a warm child its three fds (sendmsg, SCM_RIGHTS) and closes the socket. */
 static napi_value process_hand_over(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int32_t socket_fd, fds[2];
-  if (!get_args(env, info, 3, argv, NULL, "sendmsg") || !arg_i32(env, argv[0], &socket_fd) || !arg_i32(env, argv[1], &fds[0]) ||
-      !arg_i32(env, argv[2], &fds[1]))
+  napi_value argv[4];
+  int32_t socket_fd, fds[3];
+  if (!get_args(env, info, 4, argv, NULL, "sendmsg") || !arg_i32(env, argv[0], &socket_fd) || !arg_i32(env, argv[1], &fds[0]) ||
+      !arg_i32(env, argv[2], &fds[1]) || !arg_i32(env, argv[3], &fds[2]))
     return throw_message(env, "sendmsg", "bad arguments");
   char byte = 'm';
   struct iovec iov = { &byte, 1 };
@@ -360,24 +370,61 @@ static napi_value process_resume(napi_env env, napi_callback_info info) {
       !arg_i32(env, argv[2], &mode) || !arg_u32(env, argv[3], &advance) || napi_get_value_int64(env, argv[4], &timeout_ns) != napi_ok ||
       napi_get_value_int64(env, argv[5], &grace_ns) != napi_ok || mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME)
     return throw_message(env, "futex", "bad arguments");
-  return make_i32(env, resume_and_wait(mb, pidfd, mode, advance, timeout_ns, grace_ns));
+  resume_child(mb, mode, advance, false);
+  return make_i32(env, wait_for_exit(mb, pidfd, timeout_ns, grace_ns));
 }
 
-/* ---- the runner thread: async runs, one thread per child that waits for its exits ---- */
+/* ---- the runner thread: the watchdog of one child's async runs ----
+ * An async run's result normally comes through its exit notification, on the event loop
+ * (process_notify.c, src/hypervisor/process/exit-notifier.ts). The runner only watches the
+ * run: it stops the guest at the deadline (interrupt, then SIGKILL after the grace),
+ * notices a child that died, and an exit posted without its notification (a guest that
+ * wrote the state word itself). It sleeps until the next thing to check, at most
+ * LIVENESS_SLICE_NS away, and nothing wakes it when a run ends, so that a call costs it no
+ * wake-up on a machine whose cores the child and the event loop need. Its results go
+ * through a threadsafe function, with the run's token. */
 
 struct runner {
   pthread_t thread;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_cond_t cv; /* on CLOCK_MONOTONIC */
   napi_threadsafe_function tsfn;
   napi_ref control_ref; /* keeps the control memory mapped while the runner lives */
   struct mailbox *mb;
-  /* the job, set by the JS thread under mu */
-  bool has_job, quit, thread_started;
-  int pidfd, mode;
-  uint32_t advance;
-  int64_t timeout_ns, grace_ns;
+  bool quit, thread_started;
+  /* the run watched, set by the JS thread under mu */
+  bool watching;
+  int pidfd;
+  uint32_t token;
+  int64_t deadline, grace_ns, asked_at;
+  int64_t wake_at; /* when the runner looks next; INT64_MAX: only when signalled */
 };
+
+/* One look at the watched run (under mu): a result if it ended unnoticed or must end, else -1 and when to look again. */
+static int watch_step(struct runner *r, int64_t now, int64_t *next) {
+  if (atomic_load_explicit((_Atomic uint32_t *)&r->mb->state, memory_order_acquire) == MB_EXIT_POSTED) return RESUME_EXIT;
+  if (child_ended(r->pidfd)) return RESUME_LOST;
+  if (r->asked_at == 0 && now >= r->deadline) {
+    ask_to_stop(r->mb, r->pidfd);
+    r->asked_at = now;
+  }
+  if (r->asked_at != 0 && now - r->asked_at >= r->grace_ns) {
+    send_signal(r->pidfd, SIGKILL);
+    return RESUME_KILLED;
+  }
+  int64_t until = r->asked_at != 0 ? r->asked_at + r->grace_ns : r->deadline;
+  *next = until - now < LIVENESS_SLICE_NS ? until : now + LIVENESS_SLICE_NS;
+  return -1;
+}
+
+static void runner_sleep_until(struct runner *r, int64_t at) {
+  if (at == INT64_MAX) {
+    pthread_cond_wait(&r->cv, &r->mu);
+    return;
+  }
+  struct timespec ts = { at / 1000000000ll, at % 1000000000ll };
+  pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
 
 static void *runner_main(void *arg) {
   struct runner *r = arg;
@@ -385,30 +432,34 @@ static void *runner_main(void *arg) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
   pthread_mutex_lock(&r->mu);
-  for (;;) {
-    while (!r->has_job && !r->quit) pthread_cond_wait(&r->cv, &r->mu);
-    if (r->quit) break;
-    r->has_job = false;
-    int pidfd = r->pidfd, mode = r->mode;
-    uint32_t advance = r->advance;
-    int64_t timeout_ns = r->timeout_ns, grace_ns = r->grace_ns;
-    pthread_mutex_unlock(&r->mu);
-    int result = resume_and_wait(r->mb, pidfd, mode, advance, timeout_ns, grace_ns);
-    napi_threadsafe_function tsfn = __atomic_load_n(&r->tsfn, __ATOMIC_ACQUIRE);
-    if (tsfn) napi_call_threadsafe_function(tsfn, (void *)(intptr_t)result, napi_tsfn_blocking);
-    pthread_mutex_lock(&r->mu);
+  while (!r->quit) {
+    int64_t next = INT64_MAX;
+    if (r->watching) {
+      int result = watch_step(r, now_ns(), &next);
+      if (result >= 0) {
+        r->watching = false;
+        uint32_t token = r->token;
+        napi_threadsafe_function tsfn = __atomic_load_n(&r->tsfn, __ATOMIC_ACQUIRE);
+        pthread_mutex_unlock(&r->mu);
+        if (tsfn) napi_call_threadsafe_function(tsfn, (void *)(intptr_t)(((int64_t)token << 8) | result), napi_tsfn_blocking);
+        pthread_mutex_lock(&r->mu);
+        continue;
+      }
+    }
+    r->wake_at = next;
+    runner_sleep_until(r, next);
   }
   pthread_mutex_unlock(&r->mu);
   return NULL;
 }
 
-/* Runs on the JS thread: hands the run's result to the callback. */
+/* Runs on the JS thread: hands a result and its run's token to the callback. */
 static void runner_deliver(napi_env env, napi_value callback, void *context, void *data) {
-  struct runner *r = context;
   if (env == NULL) return;
-  if (r->tsfn) napi_unref_threadsafe_function(env, r->tsfn); /* an idle runner keeps Node alive no more */
-  napi_value arg = make_i32(env, (int32_t)(intptr_t)data), undefined = make_undefined(env);
-  napi_call_function(env, undefined, callback, 1, &arg, NULL);
+  int64_t packed = (int64_t)(intptr_t)data;
+  napi_value args[2] = { make_i32(env, (int32_t)(packed & 0xff)), NULL }, undefined = make_undefined(env);
+  napi_create_uint32(env, (uint32_t)(packed >> 8), &args[1]);
+  napi_call_function(env, undefined, callback, 2, args, NULL);
 }
 
 static void runner_join(struct runner *r) {
@@ -453,8 +504,13 @@ static napi_value process_runner(napi_env env, napi_callback_info info) {
   struct runner *r = calloc(1, sizeof *r);
   if (!r) return throw_errno(env, "calloc", ENOMEM);
   r->mb = mb;
+  r->wake_at = INT64_MAX;
   pthread_mutex_init(&r->mu, NULL);
-  pthread_cond_init(&r->cv, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* now_ns()'s clock */
+  pthread_cond_init(&r->cv, &attr);
+  pthread_condattr_destroy(&attr);
   napi_create_string_utf8(env, "vmlet-process-runner", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, r, runner_tsfn_finalize, r, runner_deliver, &r->tsfn) != napi_ok) {
     free(r);
@@ -473,31 +529,50 @@ static napi_value process_runner(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* processRunnerPost(runner, pidfd, mode, ripAdvance, timeoutNs, graceNs): one run on the runner thread; onExit gets the result. */
+/* processRunnerPost(runner, pidfd, mode, ripAdvance, timeoutNs, graceNs, token): resumes the
+ * child (its next exit also writes the notify eventfd) and has the runner watch run `token`;
+ * Node stays alive until the run is called off. The runner is woken only if it would look
+ * later than this run needs (it sleeps without a timeout when it watches nothing). */
 static napi_value process_runner_post(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   struct runner *r;
   int32_t pidfd, mode;
-  uint32_t advance;
+  uint32_t advance, token;
   int64_t timeout_ns, grace_ns;
-  if (!get_args(env, info, 6, argv, NULL, "futex") || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok ||
+  if (!get_args(env, info, 7, argv, NULL, "futex") || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok ||
       !arg_i32(env, argv[1], &pidfd) || !arg_i32(env, argv[2], &mode) || !arg_u32(env, argv[3], &advance) ||
       napi_get_value_int64(env, argv[4], &timeout_ns) != napi_ok || napi_get_value_int64(env, argv[5], &grace_ns) != napi_ok ||
-      mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME || !r->thread_started)
+      !arg_u32(env, argv[6], &token) || token >= (1u << 24) || mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME || !r->thread_started)
     return throw_message(env, "futex", "bad arguments");
   if (r->tsfn) napi_ref_threadsafe_function(env, r->tsfn); /* keep Node alive while the guest runs */
-  /* The child is resumed from here: its run overlaps the runner's wake-up, which would
-   * otherwise come first, one more sleeping thread to wake on the call's path. */
-  resume_child(r->mb, mode, advance);
+  resume_child(r->mb, mode, advance, true);
+  int64_t now = now_ns();
   pthread_mutex_lock(&r->mu);
+  r->watching = true;
   r->pidfd = pidfd;
-  r->mode = RUN_WAIT_ONLY;
-  r->advance = advance;
-  r->timeout_ns = timeout_ns;
+  r->token = token;
+  r->deadline = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
   r->grace_ns = grace_ns;
-  r->has_job = true;
-  pthread_cond_signal(&r->cv);
+  r->asked_at = 0;
+  int64_t first_look = r->deadline - now < LIVENESS_SLICE_NS ? r->deadline : now + LIVENESS_SLICE_NS;
+  if (first_look < r->wake_at) pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
+  return make_undefined(env);
+}
+
+/* processRunnerCallOff(runner, token): run `token` ended (the JS thread has its result): the
+ * runner no longer watches it, so can no longer stop the child (which may be running the
+ * next call by then); Node is kept alive for it no more. Nothing wakes the runner. */
+static napi_value process_runner_call_off(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  struct runner *r;
+  uint32_t token;
+  if (!get_args(env, info, 2, argv, NULL, "futex") || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || !arg_u32(env, argv[1], &token))
+    return throw_message(env, "futex", "bad arguments");
+  pthread_mutex_lock(&r->mu);
+  if (r->token == token) r->watching = false;
+  pthread_mutex_unlock(&r->mu);
+  if (r->tsfn) napi_unref_threadsafe_function(env, r->tsfn);
   return make_undefined(env);
 }
 
@@ -508,6 +583,7 @@ static napi_value process_runner_stop(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv, NULL, "pthread_join") || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok)
     return throw_message(env, "pthread_join", "bad arguments");
   runner_join(r);
+  if (r->tsfn) napi_unref_threadsafe_function(env, r->tsfn); /* a run it watched keeps Node alive no more */
   return make_undefined(env);
 }
 
@@ -579,6 +655,7 @@ void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processResume", process_resume);
   NAPI_EXPORT_FN(env, exports, "processRunner", process_runner);
   NAPI_EXPORT_FN(env, exports, "processRunnerPost", process_runner_post);
+  NAPI_EXPORT_FN(env, exports, "processRunnerCallOff", process_runner_call_off);
   NAPI_EXPORT_FN(env, exports, "processRunnerStop", process_runner_stop);
   NAPI_EXPORT_FN(env, exports, "processInterrupt", process_interrupt);
   NAPI_EXPORT_FN(env, exports, "processKill", process_kill);

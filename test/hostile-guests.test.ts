@@ -7,7 +7,8 @@
  * disturbed, and a restore gives a sandbox with nothing of the attack left in it.
  */
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { notifyFd } from "../src/hypervisor/process/exit-notifier.js";
+import { readdirSync, readFileSync, readlinkSync, writeSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { backendInfo } from "../src/hypervisor/backend.js";
 import { GuestFaultError, GuestProtocolError, Sandbox, SandboxBuilder, TimeoutError, VmletError, type Snapshot } from "../src/index.js";
@@ -56,6 +57,42 @@ function attack(run: () => unknown, expect?: (error: unknown) => void): void {
   }
   sb.restore(clean);
   assert.equal(sb.callSync("ok"), 1);
+  assert.equal(neighbour.callSync("ok"), 1);
+}
+
+const childOf = (s: Sandbox): number => {
+  const pid = (s as unknown as { vm: { childPid?: number } }).vm.childPid;
+  assert.ok(pid !== undefined, "the sandbox has a child process");
+  return pid;
+};
+
+/** attack(), where the call must fail. */
+function attackThrows(run: () => unknown, expect: (error: unknown) => void): void {
+  let thrown = false;
+  attack(() => {
+    try {
+      run();
+    } catch (error) {
+      thrown = true;
+      throw error;
+    }
+  }, expect);
+  assert.ok(thrown, "the call failed");
+}
+
+/** attack() of an async call, which must fail when `expect` is given. */
+async function attackAsync(run: () => Promise<unknown>, expect?: (error: unknown) => void): Promise<void> {
+  let thrown = false;
+  try {
+    await run();
+  } catch (error) {
+    thrown = true;
+    assert.ok(error instanceof VmletError, `untyped error: ${String(error)}`);
+    expect?.(error);
+  }
+  if (expect) assert.ok(thrown, "the call failed");
+  sb.restore(clean);
+  assert.equal(await sb.call("ok"), 1);
   assert.equal(neighbour.callSync("ok"), 1);
 }
 
@@ -162,6 +199,34 @@ describe("the child's own memory", () => {
     attack(() => sb.callSync("jump_to_park"));
   });
 
+  test("the park loop's notify write is refused for any fd but the notify eventfd and any length but 8", processOnly, () => {
+    for (const [fd, count] of [[1n, 8n], [0n, 9n], [0n, 7n], [0n, 8n | (1n << 32n)], [3n, 8n]] as const) {
+      attackThrows(() => sb.callSync("jump_to_notify_gadget", fd, count, { timeoutMs: 2000 }), (error) => {
+        isUdFault(error);
+        assert.match((error as Error).message, /at rip 0x5f0000100140/, "the filter's trap, at the system call");
+      });
+    }
+  });
+
+  test("a notification without an exit only makes the host look: the async call runs on to its deadline", processOnly, async () => {
+    // What a guest could do with the park loop's notify write, done from here (the eventfd is
+    // the thread's: exit-notifier.ts): the mailbox says the guest still runs, so the call goes on.
+    const call = sb.call("spin", { timeoutMs: 300 });
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      writeSync(notifyFd(), one);
+    }
+    await assert.rejects(call, (error: unknown) => error instanceof TimeoutError);
+    sb.restore(clean);
+    assert.equal(await sb.call("ok"), 1);
+  });
+
+  test("an async call whose guest posts an exit without its notification still ends (the runner sees it), with no deadline", { ...processOnly, timeout: 30_000 }, async () => {
+    await attackAsync(() => sb.call("fake_exit_then_spin", 0x43n, 0n));
+  });
+
   test("a guest that blocks every signal and spins is killed at its deadline", () => {
     attack(() => sb.callSync("block_signals_and_spin", { timeoutMs: 200 }), (error) => {
       if (onProcess) assert.ok(error instanceof TimeoutError, String(error));
@@ -220,19 +285,18 @@ describe("restores leave nothing of a request", () => {
 });
 
 describe("the process backend's child", () => {
-  const childOf = (s: Sandbox): number => {
-    const pid = (s as unknown as { vm: { childPid?: number } }).vm.childPid;
-    assert.ok(pid !== undefined, "the sandbox has a child process");
-    return pid;
-  };
 
-  test("has seccomp and no_new_privs on, no open fd but its write log, zero fd and process limits", processOnly, () => {
+  test("has seccomp and no_new_privs on, no open fd but the notify eventfd and its write log, zero fd and process limits", processOnly, () => {
     const pid = childOf(neighbour);
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     assert.match(status, /^Seccomp:\s+2$/m);
     assert.match(status, /^NoNewPrivs:\s+1$/m);
-    // Only the userfaultfd that logs the guest's writes may stay open (seccomp lets no call use it).
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) assert.equal(readlinkSync(`/proc/${pid}/fd/${fd}`), "anon_inode:[userfaultfd]", `fd ${fd}`);
+    // fd 0: the eventfd it writes after an async run's exit (the filter allows 8 bytes to it from one
+    // instruction); then only the userfaultfd that logs the guest's writes (no call can use it).
+    const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+    assert.deepEqual(fds, [0, 1]);
+    assert.equal(readlinkSync(`/proc/${pid}/fd/0`), "anon_inode:[eventfd]");
+    assert.equal(readlinkSync(`/proc/${pid}/fd/1`), "anon_inode:[userfaultfd]");
     const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
     assert.match(limits, /^Max open files\s+0\s+0\s/m);
     assert.match(limits, /^Max processes\s+0\s+0\s/m);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -251,7 +252,17 @@ static void pin(pid_t pid, int cpu)
     if (sched_setaffinity(pid, sizeof set, &set) != 0) die("sched_setaffinity: %s", strerror(errno)); /* sched_setaffinity(2) */
 }
 
-/* posix_spawn of the helper with guest memory as fd 3 and control memory as fd 4 (as processSpawn). */
+/* The eventfd a helper writes after an async run's exit (fd 5 at its start): one per
+ * process, as vmlet has one per thread; nothing here asks for notifications. */
+static int notify_fd(void)
+{
+    static int fd = -1;
+    if (fd < 0) fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* eventfd(2) */
+    if (fd < 0) die("eventfd: %s", strerror(errno));
+    return fd;
+}
+
+/* posix_spawn of the helper with guest memory as fd 3, control memory as fd 4 and the notify eventfd as fd 5 (as processSpawn). */
 static void spawn_helper(struct child *c, const char *helper)
 {
     char parent[24];
@@ -263,7 +274,8 @@ static void spawn_helper(struct child *c, const char *helper)
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_adddup2(&actions, c->memfd, 3);
     posix_spawn_file_actions_adddup2(&actions, c->ctlfd, 4);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 5);
+    posix_spawn_file_actions_adddup2(&actions, notify_fd(), 5);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 6);
     sigset_t none;
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);

@@ -44,6 +44,7 @@
 
 #define GUEST_FD 3
 #define CONTROL_FD 4
+#define NOTIFY_SOURCE_FD 5
 #define LOWEST_GUEST_ADDRESS 0x10000ull
 #define SIGKILL_ 9
 #define SIGSYS_ 31
@@ -155,8 +156,23 @@ __asm__(
   "  mov $15, %eax\n" /* __NR_rt_sigreturn */
   "  syscall\n"
   "  ud2\n"
+  "  .org 0x100\n"
+  ".globl park_notify\n"
+  "park_notify:\n"                    /* PARK_NOTIFY_ADDR */
+  "  movabs $0x5e0000002228, %rsi\n" /* the frame's notify word (read-only here), also the 8 bytes written */
+  "  cmpq $0, (%rsi)\n"
+  "  je park\n"
+  "  xor %edi, %edi\n"                /* NOTIFY_FD */
+  "  mov $8, %edx\n"
+  "  mov $1, %eax\n"                  /* __NR_write */
+  "  jmp 9f\n"
+  "  .org 0x140\n"
+  "9:\n"
+  "  syscall\n" /* at PARK_ADDR + 0x140: returns to PARK_NOTIFY_PC, the one write the filter allows */
+  "  jmp park\n"
   ".popsection\n");
 void park(void) __attribute__((noreturn));
+void park_notify(void) __attribute__((noreturn));
 
 /* struct sigcontext -> struct kvm_regs order. */
 static void post_registers(const struct sigcontext *sc) {
@@ -209,8 +225,8 @@ static void on_exit_signal(int signo, siginfo_t *info, void *context) {
   post_registers(sc);
   post_fpu(sc);
   __atomic_store_n(&MB->state, MB_EXIT_POSTED, __ATOMIC_RELEASE);
-  sys6(__NR_futex, (long)&MB->state, FUTEX_WAKE, 1, 0, 0, 0);
-  park();
+  sys6(__NR_futex, (long)&MB->state, FUTEX_WAKE, 0x7fffffff, 0, 0, 0); /* every waiter: the host may have a stale one too */
+  park_notify();
 }
 
 /* ---- start-up ---- */
@@ -338,6 +354,22 @@ static int install_seccomp(void) {
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    /* write(NOTIFY_FD, _, 8) from the park loop's notify instruction only */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 0, 14),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LOW32(PARK_NOTIFY_PC), 0, 10),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, HIGH32(PARK_NOTIFY_PC), 0, 8),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NOTIFY_FD, 0, 6),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 4),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8, 0, 2),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex, 1, 0),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1]) + 4),
@@ -365,7 +397,7 @@ struct hand_over_msghdr {
   void *name; int32_t namelen; int32_t pad; struct hand_over_iovec *iov; uint64_t iovlen;
   void *control; uint64_t controllen; uint32_t flags; uint32_t pad2;
 };
-struct hand_over_cmsg { uint64_t len; int32_t level; int32_t type; int32_t fds[2]; };
+struct hand_over_cmsg { uint64_t len; int32_t level; int32_t type; int32_t fds[3]; int32_t pad; };
 #define SOL_SOCKET_ 1
 #define SCM_RIGHTS_ 1
 #define MSG_CTRUNC_ 0x8
@@ -377,16 +409,23 @@ struct hand_over_cmsg { uint64_t len; int32_t level; int32_t type; int32_t fds[2
 static int receive_memory(void) {
   char byte;
   struct hand_over_iovec iov = { &byte, 1 };
-  struct hand_over_cmsg cmsg = { 0, 0, 0, { -1, -1 } };
+  struct hand_over_cmsg cmsg = { 0, 0, 0, { -1, -1, -1 }, 0 };
   struct hand_over_msghdr msg = { 0, 0, 0, &iov, 1, &cmsg, sizeof cmsg, 0, 0 };
   long n;
   do n = sys3(__NR_recvmsg, GUEST_FD, &msg, 0);
   while (n == -4 /* EINTR */);
   if (n != 1 || (msg.flags & (MSG_CTRUNC_ | MSG_TRUNC_)) || msg.controllen != sizeof cmsg) return -1;
-  if (cmsg.len != sizeof cmsg || cmsg.level != SOL_SOCKET_ || cmsg.type != SCM_RIGHTS_) return -1;
-  /* The received fds are above 3 (the socket holds 3): memory over the socket first. */
-  if (sys3(__NR_dup2, cmsg.fds[0], GUEST_FD, 0) != GUEST_FD) return -1;
-  if (cmsg.fds[1] != CONTROL_FD && sys3(__NR_dup2, cmsg.fds[1], CONTROL_FD, 0) != CONTROL_FD) return -1;
+  if (cmsg.len != 16 + sizeof cmsg.fds || cmsg.level != SOL_SOCKET_ || cmsg.type != SCM_RIGHTS_) return -1;
+  /* The received fds are above 3 (the socket holds 3): each moves up to 6+ first, so that
+   * no dup2 onto 3, 4 or 5 closes another one's source. */
+  int32_t high[3];
+  for (int i = 0; i < 3; i++) {
+    high[i] = (int32_t)sys3(__NR_fcntl, cmsg.fds[i], 0 /* F_DUPFD */, 16);
+    if (high[i] < 0) return -1;
+  }
+  for (int i = 0; i < 3; i++) {
+    if (sys3(__NR_dup2, high[i], GUEST_FD + i, 0) != GUEST_FD + i) return -1;
+  }
   return 0; /* leftovers go with close_range */
 }
 
@@ -411,7 +450,9 @@ __attribute__((used)) static void helper_start(long *stack) {
   if (warm && receive_memory() != 0) die(START_HAND_OVER);
   if (map_control() != 0) die(START_CONTROL);
   if (map_guest_memory() != 0) die(START_MAP);
-  if (sys3(__NR_close_range, 0, ~0u, 0) != 0) die(START_LIMITS);
+  /* The host's eventfd stays, as NOTIFY_FD (0); every other fd goes. */
+  if (sys3(__NR_dup2, NOTIFY_SOURCE_FD, NOTIFY_FD, 0) != NOTIFY_FD) die(START_LIMITS);
+  if (sys3(__NR_close_range, NOTIFY_FD + 1, ~0u, 0) != 0) die(START_LIMITS);
   if (MB->track_writes) MB->write_tracking = arm_write_tracking();
   if (sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0) != 0) die(START_LIMITS);
   if (lower_limits((uint64_t)MB->memory_size_pages * 4096) != 0) die(START_LIMITS);

@@ -33,6 +33,13 @@
  * (ARCH_SET_FS) `syscall` at PARK_ADDR + 0xc0; the filter allows that call only when it
  * returns to PARK_SET_FS_PC. */
 #define PARK_SET_FS_PC (PARK_ADDR + 0xc2)
+/* After posting an exit the handler enters the park loop through PARK_NOTIFY_ADDR, which
+ * writes 8 bytes to the host's eventfd (NOTIFY_FD) when the frame's `notify` asks (an
+ * async run: the host's event loop wakes without a thread in between). The filter allows
+ * that write only when it returns to PARK_NOTIFY_PC, only to NOTIFY_FD, only 8 bytes. */
+#define PARK_NOTIFY_ADDR (PARK_ADDR + 0x100)
+#define PARK_NOTIFY_PC (PARK_ADDR + 0x142)
+#define NOTIFY_FD 0
 
 /* state (the futex word) */
 #define MB_GUEST_RUNS 0  /* the child runs guest code (or is on its way to it) */
@@ -114,7 +121,8 @@ struct resume_frame {
   uint64_t gs_base;
   uint64_t spin_loops; /* how many pause loops the park loop polls before it sleeps */
   uint64_t set_fs;
-  uint8_t unused2[FRAME_FPSTATE_OFFSET - FRAME_BASES_OFFSET - 40];
+  uint64_t notify; /* 1: after posting an exit, also write to the host's eventfd (an async run) */
+  uint8_t unused2[FRAME_FPSTATE_OFFSET - FRAME_BASES_OFFSET - 48];
   uint8_t fpstate[FRAME_SIZE - FRAME_FPSTATE_OFFSET] __attribute__((aligned(64)));
 };
 
@@ -128,5 +136,6 @@ _Static_assert(__builtin_offsetof(struct resume_frame, sigmask) == 304, "uc_sigm
 _Static_assert(__builtin_offsetof(struct resume_frame, fpstate) == FRAME_FPSTATE_OFFSET, "fpstate");
 _Static_assert(sizeof(struct resume_frame) == FRAME_SIZE, "frame size");
 _Static_assert(__builtin_offsetof(struct resume_frame, fsgsbase) == FRAME_BASES_OFFSET, "bases");
+_Static_assert(__builtin_offsetof(struct resume_frame, notify) == FRAME_BASES_OFFSET + 40, "notify");
 
 #endif

@@ -50,6 +50,11 @@ export interface ProcessRunner {
   readonly __processRunner: unique symbol;
 }
 
+/** A watch of a process-backend notify eventfd on the event loop (native/process_notify.c). */
+export interface ProcessNotifier {
+  readonly __processNotifier: unique symbol;
+}
+
 export interface NativeAddon {
   /** XGETBV(0) of the host CPU (0 without OSXSAVE). */
   hostXcr0(): number;
@@ -91,17 +96,25 @@ export interface NativeAddon {
   punchHole(fd: number, offset: number, size: number): void;
   /** Makes shared guest memory equal to an image, visiting only pages with data in either file; returns pages changed. */
   syncToImage(memoryFd: number, memory: ArrayBuffer, imageFd: number, image: Uint8Array): number;
-  /** Starts a process-backend helper with guest memory as fd 3 and the control memfd as fd 4: [pidfd, pid]. */
-  processSpawn(helperPath: string, memoryFd: number, controlFd: number): [number, number];
+  /** Starts a process-backend helper with guest memory as fd 3, the control memfd as fd 4 and the notify eventfd as fd 5: [pidfd, pid]. */
+  processSpawn(helperPath: string, memoryFd: number, controlFd: number, notifyFd: number): [number, number];
   /** Starts a helper ahead of need, waiting on a socket (its fd 3) for both memfds: [pidfd, pid, socket]. */
   processSpawnWarm(helperPath: string): [number, number, number];
-  /** Sends a warm helper guest memory and the control memfd (SCM_RIGHTS) and closes the socket. */
-  processHandOver(socket: number, memoryFd: number, controlFd: number): void;
+  /** Sends a warm helper guest memory, the control memfd and the notify eventfd (SCM_RIGHTS) and closes the socket. */
+  processHandOver(socket: number, memoryFd: number, controlFd: number, notifyFd: number): void;
   /** One run: mode 0 waits only, 1 resumes from the mailbox's registers (+ ripAdvance), 2 from the frame the host wrote. Returns RunResult. */
   processResume(control: ArrayBuffer, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number): number;
   /** A thread that runs processResume for async calls and hands each result to `onExit` (it keeps Node alive no more than a sandbox does). */
-  processRunner(control: ArrayBuffer, onExit: (result: number) => void): ProcessRunner;
-  processRunnerPost(runner: ProcessRunner, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number): void;
+  processRunner(control: ArrayBuffer, onExit: (result: number, token: number) => void): ProcessRunner;
+  /** Resumes the child (its next exit also writes the notify eventfd) and has the runner watch run `token` (1 to 2^24 − 1); Node stays alive until it is called off. */
+  processRunnerPost(runner: ProcessRunner, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number, token: number): void;
+  /** Run `token` ended: the runner no longer watches it (nor can stop the child for it), and Node is kept alive for it no more. Once per run. */
+  processRunnerCallOff(runner: ProcessRunner, token: number): void;
+  /** eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) */
+  eventfdCreate(): number;
+  /** Watches an eventfd on this thread's event loop (unref'd): `onNotify` runs when a child wrote it. */
+  processNotifier(eventfd: number, onNotify: () => void): ProcessNotifier;
+  processNotifierClose(notifier: ProcessNotifier): void;
   /** Joins the runner thread; a run in progress must be about to end (its child killed). */
   processRunnerStop(runner: ProcessRunner): void;
   /** SIGKILL without reaping. */

@@ -23,10 +23,11 @@ import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
 import { processGuestXcr0, userCanSetSegmentBases } from "./host-cpu.js";
 import {
-  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MAX_MAPS, MB, PARK_PC, PROT_WRITE, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
+  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MB, PARK_PC, PROT_WRITE, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
   SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
 } from "./mailbox.js";
 import { walkPageTables } from "./page-walk.js";
+import { notifyFd, onExitNotification } from "./exit-notifier.js";
 import { takeWarmChild } from "./warm-children.js";
 import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
 
@@ -39,6 +40,8 @@ const STOP_GRACE_NS = 200e6;
 /** How long a restore waits for a child that just posted an exit to reach its park loop. */
 const PARK_WAIT_MS = 50;
 const SIGTRAP = 5;
+/** Async run tokens wrap below 2^24 (native packs them beside the result). */
+const MAX_RUN_TOKEN = 0xff_ffff;
 /**
  * How long each side polls before it sleeps on the futex by default: not at all. On a busy
  * 2-core machine a spinning side takes the core the other side needs (bench: 71–89 µs per call
@@ -94,8 +97,8 @@ interface Child {
   readonly maps: readonly GuestMapping[];
   /** The thread that waits for async runs (made on the first one). */
   runner?: ProcessRunner | undefined;
-  /** Resolves the async run in progress. */
-  onRunnerExit?: ((result: number) => void) | undefined;
+  /** Resolves the async run in progress (its token). */
+  onRunnerExit?: ((result: number, token: number) => void) | undefined;
   /** Its write log, when it started with write tracking. */
   readonly log: ChildWriteLog | undefined;
 }
@@ -134,6 +137,8 @@ export class ProcessMachine implements VirtualMachine {
   private readonly imageDataPages = new WeakMap<Uint8Array, number>();
   /** How the latest restore found its pages (tests). */
   private lastRestoreUsedLog = false;
+  /** The latest async run's token (1 to MAX_RUN_TOKEN): the runner's late results name theirs. */
+  private runToken = 0;
 
   constructor(private readonly guestMemory: GuestMemory) {
     if (guestMemory.fd === undefined) throw new HypervisorError("process backend", undefined, "guest memory must be shared (GuestMemory.allocateShared)");
@@ -300,18 +305,35 @@ export class ProcessMachine implements VirtualMachine {
     return this.afterRun(child, this.addon.processResume(this.control, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS));
   }
 
+  /**
+   * The child is resumed from here. The result comes through the exit notification (an
+   * eventfd the child writes, watched on the event loop: one wake-up, as a sync call has),
+   * or from the child's runner thread, which watches the run: the deadline, a child that
+   * died, an exit posted without its notification. Whichever comes first ends the run.
+   */
   async runAsync(timeoutNs: number): Promise<VmExit> {
     if (this.pendingRestore) this.flushRestore();
     const child = this.childForRun();
     if (!child || this.next.kind === "none") return { kind: "lost", reason: "the sandbox's process is gone" };
     const [mode, advance] = this.resumeMode();
-    child.runner ??= this.addon.processRunner(this.control, (result) => child.onRunnerExit?.(result));
+    child.runner ??= this.addon.processRunner(this.control, (result, token) => child.onRunnerExit?.(result, token));
     const runner = child.runner;
+    const token = (this.runToken = (this.runToken % MAX_RUN_TOKEN) + 1);
     const result = await new Promise<number>((resolve) => {
-      child.onRunnerExit = resolve;
-      this.addon.processRunnerPost(runner, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS);
+      const finish = (r: number): void => {
+        stopWatching();
+        child.onRunnerExit = undefined;
+        this.addon.processRunnerCallOff(runner, token);
+        resolve(r);
+      };
+      const stopWatching = onExitNotification(() => {
+        if (this.mailbox.getUint32(MB.state, true) === MailboxState.ExitPosted) finish(RunResult.Exit);
+      });
+      child.onRunnerExit = (r, t) => {
+        if (t === token) finish(r);
+      };
+      this.addon.processRunnerPost(runner, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS, token);
     });
-    child.onRunnerExit = undefined;
     return this.afterRun(child, result);
   }
 
@@ -427,7 +449,7 @@ export class ProcessMachine implements VirtualMachine {
     if (!warm) return undefined;
     this.writeStartRecord(maps);
     try {
-      this.addon.processHandOver(warm.socket, this.memoryFd, this.controlFd);
+      this.addon.processHandOver(warm.socket, this.memoryFd, this.controlFd, notifyFd());
     } catch {
       this.addon.processKill(warm.pidfd); // it died while it waited
       return undefined;
@@ -442,7 +464,7 @@ export class ProcessMachine implements VirtualMachine {
     this.writeStartRecord(maps);
     let pidfd: number, pid: number;
     try {
-      [pidfd, pid] = this.addon.processSpawn(helperPath(), this.memoryFd, this.controlFd);
+      [pidfd, pid] = this.addon.processSpawn(helperPath(), this.memoryFd, this.controlFd, notifyFd());
     } catch (error) {
       throw new BackendUnavailableError(`the process backend cannot start its helper: ${(error as Error).message}`, { cause: error });
     }
