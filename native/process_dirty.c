@@ -107,9 +107,11 @@ static napi_value scan_result(napi_env env, int64_t found) {
   return v;
 }
 
-/* pagemapTakeWritten(fd, ranges, out) -> regions: the pages whose write protection a
- * write cleared (PAGE_IS_WRITTEN), protected again in the same walk (PM_SCAN_WP_MATCHING);
- * every range must be registered for async write-protect (PM_SCAN_CHECK_WPASYNC). */
+/* pagemapTakeWritten(fd, ranges, out) -> regions: the pages with an entry (present or
+ * swapped) that is not write-protected (PAGE_IS_WRITTEN), protected again in the same walk
+ * (PM_SCAN_WP_MATCHING); every range must be registered for async write-protect
+ * (PM_SCAN_CHECK_WPASYNC). Only pages with an entry: the kernel counts a range with no
+ * page table as written too, and protecting it would put a marker on each of its pages. */
 static napi_value pagemap_take_written(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd;
@@ -118,7 +120,7 @@ static napi_value pagemap_take_written(napi_env env, napi_callback_info info) {
   size_t count, pairs, at = 0;
   if (!scan_args(env, info, argv, 3, &fd, &ranges, &count, &out, &pairs)) return throw_message(env, "PAGEMAP_SCAN", "bad arguments");
   struct vmlet_pm_scan_arg query = { .flags = PM_SCAN_WP_MATCHING_ | PM_SCAN_CHECK_WPASYNC_, .category_mask = PAGE_IS_WRITTEN_,
-                                     .return_mask = PAGE_IS_WRITTEN_ };
+                                     .category_anyof_mask = PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_, .return_mask = PAGE_IS_WRITTEN_ };
   int64_t found = scan_ranges(fd, ranges, count, &query, out, pairs, &at);
   return scan_result(env, found);
 }

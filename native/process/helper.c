@@ -290,11 +290,15 @@ static int map_guest_memory(void) {
 }
 
 /* Write tracking for the host's restores: a userfaultfd (of this process's mm) in async
- * write-protect mode over every writable guest mapping, all of it protected now, so that
- * the host's PAGEMAP_SCAN of /proc/<pid>/pagemap finds the pages the guest writes. The fd
- * stays open (fd 0, after close_range) for the child's life: closing it would unregister
- * the mappings. After seccomp no system call can use it. Returns 1, or -errno: a failure
- * closes the fd, which undoes every registration, and the host compares pages instead. */
+ * write-protect mode over every writable guest mapping, so that the host's PAGEMAP_SCAN of
+ * /proc/<pid>/pagemap finds the pages the guest writes. Nothing is protected here: the
+ * host's first scan protects the pages memory holds data for, and a page first touched
+ * later shows as written (src/hypervisor/process/write-tracking.ts); protecting all of it
+ * would put a marker entry on every page (O(memory size) here, in each scan and at exit).
+ * The fd stays open (fd 0, after close_range) for the child's life: closing it would
+ * unregister the mappings. After seccomp no system call can use it. Returns 1, or -errno:
+ * a failure closes the fd, which undoes every registration, and the host compares pages
+ * instead. */
 static int arm_write_tracking(void) {
   long fd = sys3(__NR_userfaultfd, UFFD_USER_MODE_ONLY, 0, 0); /* userfaultfd(2) */
   if (fd < 0) return (int)fd;
@@ -305,8 +309,6 @@ static int arm_write_tracking(void) {
     if (!(m.prot & PROT_WRITE)) continue;
     struct uffdio_register reg = { { m.start, m.size }, UFFDIO_REGISTER_MODE_WP, 0 };
     err = sys3(__NR_ioctl, fd, UFFDIO_REGISTER, &reg); /* UFFDIO_REGISTER (write-protect mode) */
-    struct uffdio_writeprotect wp = { { m.start, m.size }, UFFDIO_WRITEPROTECT_MODE_WP };
-    if (err == 0) err = sys3(__NR_ioctl, fd, UFFDIO_WRITEPROTECT, &wp); /* UFFDIO_WRITEPROTECT: every page, present or not */
   }
   if (err != 0) {
     sys3(__NR_close, fd, 0, 0);

@@ -35,6 +35,8 @@ const spareKey = (size: number, hugePages: boolean): string => `${size}:${hugePa
 export class GuestMemory {
   readonly bytes: Uint8Array;
   private released = false;
+  /** The image mapImage last made this memory equal to (undefined before, during and after a failed one). */
+  private mapped: MemoryImage | undefined;
 
   /** `fd`: the memfd behind a shared mapping (the process backend's child maps it too). `hugePages`: advised for THP. */
   private constructor(private readonly addon: NativeAddon, readonly buffer: ArrayBuffer, readonly hugePages: boolean, readonly fd?: number) {
@@ -79,11 +81,27 @@ export class GuestMemory {
   }
 
   /**
+   * The image this memory was last made equal to. Its supervisor pages (page tables, system
+   * tables) still hold that image's bytes: no guest code can write them and vmlet writes
+   * none after a mapImage, so what is derived from them (the process backend's page walk)
+   * can be kept per image. The rest of memory may have changed since.
+   */
+  get mappedImage(): MemoryImage | undefined {
+    return this.mapped;
+  }
+
+  /**
    * Replaces every page with a private mapping of the image: reads share the image's
    * pages, the first write to a page copies it. O(1) in memory size (O(data ranges) when
    * advised for huge pages: the image's empty 2 MiB ranges stay anonymous).
    */
   mapImage(image: MemoryImage): void {
+    this.mapped = undefined;
+    this.mapImageNow(image);
+    this.mapped = image;
+  }
+
+  private mapImageNow(image: MemoryImage): void {
     if (this.fd === undefined) {
       if (!this.hugePages) {
         native("mmap", () => this.addon.mapFilePrivate(this.buffer, 0, this.size, image.fd));
@@ -114,6 +132,7 @@ export class GuestMemory {
   release(): void {
     if (this.released) return;
     this.released = true;
+    this.mapped = undefined;
     if (this.fd !== undefined) {
       this.releaseShared(this.fd);
       return;

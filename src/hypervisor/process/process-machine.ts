@@ -23,10 +23,10 @@ import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
 import { processGuestXcr0, userCanSetSegmentBases } from "./host-cpu.js";
 import {
-  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MB, PARK_PC, PROT_WRITE, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
+  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
   SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
 } from "./mailbox.js";
-import { walkPageTables } from "./page-walk.js";
+import { walkImageTables, walkPageTables } from "./page-walk.js";
 import { notifyFd, onExitNotification } from "./exit-notifier.js";
 import { takeWarmChild } from "./warm-children.js";
 import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
@@ -71,12 +71,13 @@ export function setProcessRestoreMode(mode: ProcessRestoreMode, trackWrites = tr
 /**
  * The "auto" choice, from figures measured on a 2-core EPYC VM (docs/snapshots.md,
  * "Restores on the process backend"): a full compare costs about COMPARE_NS per page with
- * data; a take of the log about SCAN_NS_PER_MIB per MiB of writable guest memory plus
- * SCAN_FIXED_NS; and each page the guest writes after a take costs it one write-protect
- * fault in its next call, FAULT_NS here (the last restore's page count estimates those).
+ * data; a take of the log about SCAN_FIXED_NS plus SCAN_NS_PER_DATA_PAGE per page with data
+ * (its scans skip memory the guest never touched); and each page the guest writes after a
+ * take costs it one write-protect fault in its next call, FAULT_NS here (the last
+ * restore's page count estimates those).
  */
 const COMPARE_NS = 400;
-const SCAN_NS_PER_MIB = 2_000;
+const SCAN_NS_PER_DATA_PAGE = 25;
 const SCAN_FIXED_NS = 150_000;
 const FAULT_NS = 250_000;
 
@@ -157,7 +158,8 @@ export class ProcessMachine implements VirtualMachine {
   /** Maps what the page tables give user code; a child already running with the same mappings is kept. */
   configure(setup: SystemSetup): void {
     if (this.pendingRestore) this.flushRestore();
-    const { mappings: maps, present } = walkPageTables(this.memory, setup.pml4Address);
+    const image = this.guestMemory.mappedImage;
+    const { mappings: maps, present } = image ? walkImageTables(this.memory, setup.pml4Address, image) : walkPageTables(this.memory, setup.pml4Address);
     this.maps = maps;
     this.present = present;
     if (this.child && !sameMaps(this.child.maps, maps)) this.stopChild();
@@ -263,8 +265,7 @@ export class ProcessMachine implements VirtualMachine {
       for (let i = 0; i < ranges.length; i += 2) dataPages += (ranges[i + 1]! - ranges[i]!) / PAGE;
       this.imageDataPages.set(image, dataPages);
     }
-    const writableMib = this.child!.maps.reduce((sum, m) => sum + ((m.prot & PROT_WRITE) !== 0 ? m.size : 0), 0) / 2 ** 20;
-    return dataPages * COMPARE_NS > SCAN_FIXED_NS + writableMib * SCAN_NS_PER_MIB + Math.max(this.lastCopied, 0) * FAULT_NS;
+    return dataPages * COMPARE_NS > SCAN_FIXED_NS + dataPages * SCAN_NS_PER_DATA_PAGE + Math.max(this.lastCopied, 0) * FAULT_NS;
   }
 
   get restorePending(): boolean {
@@ -499,14 +500,22 @@ export class ProcessMachine implements VirtualMachine {
     return result === RunResult.Exit && this.mailbox.getInt32(MB.signo, true) === SIGTRAP;
   }
 
-  /** The child's write log, if it armed write tracking (read before any guest code ran, so the guest cannot have forged the answer). */
+  /**
+   * The child's write log, if it armed write tracking (read before any guest code ran, so
+   * the guest cannot have forged the answer). Its first take protects the pages memory
+   * holds data for (nothing is protected at start), so later takes report only what the
+   * guest touches; a new child's log is not trusted before its first restore anyway.
+   */
   private openWriteLog(pid: number, maps: readonly GuestMapping[]): ChildWriteLog | undefined {
     if (this.mailbox.getInt32(MB.writeTracking, true) !== 1) return undefined;
+    let log: ChildWriteLog;
     try {
-      return new ChildWriteLog(this.addon, this.addon.pagemapOpen(pid), maps);
+      log = new ChildWriteLog(this.addon, this.addon.pagemapOpen(pid), maps, this.memoryFd, this.memory.byteLength);
     } catch {
       return undefined; // no pagemap (e.g. /proc hidden): restores compare pages
     }
+    log.take();
+    return log.usable ? log : undefined;
   }
 
   private stopChild(): void {

@@ -1,16 +1,22 @@
 /**
  * The process backend's dirty log. A child started with write tracking
- * (native/process/helper.c) write-protects its writable guest mappings with a userfaultfd
- * in async mode: the first write to a page clears its protection, with no exit. The host
- * reads and re-arms that state with PAGEMAP_SCAN on the child's /proc/<pid>/pagemap
- * (native/process_dirty.c). Host writes through the host's own mapping do not touch the
- * child's page tables: they are not in this log (Sandbox passes them as host pages).
+ * (native/process/helper.c) registers its writable guest mappings with a userfaultfd in
+ * async write-protect mode: a write to a protected page clears its protection, with no
+ * exit. The host reads and protects that state with PAGEMAP_SCAN on the child's
+ * /proc/<pid>/pagemap (native/process_dirty.c). Host writes through the host's own mapping
+ * do not touch the child's page tables: they are not in this log (Sandbox passes them as
+ * host pages).
  *
- * A take reports two kinds of pages: those a write unprotected (PAGE_IS_WRITTEN), and
- * those with no page-table entry at all. The child's entries are all protected when it
- * starts (markers where nothing is mapped), and the kernel keeps a marker when it drops a
- * protected entry; an entry it drops after a write (reclaim, a split) leaves nothing, and
- * PAGE_IS_WRITTEN would miss that page. Reporting empty entries keeps the log a superset.
+ * A take reports every page that may differ from what it held at the previous take:
+ * - pages with a page-table entry that is not protected (PAGE_IS_WRITTEN): written, or
+ *   first touched (read) where nothing was protected yet;
+ * - pages with no entry at all among those the memory file holds data for: a written
+ *   page whose entry the kernel dropped (reclaim) leaves nothing, and PAGE_IS_WRITTEN would
+ *   miss it. A page the file holds no data for reads as zeros and no write of the child
+ *   left it so (only the host punches holes), so it needs no look.
+ * and protects each of them. Only what the child touched, and what the file holds, gets
+ * entries: 1 GiB of untouched heap costs the scans (and the child's exit) nothing, where
+ * protecting every page put a marker entry on each (~2 ms per scan, arm and teardown).
  */
 import type { NativeAddon } from "../../native/addon.js";
 import { PROT_WRITE, type GuestMapping } from "./mailbox.js";
@@ -24,7 +30,14 @@ export class ChildWriteLog {
   private readonly ranges: Float64Array;
   private closed = false;
 
-  constructor(private readonly addon: NativeAddon, private readonly fd: number, maps: readonly GuestMapping[]) {
+  /** `fd`: the child's pagemap; `memoryFd`, `memorySize`: the guest memory file both map. */
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly fd: number,
+    maps: readonly GuestMapping[],
+    private readonly memoryFd: number,
+    private readonly memorySize: number,
+  ) {
     const writable = maps.filter((m) => (m.prot & PROT_WRITE) !== 0);
     this.ranges = new Float64Array(writable.flatMap((m) => [m.start, m.start + m.size]));
     this.out = new Uint32Array(2 * FIRST_CAPACITY);
@@ -41,7 +54,7 @@ export class ChildWriteLog {
     try {
       written = this.addon.pagemapTakeWritten(this.fd, this.ranges, this.out);
       const rest = written < this.out.length / 2 ? this.out.subarray(2 * written) : new Uint32Array(0);
-      empty = this.addon.pagemapTakeUnprotected(this.fd, this.ranges, rest);
+      empty = this.addon.pagemapTakeUnprotected(this.fd, this.rangesWithData(), rest);
     } catch {
       this.close(); // the registration is gone or the child is: never trust this log again
       return undefined;
@@ -51,6 +64,11 @@ export class ChildWriteLog {
       return undefined;
     }
     return { pairs: this.out, count: written + empty };
+  }
+
+  /** The writable ranges where the memory file holds data (lseek SEEK_DATA: O(data), not O(size)). */
+  private rangesWithData(): Float64Array {
+    return new Float64Array(intersectRanges(this.ranges, this.addon.dataRanges(this.memoryFd, this.memorySize)));
   }
 
   get usable(): boolean {
@@ -92,4 +110,17 @@ export function regionsToBitmap(regions: { pairs: Uint32Array; count: number }, 
     }
   }
   return bitmap;
+}
+
+/** The parts of the ranges `a` that lie in the ranges `b`: flat [start, end, ...] lists, each sorted and disjoint. */
+export function intersectRanges(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
+  const out: number[] = [];
+  let i = 0, j = 0;
+  while (i < a.length && j < b.length) {
+    const start = Math.max(a[i]!, b[j]!), end = Math.min(a[i + 1]!, b[j + 1]!);
+    if (start < end) out.push(start, end);
+    if (a[i + 1]! <= b[j + 1]!) i += 2;
+    else j += 2;
+  }
+  return out;
 }
