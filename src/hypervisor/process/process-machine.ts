@@ -138,6 +138,11 @@ export class ProcessMachine implements VirtualMachine {
   private readonly imageDataPages = new WeakMap<Uint8Array, number>();
   /** How the latest restore found its pages (tests). */
   private lastRestoreUsedLog = false;
+  /**
+   * The pid of a child seen asleep in its park loop since the host last resumed or signalled
+   * it: only a resume (the state word) lets it leave, so a second look is not needed.
+   */
+  private seenParked: number | undefined;
   /** The latest async run's token (1 to MAX_RUN_TOKEN): the runner's late results name theirs. */
   private runToken = 0;
 
@@ -303,6 +308,7 @@ export class ProcessMachine implements VirtualMachine {
     const child = this.childForRun();
     if (!child || this.next.kind === "none") return { kind: "lost", reason: "the sandbox's process is gone" };
     const [mode, advance] = this.resumeMode();
+    this.seenParked = undefined;
     return this.afterRun(child, this.addon.processResume(this.control, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS));
   }
 
@@ -333,6 +339,7 @@ export class ProcessMachine implements VirtualMachine {
       child.onRunnerExit = (r, t) => {
         if (t === token) finish(r);
       };
+      this.seenParked = undefined;
       this.addon.processRunnerPost(runner, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS, token);
     });
     return this.afterRun(child, result);
@@ -340,6 +347,7 @@ export class ProcessMachine implements VirtualMachine {
 
   interrupt(): void {
     if (this.destroyed || !this.child) return;
+    this.seenParked = undefined;
     this.addon.processInterrupt(this.control, this.child.pidfd);
   }
 
@@ -553,10 +561,15 @@ export class ProcessMachine implements VirtualMachine {
     bytes.fill(0, SIGNAL_STACK.offset, SIGNAL_STACK.offset + SIGNAL_STACK.size);
   }
 
+  /** Whether the child sleeps in its park loop; seen once, that holds until the host resumes or signals it. */
   private waitParked(pid: number): boolean {
+    if (this.seenParked === pid) return true;
     const until = performance.now() + PARK_WAIT_MS;
     do {
-      if (isParked(pid)) return true;
+      if (isParked(pid)) {
+        this.seenParked = pid;
+        return true;
+      }
     } while (performance.now() < until);
     return false;
   }
