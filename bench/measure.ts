@@ -30,8 +30,8 @@ export function summarize(samples: readonly number[]): Summary {
   return { median: median(sorted), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9), n: sorted.length };
 }
 
-const nowNs = (): bigint => process.hrtime.bigint();
-const usSince = (t0: bigint, t1 = nowNs()): number => Number(t1 - t0) / 1000;
+export const nowNs = (): bigint => process.hrtime.bigint();
+export const usSince = (t0: bigint, t1 = nowNs()): number => Number(t1 - t0) / 1000;
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface CallOptions {

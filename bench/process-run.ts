@@ -5,7 +5,7 @@
  * this file with VMLET_BACKEND=process; it can also run alone:
  *
  *   VMLET_BACKEND=process node dist/bench/process-run.js [--json] [--only GROUP,...] [--many[=N]]
- *   GROUP: sync async spin compute build from-snapshot restore pss cold-start   (many: only with --many)
+ *   GROUP: sync async spin compute build from-snapshot restore working-set pss cold-start   (many: only with --many)
  *
  * Prints a table (every row names its backend), writes bench/results/latest-process.json.
  */
@@ -22,13 +22,14 @@ import type { CStat } from "./cref.js";
 import { demoBuilder, measureBuild, measureCalls, summarize, type BuildSamples, type CallSamples, type Summary } from "./measure.js";
 import { DEFAULT_SPIN, processRefCompute, processRefCreate, processRefRoundTrip, spinLabel, type ProcessRefRoundTrip, type Spin } from "./process-cref.js";
 import { measureColdStart, type ColdStartResult } from "./cold-start-measure.js";
+import { measureWorkingSet, sqliteFixture, WORKING_SET_ROWS, type WorkingSetSamples } from "./working-set-measure.js";
 import { measureCompute, measureMany, measurePss, measureSpinCalls, type ManyResult, type PssResult, type SpinCalls } from "./process-measure.js";
 import {
   measureFromSnapshot, measureRestore, RESTORE_PAGES, restoreKey, restoreSandboxes, snapshotFixture,
   type FromSnapshotSamples, type RestoreSamples, type RestoreSandbox, type SizeId, type SnapshotFixture,
 } from "./snapshot-measure.js";
 
-export const PROCESS_GROUPS = ["sync", "async", "spin", "compute", "build", "from-snapshot", "restore", "pss", "cold-start", "many"] as const;
+export const PROCESS_GROUPS = ["sync", "async", "spin", "compute", "build", "from-snapshot", "restore", "working-set", "pss", "cold-start", "many"] as const;
 export type ProcessGroup = (typeof PROCESS_GROUPS)[number];
 
 /** How much work each measurement does: the whole run takes about a minute on a quiet 2-core machine. */
@@ -50,6 +51,7 @@ const PLAN = {
   pssFillMiB: 48,
   pssTouchPages: 4,
   coldStartRounds: 15, // new processes of each kind (bench/cold-start-measure.ts)
+  workingSetIterations: 15, // fromSnapshot() + two queries, per VM reuse setting
   many: 1000,
 };
 
@@ -253,6 +255,13 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
     const c = [before.compute, after.compute];
     compute = { vmlet: v.samples, c: { median: medianOf(c), p90: Math.max(...c.map((s) => s.p90)), n: c.length }, checksum: v.checksum };
   }
+  const workingSet = { reused: { first: [], second: [] } as WorkingSetSamples, fresh: { first: [], second: [] } as WorkingSetSamples };
+  if (has("working-set")) {
+    progress(`working set: SQLite with ${WORKING_SET_ROWS} rows, first and second query after fromSnapshot()`);
+    const snap = await sqliteFixture();
+    await measureWorkingSet(snap, PLAN.workingSetIterations, true, workingSet.reused, IDLE_MS);
+    await measureWorkingSet(snap, PLAN.workingSetIterations, false, workingSet.fresh, IDLE_MS);
+  }
   let pss: PssResult | undefined;
   if (has("pss")) {
     progress(`pss: ${PLAN.pssSandboxes} sandboxes from one 64 MiB snapshot`);
@@ -326,6 +335,15 @@ export async function runProcessBench(o: ProcessBenchOptions): Promise<void> {
     for (const k of RESTORE_PAGES) {
       const big = summarize(restores.get(restoreKey("1GiB", k))!.restoreNext), small = summarize(restores.get(restoreKey("16MiB", k))!.restoreNext);
       rows.push(makeRow({ id: `restore-next/scaling/k${k}`, label: `restore() + next call 1 GiB ÷ 16 MiB, k=${k}`, unit: "µs", vmlet: big.median, vmletP10: big.p10, vmletP90: big.p90, ref: small.median, refLabel: "vmlet, 16 MiB", target: { on: "ratio", op: "≤", value: 1.25 } }));
+    }
+  }
+  if (has("working-set")) {
+    for (const [id, which, samples] of [["reused", "VM reused", workingSet.reused], ["new", "new child", workingSet.fresh]] as const) {
+      const first = summarize(samples.first), second = summarize(samples.second);
+      rows.push(makeRow({
+        id: `working-set/${id}`, label: `first query after fromSnapshot(), SQLite ${WORKING_SET_ROWS} rows, ${which}`, unit: "µs",
+        vmlet: first.median, vmletP10: first.p10, vmletP90: first.p90, ref: second.median, refLabel: "the second query", target: { on: "ratio", op: "≤", value: 3 },
+      }));
     }
   }
   if (pss) {

@@ -3,7 +3,7 @@
  * after it), Sandbox.fromSnapshot() + first call, and the memory (Rss/Pss/Private) that
  * many sandboxes made from one snapshot cost.
  */
-import { sleep } from "./measure.js";
+import { nowNs, sleep, usSince } from "./measure.js";
 import { setVmParking } from "../src/sandbox/parked-vms.js";
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -32,8 +32,6 @@ export function snapshotBuilder(heapSize: number): SandboxBuilder {
   return new SandboxBuilder().guest(snapshotElf).heapSize(heapSize).hostFunction("host_add_one", ["i32"], "i32", addOne).maxGuestLogLevel("warn");
 }
 
-const nowNs = (): bigint => process.hrtime.bigint();
-const usSince = (t0: bigint, t1 = nowNs()): number => Number(t1 - t0) / 1000;
 
 /** A snapshot of the snapshot guest at one memory size, taken right after build (its sandbox is closed). */
 export interface SnapshotFixture {

@@ -9,11 +9,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { Sandbox, Snapshot, type GuestLogRecord } from "../src/index.js";
+import { backendInfo, Sandbox, Snapshot, type GuestLogRecord } from "../src/index.js";
 import { parkedVmStats } from "../src/sandbox/parked-vms.js";
+import { setProcessRestoreMode } from "../src/hypervisor/process/process-machine.js";
 import { guestPath, repoRoot } from "./helpers.js";
 import { addOne, assertPreparedState, prepared } from "./snapshot-guest.js";
 
+const onProcess = backendInfo().name === "process";
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-parked-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -36,6 +38,61 @@ test("a reused VM starts in the snapshot's state: memory, FPU control state, hos
     copy.callSync("set_rounding", 3);
     copy.callSync("touch_pages", 64, 0x5a);
     copy.close();
+  }
+});
+
+// On the process backend a reset through the write log and one that compares pages; KVM has one way.
+for (const mode of onProcess ? (["log", "compare"] as const) : (["auto"] as const)) {
+test(`a reused VM's memory is the snapshot's image byte for byte, whatever the last guest and the host wrote (restores: ${mode})`, async () => {
+  setProcessRestoreMode(mode);
+  const { sb, snap } = await prepared();
+  sb.close();
+  const last = await Sandbox.fromSnapshot(snap, { hostFunctions: [addOne] });
+  last.callSync("heap_fill", 50_000, 99); // guest pages, and the host's call message and result
+  last.callSync("touch_pages", 64, 0x5a);
+  last.callSync("bump");
+  last.close();
+  const before = parkedVmStats().reused;
+  const next = await Sandbox.fromSnapshot(snap, { hostFunctions: [addOne] });
+  try {
+    assert.equal(parkedVmStats().reused, before + 1, "the last sandbox's VM was reused");
+    const { memory, layout } = (next as unknown as { parts: { memory: { bytes: Uint8Array }; layout: { controlBlock: number } } }).parts;
+    const image = snap.image.view;
+    const hostFieldsPage = Math.floor(layout.controlBlock / 4096); // fromSnapshot writes this sandbox's own host fields there
+    const differing: number[] = [];
+    for (let page = 0; page < image.byteLength / 4096; page++) {
+      if (page === hostFieldsPage) continue;
+      const at = page * 4096;
+      if (Buffer.compare(memory.bytes.subarray(at, at + 4096), image.subarray(at, at + 4096)) !== 0) differing.push(page);
+    }
+    assert.deepEqual(differing, [], "pages that differ from the image");
+    assertPreparedState(next);
+  } finally {
+    next.close();
+    setProcessRestoreMode("auto");
+  }
+});
+}
+
+test("a reused VM is reset by a restore: the child keeps mapping the pages the last guest read (process backend)", { skip: onProcess ? false : "the process backend's child" }, async () => {
+  const { sb } = await prepared(8 << 20);
+  sb.callSync("heap_fill", 4 << 20, 3);
+  const filled = sb.snapshot();
+  sb.close();
+  const pidOf = (s: Sandbox): number => (s as unknown as { vm: { childPid: number } }).vm.childPid;
+  const rssKiB = (pid: number): number => Number(/^Rss:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "latin1"))![1]);
+  const reader = await Sandbox.fromSnapshot(filled, { hostFunctions: [addOne] });
+  assert.equal(reader.callSync("heap_check", 3), true); // the guest reads 4 MiB of heap
+  const pid = pidOf(reader);
+  assert.ok(rssKiB(pid) >= 4096, `the child maps what it read (${rssKiB(pid)} KiB)`);
+  reader.close();
+  const next = await Sandbox.fromSnapshot(filled, { hostFunctions: [addOne] });
+  try {
+    assert.equal(pidOf(next), pid, "the same child serves the next sandbox");
+    assert.ok(rssKiB(pid) >= 4096, `the reset left the child's mappings of the unchanged pages (${rssKiB(pid)} KiB mapped)`);
+    assert.equal(next.callSync("heap_check", 3), true);
+  } finally {
+    next.close();
   }
 });
 

@@ -1,8 +1,8 @@
 /**
  * VMs of closed sandboxes, kept to start the next sandbox from the same snapshot.
- * Reuse is a restore: memory is remapped onto the snapshot's image (dropping every page
- * the last guest wrote), the system registers, pending events and all CPU state the
- * guest can see are set from the snapshot — what restore() does to a pooled sandbox
+ * Reuse is a restore: memory is restored to the snapshot's image (every page the last
+ * guest or the host wrote put back), the system registers, pending events and all CPU
+ * state the guest can see are set from the snapshot — what restore() does to a pooled sandbox
  * between requests, so a reused VM isolates no less than a SandboxPool. It saves VM
  * creation and teardown: KVM_CREATE_VM, the vCPU and the memory slot, whose set-up cost
  * grows with memory size (about 0.6 ms more at 1 GiB than at 16 MiB on PVM).
@@ -38,19 +38,26 @@ let enabled = true;
 const keyOf = (image: MemoryImage): string | MemoryImage => knownDigest(image) ?? image.history.savedAs.values().next().value ?? image;
 
 /**
- * Keeps a closed sandbox's VM for the next sandbox of `image`: its memory is remapped
- * onto the image now (the pages the guest wrote are given back). The oldest parked VM is
- * destroyed if there are too many.
+ * Keeps a closed sandbox's VM for the next sandbox of `image`: its memory is made equal
+ * to the image now, by `restoreImage` (a restore to it: only the pages written since
+ * memory last equalled it are copied, and the guest's mappings of the others stay, so the
+ * next sandbox's first call does not fault them in again) or, without one, by mapping the
+ * whole image again. The oldest parked VM is destroyed if there are too many.
  */
-export function parkVm(image: MemoryImage, vm: VirtualMachine, memory: GuestMemory): void {
+export function parkVm(image: MemoryImage, vm: VirtualMachine, memory: GuestMemory, restoreImage?: () => void): void {
   if (!enabled) {
     vm.destroy();
     return;
   }
   try {
-    vm.discardRestore();
-    vm.quiesce();
-    memory.mapImage(image);
+    if (restoreImage) {
+      vm.quiesce();
+      restoreImage();
+    } else {
+      vm.discardRestore();
+      vm.quiesce();
+      memory.mapImage(image);
+    }
   } catch {
     vm.destroy(); // close() must not fail: a VM that cannot be reset is simply not kept
     return;

@@ -386,8 +386,12 @@ export class Sandbox {
     this.openReport = undefined;
     if (this.base && !this.poisonedBy) {
       // Kept for the next sandbox of this snapshot (src/sandbox/parked-vms.ts), which
-      // resets it as fromSnapshot() sets up a new VM.
-      parkVm(this.base.image, this.vm, this.parts.memory);
+      // resets it as fromSnapshot() sets up a new VM. Its memory goes back to the base as
+      // restore() puts it back (the pages the guest and the host wrote, O(written)) while
+      // no restore is pending; else the whole image is mapped again.
+      const base = this.base;
+      const restoreBase = this.vm.restorePending ? undefined : (): void => void this.vm.restoreFrom(base.image.view, this.hostWrites.takePages(), base.state.cpu);
+      parkVm(base.image, this.vm, this.parts.memory, restoreBase);
     } else {
       this.vm.destroy();
     }
