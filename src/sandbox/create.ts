@@ -4,7 +4,6 @@
  */
 import { guestXsaveMask } from "../hypervisor/fpu-reload.js";
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
 import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
@@ -23,6 +22,7 @@ import { HostFunctionRegistry } from "./host-functions.js";
 import { defaultGuestLogger, levelNumber } from "./logging.js";
 import { randomSeed } from "./entropy.js";
 import { Sandbox } from "./sandbox.js";
+import { readGuestFile } from "./guest-files.js";
 
 /** Guest images must fit in [IMAGE_BASE, IMAGE_BASE + 256 MiB). */
 const MAX_IMAGE_SIZE = 256 << 20;
@@ -79,7 +79,7 @@ function checkGuestAbi(memory: Uint8Array, layout: MemoryLayout): void {
 async function readGuest(guest: string | Uint8Array): Promise<Uint8Array> {
   if (guest instanceof Uint8Array) return guest;
   try {
-    return await readFile(guest);
+    return await readGuestFile(guest);
   } catch (error) {
     throw new BadGuestBinaryError(`cannot read guest binary ${guest}: ${(error as Error).message}`, { cause: error });
   }
