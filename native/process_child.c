@@ -432,7 +432,14 @@ static void *runner_main(void *arg) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
   pthread_mutex_lock(&r->mu);
-  while (!r->quit) {
+  for (;;) {
+    if (r->quit) {
+      /* Stopped while it watched a run (its child is being killed): the run ends as lost. */
+      napi_threadsafe_function tsfn = __atomic_load_n(&r->tsfn, __ATOMIC_ACQUIRE);
+      if (r->watching && tsfn) napi_call_threadsafe_function(tsfn, (void *)(intptr_t)(((int64_t)r->token << 8) | RESUME_LOST), napi_tsfn_blocking);
+      r->watching = false;
+      break;
+    }
     int64_t next = INT64_MAX;
     if (r->watching) {
       int result = watch_step(r, now_ns(), &next);

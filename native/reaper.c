@@ -1,17 +1,39 @@
 /*
- * Closes file descriptors on a background thread. The last close of a KVM VM fd tears
- * the VM down synchronously (about half a millisecond here); doing it off the JS thread
- * takes that off the caller's critical path. Closes run in the order they were queued.
+ * Teardown work on a background thread, in the order it was queued:
+ * - close(fd): the last close of a KVM VM fd tears the VM down synchronously (about half a
+ *   millisecond here);
+ * - retiring a process-backend child: SIGKILL, wait for its death (waitid), then punch out
+ *   the pages of its guest memory and control memfds so both can serve another sandbox.
+ *   Only after the death: a killed process may still be running on another core when
+ *   kill(2) returns. The host learns that the files are empty through a ticket.
+ * Doing these off the JS thread takes them off close()'s path.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "napi_util.h"
 
+/* What a retire job tells the host: RETIRE_PENDING until the files are empty (or not). */
+enum { RETIRE_PENDING = 0, RETIRE_DONE = 1, RETIRE_FAILED = -1 };
+
+struct ticket {
+  _Atomic int state;
+  _Atomic int refs; /* the job's and JavaScript's */
+};
+
 typedef struct job {
   struct job *next;
-  int fd;
+  int fd;            /* a close job: the fd; a retire job: the child's pidfd, or -1 */
+  int files[2];      /* a retire job: its own copies of the memfds to empty */
+  uint64_t sizes[2];
+  struct ticket *ticket; /* NULL: a close job */
 } job_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -19,8 +41,49 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static job_t *head, *tail;
 static bool started;
 
+static void ticket_release(struct ticket *t) {
+  if (atomic_fetch_sub(&t->refs, 1) == 1) free(t);
+}
+
+/* fallocate(PUNCH_HOLE | KEEP_SIZE) over every range with data (lseek SEEK_DATA/SEEK_HOLE). */
+static bool punch_data(int fd, uint64_t size) {
+  off_t at = 0;
+  while ((uint64_t)at < size) {
+    off_t data = lseek(fd, at, SEEK_DATA);
+    if (data < 0) return errno == ENXIO; /* no data after `at` */
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return false;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, data, hole - data) != 0) return false;
+    at = hole;
+  }
+  return true;
+}
+
+/* SIGKILL (pidfd_send_signal), waitid until dead, then both files emptied. */
+static void retire(job_t *j) {
+  if (j->fd >= 0) {
+    syscall(SYS_pidfd_send_signal, j->fd, SIGKILL, NULL, 0);
+    siginfo_t info;
+    int r;
+    do r = waitid((idtype_t)P_PIDFD, (id_t)j->fd, &info, WEXITED);
+    while (r < 0 && errno == EINTR);
+    close(j->fd);
+  }
+  bool ok = j->files[0] >= 0 && j->files[1] >= 0; /* a failed dup: the files cannot be vouched for */
+  for (int i = 0; i < 2; i++) {
+    if (j->files[i] < 0) continue;
+    ok = punch_data(j->files[i], j->sizes[i]) && ok;
+    close(j->files[i]);
+  }
+  atomic_store(&j->ticket->state, ok ? RETIRE_DONE : RETIRE_FAILED);
+  ticket_release(j->ticket);
+}
+
 static void *reaper_main(void *arg) {
   (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
   for (;;) {
     pthread_mutex_lock(&mu);
     while (!head) pthread_cond_wait(&cv, &mu);
@@ -28,34 +91,46 @@ static void *reaper_main(void *arg) {
     head = j->next;
     if (!head) tail = NULL;
     pthread_mutex_unlock(&mu);
-    close(j->fd);
+    if (j->ticket) retire(j);
+    else close(j->fd);
     free(j);
   }
   return NULL;
 }
 
-/* Queues close(fd); falls back to closing now if the thread or memory is unavailable. */
-void reaper_close(int fd) {
-  job_t *j = malloc(sizeof *j);
+/* Queues a job; false if the thread cannot start (the caller does the work itself). */
+static bool enqueue(job_t *j) {
   pthread_mutex_lock(&mu);
   if (!started) {
     pthread_t t;
     started = pthread_create(&t, NULL, reaper_main, NULL) == 0;
     if (started) pthread_detach(t);
   }
-  if (!j || !started) {
+  if (!started) {
     pthread_mutex_unlock(&mu);
-    free(j);
-    close(fd);
-    return;
+    return false;
   }
-  j->fd = fd;
   j->next = NULL;
   if (tail) tail->next = j;
   else head = j;
   tail = j;
   pthread_cond_signal(&cv);
   pthread_mutex_unlock(&mu);
+  return true;
+}
+
+/* Queues close(fd); falls back to closing now if the thread or memory is unavailable. */
+void reaper_close(int fd) {
+  job_t *j = calloc(1, sizeof *j);
+  if (!j) {
+    close(fd);
+    return;
+  }
+  j->fd = fd;
+  if (!enqueue(j)) {
+    close(fd);
+    free(j);
+  }
 }
 
 /* closeFdLater(fd): close(fd) on the reaper thread */
@@ -67,6 +142,51 @@ static napi_value close_fd_later(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+static void ticket_finalize(napi_env env, void *data, void *hint) {
+  ticket_release(data);
+}
+
+/* processRetire(pidfd, memoryFd, memorySize, controlFd, controlSize): queues the child's
+ * retirement (pidfd -1: none) and returns a ticket (an External). The pidfd passes to the
+ * job; the memfds are duplicated (F_DUPFD_CLOEXEC), so the host may close its own. */
+static napi_value process_retire(napi_env env, napi_callback_info info) {
+  napi_value argv[5], handle;
+  int32_t pidfd, fds[2];
+  int64_t sizes[2];
+  if (!get_args(env, info, 5, argv, NULL, "waitid") || !arg_i32(env, argv[0], &pidfd) || !arg_i32(env, argv[1], &fds[0]) ||
+      napi_get_value_int64(env, argv[2], &sizes[0]) != napi_ok || !arg_i32(env, argv[3], &fds[1]) ||
+      napi_get_value_int64(env, argv[4], &sizes[1]) != napi_ok || sizes[0] < 0 || sizes[1] < 0)
+    return throw_message(env, "waitid", "bad arguments");
+  job_t *j = calloc(1, sizeof *j);
+  struct ticket *t = calloc(1, sizeof *t);
+  if (!j || !t) {
+    free(j);
+    free(t);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
+  atomic_init(&t->refs, 2);
+  j->ticket = t;
+  j->fd = pidfd;
+  for (int i = 0; i < 2; i++) {
+    j->files[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+    j->sizes[i] = (uint64_t)sizes[i];
+  }
+  if (!enqueue(j)) retire(j), free(j); /* now, on this thread */
+  napi_create_external(env, t, ticket_finalize, NULL, &handle);
+  return handle;
+}
+
+/* processRetired(ticket): 0 pending, 1 done (child dead, files empty), -1 failed. */
+static napi_value process_retired(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  struct ticket *t;
+  if (!get_args(env, info, 1, argv, NULL, "waitid") || napi_get_value_external(env, argv[0], (void **)&t) != napi_ok)
+    return throw_message(env, "waitid", "bad arguments");
+  return make_i32(env, atomic_load(&t->state));
+}
+
 void register_reaper(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "closeFdLater", close_fd_later);
+  NAPI_EXPORT_FN(env, exports, "processRetire", process_retire);
+  NAPI_EXPORT_FN(env, exports, "processRetired", process_retired);
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { SandboxBuilder, type Sandbox } from "../src/index.js";
+import { sharedSparesSettled, takeEmptied } from "../src/mem/guest-memory.js";
 import { guestPath } from "./helpers.js";
 
 const build = (): Promise<Sandbox> => new SandboxBuilder().guest(guestPath("snapshot")).backend("process").build();
@@ -26,6 +27,7 @@ test("a closed sandbox's memory and control files serve the next sandbox of its 
   const used = nonZero(heapOf(first));
   assert.ok(used > 500 * 1024, `the first guest filled its heap (${used} bytes)`);
   first.close();
+  await sharedSparesSettled(); // the child's death and the emptying happen on a background thread
 
   const second = await build();
   try {
@@ -36,4 +38,15 @@ test("a closed sandbox's memory and control files serve the next sandbox of its 
   } finally {
     second.close();
   }
+});
+
+test("a spare still being emptied is passed over, one that could not be emptied is dropped and closed", () => {
+  const closed: number[] = [];
+  const addon = { closeFd: (fd: number) => void closed.push(fd) } as unknown as Parameters<typeof takeEmptied>[0];
+  const spare = (fd: number, state: number) => ({ fd, emptied: () => state });
+  const list = [spare(10, 1), spare(11, 0), spare(12, -1), spare(13, 0)];
+  assert.equal(takeEmptied(addon, list)?.fd, 10, "the emptied one, past pending and failed ones");
+  assert.deepEqual(closed, [12], "the failed one is closed");
+  assert.deepEqual(list.map((s) => s.fd), [11, 13], "pending ones stay");
+  assert.equal(takeEmptied(addon, list), undefined, "nothing while they are pending");
 });

@@ -28,7 +28,7 @@ const spare = new Map<string, ArrayBuffer[]>();
  * (every page punched out) when its sandbox's VM was destroyed, after its child process
  * was killed and reaped: nothing else maps it then.
  */
-const spareShared = new Map<string, Array<{ fd: number; buffer: ArrayBuffer }>>();
+const spareShared = new Map<string, Array<{ fd: number; buffer: ArrayBuffer; emptied: () => number }>>();
 const SPARE_PER_SIZE = 4;
 const spareKey = (size: number, hugePages: boolean): string => `${size}:${hugePages}`;
 
@@ -50,7 +50,7 @@ export class GuestMemory {
    */
   static allocateShared(size: number, hugePages = false): GuestMemory {
     const addon = loadAddon();
-    const reused = spareShared.get(spareKey(size, hugePages))?.pop();
+    const reused = takeEmptied(addon, spareShared.get(spareKey(size, hugePages)));
     if (reused) return new GuestMemory(addon, reused.buffer, hugePages, reused.fd);
     let fd = -1;
     try {
@@ -160,18 +160,46 @@ export class GuestMemory {
     }
   }
 
+  /** Shared memory released without a retirement: not reused (its child may still map it). */
   private releaseShared(fd: number): void {
-    const list = spareShared.get(spareKey(this.size, this.hugePages)) ?? [];
-    if (list.length < SPARE_PER_SIZE) {
-      try {
-        this.empty(fd); // reads as zeros from here, in every mapping
-        list.push({ fd, buffer: this.buffer });
-        spareShared.set(spareKey(this.size, this.hugePages), list);
-        return;
-      } catch {
-        // not reusable: closed below
-      }
-    }
     this.addon.closeFd(fd); // the mapping keeps the pages until the buffer is collected
   }
+
+  /**
+   * Shared memory whose child is being retired on the background thread (native/reaper.c),
+   * which empties the file after the child's death: kept for the next sandbox of its size,
+   * which takes it once `emptied()` says 1. The caller must not touch `bytes` afterwards.
+   */
+  releaseWhenEmptied(emptied: () => number): void {
+    if (this.fd === undefined) {
+      this.release();
+      return;
+    }
+    if (this.released) return;
+    this.released = true;
+    this.mapped = undefined;
+    const key = spareKey(this.size, this.hugePages);
+    const list = spareShared.get(key) ?? spareShared.set(key, []).get(key)!;
+    if (list.length < SPARE_PER_SIZE) list.push({ fd: this.fd, buffer: this.buffer, emptied });
+    else this.addon.closeFd(this.fd); // the background thread works on its own copy
+  }
+}
+
+/** @internal Tests: resolves once no spare shared memory is still being emptied. */
+export async function sharedSparesSettled(): Promise<void> {
+  const pending = (): boolean => [...spareShared.values()].some((list) => list.some((s) => s.emptied() === 0));
+  for (let i = 0; i < 2000 && pending(); i++) await new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+/** @internal A spare whose file is empty (its child dead): taken out of the list; failed ones are dropped, pending ones stay. */
+export function takeEmptied<T extends { fd: number; emptied: () => number }>(addon: NativeAddon, list: T[] | undefined): T | undefined {
+  if (!list) return undefined;
+  for (let i = list.length - 1; i >= 0; i--) {
+    const state = list[i]!.emptied();
+    if (state === 0) continue;
+    const [spare] = list.splice(i, 1);
+    if (state === 1) return spare;
+    addon.closeFd(spare!.fd);
+  }
+  return undefined;
 }

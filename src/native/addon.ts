@@ -50,6 +50,11 @@ export interface ProcessRunner {
   readonly __processRunner: unique symbol;
 }
 
+/** A queued retirement of a process-backend child and its files (native/reaper.c). */
+export interface RetireTicket {
+  readonly __retireTicket: unique symbol;
+}
+
 /** A watch of a process-backend notify eventfd on the event loop (native/process_notify.c). */
 export interface ProcessNotifier {
   readonly __processNotifier: unique symbol;
@@ -110,6 +115,13 @@ export interface NativeAddon {
   processRunnerPost(runner: ProcessRunner, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number, token: number): void;
   /** Run `token` ended: the runner no longer watches it (nor can stop the child for it), and Node is kept alive for it no more. Once per run. */
   processRunnerCallOff(runner: ProcessRunner, token: number): void;
+  /**
+   * On the background thread: SIGKILL the child (pidfd; -1: none), wait for its death, then
+   * punch out every page of the two memfds (the job works on its own copies of them).
+   */
+  processRetire(pidfd: number, memoryFd: number, memorySize: number, controlFd: number, controlSize: number): RetireTicket;
+  /** 0: pending; 1: the child is dead and both files are empty; −1: the files could not be emptied. */
+  processRetired(ticket: RetireTicket): number;
   /** eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) */
   eventfdCreate(): number;
   /** Watches an eventfd on this thread's event loop (unref'd): `onNotify` runs when a child wrote it. */

@@ -102,6 +102,8 @@ interface Child {
   onRunnerExit?: ((result: number, token: number) => void) | undefined;
   /** Its write log, when it started with write tracking. */
   readonly log: ChildWriteLog | undefined;
+  /** The host let it go (killed, or handed to the background thread): its pidfd is not ours any more. */
+  ended?: boolean;
 }
 
 export class ProcessMachine implements VirtualMachine {
@@ -365,13 +367,22 @@ export class ProcessMachine implements VirtualMachine {
     if (this.child && !this.waitParked(this.child.pid)) this.stopChild();
   }
 
+  /**
+   * The child's death and the emptying of both memfds happen on a background thread
+   * (native/reaper.c): close() does not wait for them. The files serve another sandbox
+   * only once that is done.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.pendingRestore = undefined;
-    this.stopChild();
-    giveBackControl(this.addon, this.controlFd, this.control);
-    this.guestMemory.release();
+    const child = this.child;
+    this.child = undefined;
+    if (child) this.detachChild(child);
+    const ticket = this.addon.processRetire(child?.pidfd ?? -1, this.memoryFd, this.memory.byteLength, this.controlFd, CONTROL_SIZE);
+    const emptied = (): number => this.addon.processRetired(ticket);
+    giveBackControl(this.addon, this.controlFd, this.control, emptied);
+    this.guestMemory.releaseWhenEmptied(emptied);
   }
 
   /** @internal Tests: the child's pid (undefined when none runs). */
@@ -534,13 +545,20 @@ export class ProcessMachine implements VirtualMachine {
 
   /** Kills the child, stops its runner thread (whose wait then ends), reaps it; its exit status. */
   private endChild(child: Child): number {
+    if (child.ended) return -1;
+    this.addon.processTerminate(child.pidfd);
+    this.detachChild(child);
+    return this.addon.processKill(child.pidfd);
+  }
+
+  /** Everything of the host's for a child that ends: its CPU time counted, its log and runner stopped; once. */
+  private detachChild(child: Child): void {
+    child.ended = true;
     this.endedChildrenCpuNs += Math.max(0, this.addon.processCpuTimeNs(child.pid));
     child.log?.close();
     if (this.loggedChild === child) this.loggedChild = undefined;
-    this.addon.processTerminate(child.pidfd);
     if (child.runner) this.addon.processRunnerStop(child.runner);
     child.runner = undefined;
-    return this.addon.processKill(child.pidfd);
   }
 
   /**
@@ -585,12 +603,18 @@ export class ProcessMachine implements VirtualMachine {
  * Control memfds (mailbox, frame, signal stack) of destroyed machines, emptied, for the next
  * machine: a new memfd, its mapping and V8's accounting of it cost more than the punch.
  */
-const spareControls: Array<[number, ArrayBuffer]> = [];
+const spareControls: Array<{ fd: number; control: ArrayBuffer; emptied: () => number }> = [];
 const SPARE_CONTROLS = 4;
 
 function takeControl(addon: NativeAddon): [number, ArrayBuffer] {
-  const spare = spareControls.pop();
-  if (spare) return spare;
+  for (let i = spareControls.length - 1; i >= 0; i--) {
+    const spare = spareControls[i]!;
+    const state = spare.emptied();
+    if (state === 0) continue; // its child may still be alive: not yet
+    spareControls.splice(i, 1);
+    if (state === 1) return [spare.fd, spare.control];
+    addon.closeFd(spare.fd); // could not be emptied: never reused
+  }
   const fd = native("memfd_create", () => addon.memfdCreate("vmlet-control", CONTROL_SIZE));
   try {
     return [fd, native("mmap", () => addon.mapFileSharedWritable(fd, CONTROL_SIZE))];
@@ -600,18 +624,10 @@ function takeControl(addon: NativeAddon): [number, ArrayBuffer] {
   }
 }
 
-/** Only once the machine's child is reaped: nothing else maps the file then. */
-function giveBackControl(addon: NativeAddon, fd: number, control: ArrayBuffer): void {
-  if (spareControls.length < SPARE_CONTROLS) {
-    try {
-      addon.punchHole(fd, 0, CONTROL_SIZE);
-      spareControls.push([fd, control]);
-      return;
-    } catch {
-      // closed below
-    }
-  }
-  addon.closeFd(fd);
+/** Kept for another machine, which takes it once `emptied` says the child is dead and the file empty. */
+function giveBackControl(addon: NativeAddon, fd: number, control: ArrayBuffer, emptied: () => number): void {
+  if (spareControls.length < SPARE_CONTROLS) spareControls.push({ fd, control, emptied });
+  else addon.closeFd(fd); // the background thread empties its own copy; this one is not needed
 }
 
 /** /proc/<pid>/syscall: "202 <uaddr> <op> <val> … <sp> <pc>" while the child sleeps in its park loop's FUTEX_WAIT. */
