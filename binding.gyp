@@ -23,7 +23,7 @@
       ],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "defines": ["_GNU_SOURCE"],
-      "libraries": ["-lpthread", "-lrt"]
+      "libraries": ["-lpthread", "-lrt", "-ldl"]
     }
   ]
 }

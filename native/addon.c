@@ -1,7 +1,17 @@
 /* vmlet native addon: thin KVM and memory calls. All policy lives in src/ (TypeScript). */
+#include <dlfcn.h>
 #include <linux/kvm.h>
 
 #include "napi_util.h"
+
+/* The addon's threads (the reaper, runners, vCPU threads) and callbacks libuv runs (the
+ * exit notifier's close) can outlive the environment that loaded it: a worker thread's
+ * exit makes Node unload its addons, and code still running in this one would jump into
+ * unmapped memory. dlopen(RTLD_NOLOAD | RTLD_NODELETE) of our own file keeps it loaded. */
+static void keep_loaded(void) {
+  Dl_info self;
+  if (dladdr((void *)keep_loaded, &self) != 0 && self.dli_fname != NULL) dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
 
 /* Kernel struct sizes, so TypeScript can check its layouts against this build. */
 static void export_sizes(napi_env env, napi_value exports) {
@@ -19,6 +29,7 @@ static void export_sizes(napi_env env, napi_value exports) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  keep_loaded();
   register_kvm_system(env, exports);
   register_kvm_vm(env, exports);
   register_kvm_vcpu(env, exports);

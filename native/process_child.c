@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -389,9 +390,9 @@ struct runner {
   pthread_mutex_t mu;
   pthread_cond_t cv; /* on CLOCK_MONOTONIC */
   napi_threadsafe_function tsfn;
-  napi_ref control_ref; /* keeps the control memory mapped while the runner lives */
-  struct mailbox *mb;
+  struct mailbox *mb; /* the runner's own mapping of the control memfd: valid while it lives, whatever JavaScript frees */
   bool quit, thread_started;
+  bool orphan; /* its thread never started: no External owns it */
   /* the run watched, set by the JS thread under mu */
   bool watching;
   int pidfd;
@@ -479,14 +480,22 @@ static void runner_join(struct runner *r) {
   r->thread_started = false;
 }
 
-/* Node deletes thread-safe functions at shutdown, maybe before the runner's finalizer: the
- * runner must be stopped here. A run in progress ends when its child is killed; at process
- * exit the thread simply goes with the process (the tsfn is unref'd: it keeps nothing alive). */
+/* Node deletes thread-safe functions when the environment shuts down (a worker thread that
+ * exits, the process at exit), before it frees the control memory the runner reads: the
+ * runner stops here, so it never reads freed memory (its watch is short: it is not blocked
+ * on anything but its own timed wait). */
 static void runner_tsfn_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   struct runner *r = data;
   __atomic_store_n(&r->tsfn, NULL, __ATOMIC_RELEASE);
+  runner_join(r);
+  if (r->orphan) {
+    munmap(r->mb, CONTROL_SIZE);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+  }
 }
 
 /* processRunner(control, onExit): a runner thread for async runs; returns its handle (an External). */
@@ -497,7 +506,7 @@ static void runner_finalize(napi_env env, void *data, void *hint) {
    * never stopped may be waiting for a child that still runs: leave it, never block here. */
   if (r->thread_started) return;
   if (r->tsfn) napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
-  napi_delete_reference(env, r->control_ref);
+  munmap(r->mb, CONTROL_SIZE);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
   free(r);
@@ -505,11 +514,18 @@ static void runner_finalize(napi_env env, void *data, void *hint) {
 
 static napi_value process_runner(napi_env env, napi_callback_info info) {
   napi_value argv[2], name, handle;
-  struct mailbox *mb;
-  if (!get_args(env, info, 2, argv, NULL, "pthread_create") || !arg_mailbox(env, argv[0], &mb))
+  int32_t control_fd;
+  if (!get_args(env, info, 2, argv, NULL, "pthread_create") || !arg_i32(env, argv[0], &control_fd))
     return throw_message(env, "pthread_create", "bad arguments");
+  /* mmap(2) of the control memfd: a worker thread's exit frees JavaScript's mapping while a
+   * runner may still be looking at its child's mailbox. */
+  void *mb = mmap(NULL, CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, control_fd, 0);
+  if (mb == MAP_FAILED) return throw_errno(env, "mmap", errno);
   struct runner *r = calloc(1, sizeof *r);
-  if (!r) return throw_errno(env, "calloc", ENOMEM);
+  if (!r) {
+    munmap(mb, CONTROL_SIZE);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
   r->mb = mb;
   r->wake_at = INT64_MAX;
   pthread_mutex_init(&r->mu, NULL);
@@ -520,18 +536,18 @@ static napi_value process_runner(napi_env env, napi_callback_info info) {
   pthread_condattr_destroy(&attr);
   napi_create_string_utf8(env, "vmlet-process-runner", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, r, runner_tsfn_finalize, r, runner_deliver, &r->tsfn) != napi_ok) {
+    munmap(mb, CONTROL_SIZE);
     free(r);
     return throw_message(env, "napi_create_threadsafe_function", "cannot create the runner's callback");
   }
   napi_unref_threadsafe_function(env, r->tsfn); /* an idle sandbox must not keep Node alive */
   int err = pthread_create(&r->thread, NULL, runner_main, r);
   if (err) {
+    r->orphan = true; /* freed by the threadsafe function's finalizer, which runs later */
     napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
-    free(r);
     return throw_errno(env, "pthread_create", err);
   }
   r->thread_started = true;
-  napi_create_reference(env, argv[0], 1, &r->control_ref);
   napi_create_external(env, r, runner_finalize, NULL, &handle);
   return handle;
 }

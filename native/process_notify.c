@@ -21,6 +21,9 @@ struct notifier {
   bool closed;      /* uv_close called */
   bool uv_done;     /* libuv is done with the handle (its close callback ran) */
   bool handle_gone; /* JavaScript's External was finalized */
+  /* Closes the poll when the environment (a worker's, say) shuts down, before Node unloads
+   * this addon: a close callback run later would jump into unmapped code. */
+  napi_async_cleanup_hook_handle cleanup;
 };
 
 /* Freed once neither libuv nor JavaScript can reach it. */
@@ -46,6 +49,8 @@ static void notifier_readable(uv_poll_t *handle, int status, int events) {
 static void notifier_closed(uv_handle_t *handle) {
   struct notifier *n = handle->data;
   n->uv_done = true;
+  if (n->cleanup) napi_remove_async_cleanup_hook(n->cleanup); /* done, whether the hook ran or not */
+  n->cleanup = NULL;
   notifier_maybe_free(n);
 }
 
@@ -57,6 +62,12 @@ static void notifier_close(napi_env env, struct notifier *n) {
   napi_delete_reference(env, n->callback);
   napi_async_destroy(env, n->context);
   uv_close((uv_handle_t *)&n->poll, notifier_closed);
+}
+
+/* The environment shuts down: close now; notifier_closed tells Node it is done. */
+static void notifier_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  struct notifier *n = arg;
+  notifier_close(n->env, n);
 }
 
 static void notifier_finalize(napi_env env, void *data, void *hint) {
@@ -93,6 +104,7 @@ static napi_value process_notifier(napi_env env, napi_callback_info info) {
   napi_async_init(env, NULL, name, &n->context);
   uv_poll_start(&n->poll, UV_READABLE, notifier_readable);
   uv_unref((uv_handle_t *)&n->poll); /* an idle sandbox must not keep Node alive */
+  napi_add_async_cleanup_hook(env, notifier_env_cleanup, n, &n->cleanup);
   napi_create_external(env, n, notifier_finalize, NULL, &handle);
   return handle;
 }

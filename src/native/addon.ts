@@ -110,7 +110,8 @@ export interface NativeAddon {
   /** One run: mode 0 waits only, 1 resumes from the mailbox's registers (+ ripAdvance), 2 from the frame the host wrote. Returns RunResult. */
   processResume(control: ArrayBuffer, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number): number;
   /** A thread that runs processResume for async calls and hands each result to `onExit` (it keeps Node alive no more than a sandbox does). */
-  processRunner(control: ArrayBuffer, onExit: (result: number, token: number) => void): ProcessRunner;
+  /** A runner thread for a child's async runs, with its own mapping of the control memfd. */
+  processRunner(controlFd: number, onExit: (result: number, token: number) => void): ProcessRunner;
   /** Resumes the child (its next exit also writes the notify eventfd) and has the runner watch run `token` (1 to 2^24 − 1); Node stays alive until it is called off. */
   processRunnerPost(runner: ProcessRunner, pidfd: number, mode: number, ripAdvance: number, timeoutNs: number, graceNs: number, token: number): void;
   /** Run `token` ended: the runner no longer watches it (nor can stop the child for it), and Node is kept alive for it no more. Once per run. */

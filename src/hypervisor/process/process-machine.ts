@@ -325,7 +325,7 @@ export class ProcessMachine implements VirtualMachine {
     const child = this.childForRun();
     if (!child || this.next.kind === "none") return { kind: "lost", reason: "the sandbox's process is gone" };
     const [mode, advance] = this.resumeMode();
-    child.runner ??= this.addon.processRunner(this.control, (result, token) => child.onRunnerExit?.(result, token));
+    child.runner ??= this.addon.processRunner(this.controlFd, (result, token) => child.onRunnerExit?.(result, token));
     const runner = child.runner;
     const token = (this.runToken = (this.runToken % MAX_RUN_TOKEN) + 1);
     const result = await new Promise<number>((resolve) => {
