@@ -150,7 +150,25 @@ static napi_value pagemap_take_unprotected(napi_env env, napi_callback_info info
   return scan_result(env, found);
 }
 
+/* pagemapPresent(fd, ranges, out, written) -> regions: the pages with a present entry (what
+ * the child mapped: a snapshot's working set), only those not write-protected when
+ * `written`; read only (no flags: nothing is protected). */
+static napi_value pagemap_present(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd;
+  double *ranges;
+  uint32_t *out;
+  size_t count, pairs, at = 0;
+  bool written;
+  if (!scan_args(env, info, argv, 4, &fd, &ranges, &count, &out, &pairs) || napi_get_value_bool(env, argv[3], &written) != napi_ok)
+    return throw_message(env, "PAGEMAP_SCAN", "bad arguments");
+  uint64_t categories = PAGE_IS_PRESENT_ | (written ? PAGE_IS_WRITTEN_ : 0);
+  struct vmlet_pm_scan_arg query = { .category_mask = categories, .return_mask = categories };
+  return scan_result(env, scan_ranges(fd, ranges, count, &query, out, pairs, &at)); /* PAGEMAP_SCAN (read only) */
+}
+
 void register_process_dirty(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "pagemapPresent", pagemap_present);
   NAPI_EXPORT_FN(env, exports, "pagemapOpen", pagemap_open);
   NAPI_EXPORT_FN(env, exports, "pagemapTakeWritten", pagemap_take_written);
   NAPI_EXPORT_FN(env, exports, "pagemapTakeUnprotected", pagemap_take_unprotected);

@@ -317,6 +317,41 @@ static int arm_write_tracking(void) {
   return 1;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Whether [start, end) lies inside one guest mapping the child made that has all of `prot`. */
+static int in_mapping(uint64_t start, uint64_t end, uint32_t prot) {
+  for (uint32_t i = 0; i < MB->map_count && i < MB_MAX_MAPS; i++) {
+    struct mb_map m = MB->maps[i];
+    if (start >= m.start && end <= m.start + m.size) return (m.prot & prot) == prot;
+  }
+  return 0;
+}
+
+/* The snapshot's working set, mapped in bulk instead of a fault per page in the first call:
+ * the first `prefault_writes` ranges (pages the guest wrote) writable, so its first writes
+ * take no write-protect fault (the host's write log counts them as written until a scan
+ * protects them), the rest read-only. Each page is then read once: the first access to a
+ * freshly populated page still costs (~2 µs on a 2-core EPYC VM). Advice: a range outside
+ * the mappings is skipped, a failed populate (an old kernel) ignored. */
+static void prefault_working_set(void) {
+  uint32_t count = MB->prefault_count, writes = MB->prefault_writes;
+  for (uint32_t i = 0; i < count && i < MB_MAX_PREFAULT; i++) {
+    struct mb_range r = MB->prefault[i];
+    uint64_t start = (uint64_t)r.first_page * 4096, end = (uint64_t)r.end_page * 4096;
+    uint32_t prot = i < writes ? PROT_READ | PROT_WRITE : PROT_READ;
+    if (start >= end || !in_mapping(start, end, prot)) continue;
+    if (sys3(__NR_madvise, start, end - start, i < writes ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) != 0) continue; /* madvise(MADV_POPULATE_*) */
+    for (uint64_t at = start; at < end; at += 4096) (void)*(volatile const uint8_t *)at;
+  }
+}
+
 static int lower_limits(uint64_t memory_size) {
   struct rlimit zero = { 0, 0 };
   const int zeroed[] = { RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE };
@@ -456,6 +491,7 @@ __attribute__((used)) static void helper_start(long *stack) {
   if (sys3(__NR_dup2, NOTIFY_SOURCE_FD, NOTIFY_FD, 0) != NOTIFY_FD) die(START_LIMITS);
   if (sys3(__NR_close_range, NOTIFY_FD + 1, ~0u, 0) != 0) die(START_LIMITS);
   if (MB->track_writes) MB->write_tracking = arm_write_tracking();
+  prefault_working_set(); /* after arming: what it populates is logged as written (writable) or protected by the host's first scan */
   if (sys3(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0) != 0) die(START_LIMITS);
   if (lower_limits((uint64_t)MB->memory_size_pages * 4096) != 0) die(START_LIMITS);
   if (install_handlers() != 0) die(START_SIGNALS);

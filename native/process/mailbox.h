@@ -47,6 +47,7 @@
 #define MB_RESUME 2      /* the host wrote the resume frame: the child sigreturns through it */
 
 #define MB_MAX_MAPS 64
+#define MB_MAX_PREFAULT 280
 #define MB_XSAVE_SIZE 4096
 #define MB_SIZE 8192
 
@@ -58,6 +59,12 @@ struct mb_map {
   uint64_t size;
   uint32_t prot;  /* PROT_READ | PROT_WRITE | PROT_EXEC */
   uint32_t pad;
+};
+
+/* Guest pages [first_page, end_page) the child populates at start (a snapshot's working set). */
+struct mb_range {
+  uint32_t first_page;
+  uint32_t end_page;
 };
 
 struct mailbox {
@@ -85,7 +92,12 @@ struct mailbox {
   struct mb_map maps[MB_MAX_MAPS]; /* 0x0f0 .. 0x6f0 */
   uint64_t fs_base;   /* 0x6f0 */
   uint64_t gs_base;   /* 0x6f8 */
-  uint8_t reserved2[0x1000 - 0x700];
+  /* host -> child at start: guest ranges to populate after mapping guest memory, the first
+   * prefault_writes of them writable (advice: failures and ranges outside the mappings are skipped) */
+  uint32_t prefault_count;  /* 0x700 */
+  uint32_t prefault_writes; /* 0x704 */
+  struct mb_range prefault[MB_MAX_PREFAULT]; /* 0x708 .. 0xfc8 */
+  uint8_t reserved3[0x1000 - 0xfc8];
   uint8_t xsave[MB_XSAVE_SIZE] __attribute__((aligned(64))); /* 0x1000: standard-format XSAVE */
 };
 
@@ -129,6 +141,7 @@ struct resume_frame {
 _Static_assert(sizeof(struct mailbox) == MB_SIZE, "mailbox is two pages");
 _Static_assert(__builtin_offsetof(struct mailbox, regs) == 0x40, "regs offset");
 _Static_assert(__builtin_offsetof(struct mailbox, maps) == 0xf0, "maps offset");
+_Static_assert(__builtin_offsetof(struct mailbox, prefault) == 0x708, "prefault offset");
 _Static_assert(__builtin_offsetof(struct mailbox, xsave) == 0x1000, "xsave offset");
 _Static_assert(sizeof(struct frame_sigcontext) == 256, "struct sigcontext");
 _Static_assert(__builtin_offsetof(struct resume_frame, mcontext) == 48, "uc_mcontext");

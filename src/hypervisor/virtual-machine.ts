@@ -138,5 +138,10 @@ export interface VirtualMachine {
    * process backend: a child that is not parked is killed (a new one starts on demand).
    */
   quiesce(): void;
+  /**
+   * Optional: keeps what the guest touched so far as the working set of the snapshot image
+   * its memory came from, if that has none (the process backend populates it in new children).
+   */
+  recordWorkingSet?(): void;
   destroy(): void;
 }

@@ -146,6 +146,8 @@ export interface NativeAddon {
   pagemapTakeWritten(fd: number, ranges: Float64Array, out: Uint32Array): number;
   /** PAGEMAP_SCAN of pages with no page-table entry (so unprotected) in `ranges`, each protected again; same output as pagemapTakeWritten. */
   pagemapTakeUnprotected(fd: number, ranges: Float64Array, out: Uint32Array): number;
+  /** PAGEMAP_SCAN of the pages with a present entry in `ranges` (what the child mapped; with `written`, only unprotected ones), read only; same output as pagemapTakeWritten. */
+  pagemapPresent(fd: number, ranges: Float64Array, out: Uint32Array, written: boolean): number;
   /** How long every process-backend wait spins before it sleeps. */
   processSetSpin(ns: number): void;
   /** The child's process CPU time (clock_getcpuclockid), ns; -1 once it is gone. */

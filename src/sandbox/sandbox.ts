@@ -441,8 +441,18 @@ export class Sandbox {
   }
 
   private leave(): void {
+    if (this.counter.calls === 1 && this.base) this.recordWorkingSet();
     if (this.state === "busy") this.state = "idle";
     if (this.closeWhenIdle) this.close();
+  }
+
+  /** After a snapshot's sandbox's first call: what it touched is the snapshot's working set (a hint; never fails a call). */
+  private recordWorkingSet(): void {
+    try {
+      this.vm.recordWorkingSet?.();
+    } catch {
+      // a hint: the next new VM simply faults its pages in
+    }
   }
 
   /**

@@ -8,6 +8,7 @@ import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 import { registerImageView } from "../mem/image-files.js";
 import { PageHistory } from "./page-history.js";
+import { isWellFormed, type WorkingSet } from "./working-set.js";
 
 const PAGE = 4096;
 
@@ -18,6 +19,7 @@ export class MemoryImage {
   #view: Uint8Array | undefined;
   /** Data ranges, found once: an image does not change after it is made. */
   #ranges: number[] | undefined;
+  #workingSet: WorkingSet | undefined;
 
   private constructor(
     readonly fd: number,
@@ -41,6 +43,22 @@ export class MemoryImage {
       registerImageView(this.#view, this.fd);
     }
     return this.#view;
+  }
+
+  /**
+   * The pages sandboxes made from this image touched right after resume (working-set.ts),
+   * recorded by the first one (process backend) or loaded with the snapshot: a hint a new
+   * child populates at start. Undefined until then.
+   */
+  get workingSet(): WorkingSet | undefined {
+    return this.#workingSet;
+  }
+
+  /** Keeps `set` as the working set unless one is kept already (the first recording stands); an empty or ill-formed one is ignored. */
+  keepWorkingSet(set: WorkingSet): void {
+    const pages = this.size / PAGE;
+    if (this.#workingSet !== undefined || set.touched.length === 0 || !isWellFormed(set.touched, pages) || !isWellFormed(set.written, pages)) return;
+    this.#workingSet = set;
   }
 
   /** Copies `memory` into a new image, skipping zero pages. O(memory size): a sandbox's first snapshot. */

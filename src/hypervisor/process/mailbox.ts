@@ -15,6 +15,8 @@ export const PARK_PC = 0x5f00_0010_0042n;
 /** The park loop's arch_prctl(ARCH_SET_FS) returns here: the one place the child's filter allows that call. */
 export const PARK_SET_FS_PC = 0x5f00_0010_00c2n;
 export const MAX_MAPS = 64;
+/** Working-set ranges a start record holds (the child populates them before its first exit). */
+export const MAX_PREFAULT_RANGES = 280;
 export const XSAVE_SIZE = 4096;
 
 /** `state`, the futex word. */
@@ -47,6 +49,10 @@ export const MB = {
   mapEntrySize: 24,
   fsBase: 0x6f0,
   gsBase: 0x6f8,
+  prefaultCount: 0x700,
+  prefaultWrites: 0x704,
+  prefault: 0x708,
+  prefaultEntrySize: 8,
   xsave: 0x1000,
 } as const;
 

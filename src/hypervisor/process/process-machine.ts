@@ -22,13 +22,15 @@ import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine
 import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
 import { processGuestXcr0, userCanSetSegmentBases } from "./host-cpu.js";
+import { rangesToPrefault, workingSetOf } from "../../snapshot/working-set.js";
 import {
-  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
-  SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
+  CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MAX_PREFAULT_RANGES, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
+  PROT_WRITE, SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
 } from "./mailbox.js";
 import { walkImageTables, walkPageTables } from "./page-walk.js";
 import { notifyFd, onExitNotification } from "./exit-notifier.js";
 import { takeWarmChild } from "./warm-children.js";
+import { mappingRanges, residentPages } from "./resident-pages.js";
 import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
 
 const PAGE = 4096;
@@ -66,6 +68,14 @@ let writeTrackingWanted = true;
 export function setProcessRestoreMode(mode: ProcessRestoreMode, trackWrites = true): void {
   restoreMode = mode;
   writeTrackingWanted = trackWrites;
+}
+
+/** Whether new children populate their snapshot's working set at start (tests and benchmarks turn it off to compare). */
+let prefaultWanted = true;
+
+/** @internal Tests and benchmarks: whether children started afterwards populate their image's working set. */
+export function setWorkingSetPrefault(on: boolean): void {
+  prefaultWanted = on;
 }
 
 /**
@@ -138,6 +148,8 @@ export class ProcessMachine implements VirtualMachine {
   private endedChildrenCpuNs = 0;
   /** Pages with data in each image restored from, for the "auto" choice. */
   private readonly imageDataPages = new WeakMap<Uint8Array, number>();
+  /** Page ranges the starting child populated writable (writePrefaultRanges): its write log's first scan leaves them unprotected. */
+  private prefaultedWrites: readonly number[] = [];
   /** How the latest restore found its pages (tests). */
   private lastRestoreUsedLog = false;
   /**
@@ -250,6 +262,19 @@ export class ProcessMachine implements VirtualMachine {
     this.loggedChild = child.log?.usable ? child : undefined;
     this.setCpuState(state);
     return this.lastCopied;
+  }
+
+  /**
+   * Keeps the guest pages the child maps now (what guests touched since it started) as the
+   * working set of the image memory was last made equal to, when that image has none yet:
+   * the next new child populates them at start (writeStartRecord).
+   */
+  recordWorkingSet(): void {
+    const image = this.guestMemory.mappedImage;
+    const child = this.child;
+    if (!image || image.workingSet || !child || this.pendingRestore) return;
+    const pages = residentPages(this.addon, child.pid, child.maps);
+    if (pages) image.keepWorkingSet(workingSetOf(pages.present, pages.written, image.dataRanges()));
   }
 
   /** Kept until the next run, host write or state access. */
@@ -511,6 +536,29 @@ export class ProcessMachine implements VirtualMachine {
       m.setBigUint64(at + 8, BigInt(map.size), true);
       m.setUint32(at + 16, map.prot, true);
     });
+    this.writePrefaultRanges(maps);
+  }
+
+  /**
+   * The working set of the image memory was made from, clamped to the mappings and the
+   * image's data, for the child to populate (written pages first, writable); kept in
+   * `prefaultedWrites` for the write log's first scan, which must leave them unprotected.
+   */
+  private writePrefaultRanges(maps: readonly GuestMapping[]): void {
+    this.prefaultedWrites = [];
+    const image = this.guestMemory.mappedImage;
+    const workingSet = prefaultWanted ? image?.workingSet : undefined;
+    if (!image || !workingSet) return;
+    const { writes, reads } = rangesToPrefault(workingSet, mappingRanges(maps), mappingRanges(maps, PROT_WRITE), image.dataRanges(), MAX_PREFAULT_RANGES);
+    const ranges = [...writes, ...reads];
+    const m = this.mailbox;
+    m.setUint32(MB.prefaultCount, ranges.length / 2, true);
+    m.setUint32(MB.prefaultWrites, writes.length / 2, true);
+    for (let i = 0; i < ranges.length; i += 2) {
+      m.setUint32(MB.prefault + (i / 2) * MB.prefaultEntrySize, ranges[i]!, true);
+      m.setUint32(MB.prefault + (i / 2) * MB.prefaultEntrySize + 4, ranges[i + 1]!, true);
+    }
+    this.prefaultedWrites = writes;
   }
 
   /** Waits for a starting child's first exit: the int3 after its seccomp filter is installed. */
@@ -523,7 +571,9 @@ export class ProcessMachine implements VirtualMachine {
    * The child's write log, if it armed write tracking (read before any guest code ran, so
    * the guest cannot have forged the answer). Its first take protects the pages memory
    * holds data for (nothing is protected at start), so later takes report only what the
-   * guest touches; a new child's log is not trusted before its first restore anyway.
+   * guest touches; a new child's log is not trusted before its first restore anyway. The
+   * pages the child populated writable stay unprotected: writes to them cost no fault, and
+   * every take reports them (as written) until one protects them.
    */
   private openWriteLog(pid: number, maps: readonly GuestMapping[]): ChildWriteLog | undefined {
     if (this.mailbox.getInt32(MB.writeTracking, true) !== 1) return undefined;
@@ -533,7 +583,7 @@ export class ProcessMachine implements VirtualMachine {
     } catch {
       return undefined; // no pagemap (e.g. /proc hidden): restores compare pages
     }
-    log.take();
+    log.take(this.prefaultedWrites);
     return log.usable ? log : undefined;
   }
 

@@ -19,6 +19,7 @@
  * protecting every page put a marker entry on each (~2 ms per scan, arm and teardown).
  */
 import type { NativeAddon } from "../../native/addon.js";
+import { subtractPageRanges } from "../../snapshot/working-set.js";
 import { PROT_WRITE, type GuestMapping } from "./mailbox.js";
 
 const PAGE = 4096;
@@ -47,14 +48,19 @@ export class ChildWriteLog {
    * Pages the child wrote since the previous take (or its start), as [firstPage, endPage)
    * pairs, and every page protected again. Undefined when the answer cannot be trusted
    * (a scan failed, or found more regions than fit): the caller compares all pages.
+   * `skipPages` ([firstPage, endPage, ...], sorted): ranges neither scanned nor protected,
+   * so they stay unprotected and the next take reports them (a child's first take only).
    */
-  take(): { pairs: Uint32Array; count: number } | undefined {
+  take(skipPages: readonly number[] = []): { pairs: Uint32Array; count: number } | undefined {
     if (this.closed) return undefined;
+    const skip = skipPages.map((page) => page * PAGE);
+    const ranges = skip.length > 0 ? new Float64Array(subtractPageRanges(this.ranges, skip)) : this.ranges;
     let written: number, empty: number;
     try {
-      written = this.addon.pagemapTakeWritten(this.fd, this.ranges, this.out);
+      written = this.addon.pagemapTakeWritten(this.fd, ranges, this.out);
       const rest = written < this.out.length / 2 ? this.out.subarray(2 * written) : new Uint32Array(0);
-      empty = this.addon.pagemapTakeUnprotected(this.fd, this.rangesWithData(), rest);
+      const withData = this.rangesWithData();
+      empty = this.addon.pagemapTakeUnprotected(this.fd, skip.length > 0 ? new Float64Array(subtractPageRanges(withData, skip)) : withData, rest);
     } catch {
       this.close(); // the registration is gone or the child is: never trust this log again
       return undefined;

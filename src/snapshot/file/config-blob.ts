@@ -14,6 +14,7 @@ import type { LogLevel } from "../../sandbox/logging.js";
 import { VMLET_VERSION } from "../../version.js";
 import type { HostFunctionSignature } from "../host-function-rules.js";
 import { SNAPSHOT_STATE_VERSION, type SnapshotState } from "../snapshot.js";
+import { isWellFormed, MAX_WORKING_SET_RANGES, type WorkingSet } from "../working-set.js";
 import { SnapshotIncompatibleError, SnapshotInvalidError } from "./errors.js";
 import { SNAPSHOT_FORMAT_VERSION } from "./format.js";
 import * as J from "./json-checks.js";
@@ -55,9 +56,11 @@ export interface SnapshotConfigBlob {
   readonly functions: readonly GuestFunction[];
   readonly hostFunctions: readonly HostFunctionSignature[];
   readonly maxGuestLogLevel: LogLevel;
+  /** Optional: the pages sandboxes touched (and wrote) right after resume, [firstPage, endPage] pairs; a hint (docs/snapshot-format.md). */
+  readonly workingSet?: { readonly touched: Array<[number, number]>; readonly written: Array<[number, number]> };
 }
 
-export function encodeConfig(state: SnapshotState): SnapshotConfigBlob {
+export function encodeConfig(state: SnapshotState, workingSet?: WorkingSet): SnapshotConfigBlob {
   const { cpu } = state;
   return {
     formatVersion: SNAPSHOT_FORMAT_VERSION,
@@ -83,12 +86,41 @@ export function encodeConfig(state: SnapshotState): SnapshotConfigBlob {
     functions: state.functions.map((f) => ({ name: f.name, index: f.index, params: [...f.params], returns: f.returns })),
     hostFunctions: state.hostFunctions.map((f) => ({ name: f.name, params: [...f.params], returns: f.returns })),
     maxGuestLogLevel: state.maxGuestLogLevel,
+    ...(workingSet && { workingSet: { touched: pairsOf(workingSet.touched), written: pairsOf(workingSet.written) } }),
   };
+}
+
+const pairsOf = (ranges: Uint32Array): Array<[number, number]> => Array.from({ length: ranges.length / 2 }, (_, i) => [ranges[2 * i]!, ranges[2 * i + 1]!]);
+
+function decodeWorkingSet(value: J.Json | undefined, where: string, pages: number): WorkingSet | undefined {
+  if (value === undefined) return undefined;
+  const o = J.object(value, where);
+  const ranges = (key: string): Uint32Array => {
+    const list = J.array(o[key], `${where}.${key}`, MAX_WORKING_SET_RANGES).flatMap((r, i) => {
+      const pair = J.array(r, `${where}.${key}[${i}]`, 2);
+      return pair.map((p, k) => J.integer(p, `${where}.${key}[${i}][${k}]`, 0, pages));
+    });
+    if (!isWellFormed(list, pages) || list.length % 2 !== 0) {
+      throw new SnapshotInvalidError(`${where}.${key}`, "must be sorted, disjoint, non-empty [firstPage, endPage] pairs inside guest memory");
+    }
+    return Uint32Array.from(list);
+  };
+  return { touched: ranges("touched"), written: ranges("written") };
 }
 
 /** Parses and checks a config blob; versions first, so an old or new format gets the precise error. */
 export function decodeConfig(bytes: Uint8Array, where = "config"): SnapshotState {
+  return decodeConfigBlob(bytes, where).state;
+}
+
+/** A config blob's state and its optional working set (a malformed working set is SNAPSHOT_INVALID, like any other field). */
+export function decodeConfigBlob(bytes: Uint8Array, where = "config"): { state: SnapshotState; workingSet: WorkingSet | undefined } {
   const c = J.object(J.parseJson(bytes, where), where);
+  const state = decodeState(c, where);
+  return { state, workingSet: decodeWorkingSet(c.workingSet, `${where}.workingSet`, state.layout.memorySize / 4096) };
+}
+
+function decodeState(c: J.JsonObject, where: string): SnapshotState {
   const at = (key: string): string => `${where}.${key}`;
   if (c.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
     throw new SnapshotIncompatibleError(`snapshot format version ${JSON.stringify(c.formatVersion)} is not supported by vmlet ${VMLET_VERSION} (it reads version ${SNAPSHOT_FORMAT_VERSION}); see docs/snapshot-versioning.md`);

@@ -134,7 +134,7 @@ export class SnapshotLayout {
 
   inspect(ref: string): SnapshotInspection {
     const entry = readEntry(this.dir, readIndex(this.dir), ref);
-    const encoded = encodeConfig(entry.state);
+    const encoded = encodeConfig(entry.state, entry.workingSet);
     const { xsave: _xsave, ...cpuState } = encoded.cpuState;
     const config = { ...encoded, cpuState };
     return {

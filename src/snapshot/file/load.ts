@@ -47,6 +47,7 @@ export async function loadSnapshot(dir: string, ref: string, options?: LoadOptio
   checkLoadedImage(image, entry.state, blobRelative(top.digest));
   if (entry.memoryLayers.length === 1) rememberDigest(image, top.digest);
   image.history.savedAs.add(top.digest);
+  if (entry.workingSet) image.keepWorkingSet(entry.workingSet);
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }
 

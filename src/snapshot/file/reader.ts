@@ -4,7 +4,8 @@
  * memory layers are read by memory-layers.ts.
  */
 import type { SnapshotState } from "../snapshot.js";
-import { decodeConfig } from "./config-blob.js";
+import type { WorkingSet } from "../working-set.js";
+import { decodeConfigBlob } from "./config-blob.js";
 import { sha256 } from "./digest.js";
 import { DigestMismatchError, SnapshotInvalidError, SnapshotNotFoundError } from "./errors.js";
 import { BLOBS_DIR, INDEX_FILE, MAX_BYTES, OCI_LAYOUT_FILE } from "./format.js";
@@ -45,6 +46,8 @@ export interface SnapshotEntry {
   readonly memoryLayers: readonly Descriptor[];
   readonly guestElf: Descriptor;
   readonly state: SnapshotState;
+  /** The config's optional working set (a hint for new sandboxes). */
+  readonly workingSet: WorkingSet | undefined;
 }
 
 /** Resolves a tag or manifest digest and reads and checks everything but the memory blob's bytes. */
@@ -67,11 +70,11 @@ export function readManifest(dir: string, index: OciIndex, ref: string): ParsedM
 export function readEntryAt(dir: string, descriptor: Descriptor): SnapshotEntry {
   const where = blobRelative(descriptor.digest);
   const { manifest, memoryLayers, guestElf } = parseManifest(readBlob(dir, descriptor, MAX_BYTES.manifest), where);
-  const state = decodeConfig(readBlob(dir, manifest.config, MAX_BYTES.config), "config");
+  const { state, workingSet } = decodeConfigBlob(readBlob(dir, manifest.config, MAX_BYTES.config), "config");
   const full = memoryLayers[0]!;
   if (full.size !== state.layout.memorySize) {
     throw new SnapshotInvalidError(blobRelative(full.digest), `descriptor size ${full.size} differs from the layout's memory size ${state.layout.memorySize}`);
   }
   if (guestElf.size > MAX_BYTES.guestElf) throw new SnapshotInvalidError(blobRelative(guestElf.digest), `larger than ${MAX_BYTES.guestElf} bytes`);
-  return { descriptor, manifest, memoryLayers, guestElf, state };
+  return { descriptor, manifest, memoryLayers, guestElf, state, workingSet };
 }
