@@ -43,5 +43,9 @@ void register_process_child(napi_env env, napi_value exports);
 void register_process_notify(napi_env env, napi_value exports);
 void register_process_dirty(napi_env env, napi_value exports);
 void reaper_close(int fd);
+/* SIGKILL and reap a process-backend child on the reaper thread (native/reaper.c). */
+void reaper_retire_child(int pidfd);
+/* The host let go of a child it spawned: its environment's teardown no longer reaps it (native/process_child.c). */
+void process_disown(napi_env env, int pidfd);
 
 #endif

@@ -243,6 +243,71 @@ static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance) {
   f->set_fs = 0; /* the guest goes on with the FS base it has */
 }
 
+/* ---- the children the host owns, reaped when their environment shuts down ----
+ * A worker thread that exits with sandboxes open (or warm children waiting) can run no
+ * JavaScript to end them; its children die with it (PR_SET_PDEATHSIG) but would stay
+ * zombies of this process. Each spawned child is registered with an environment cleanup
+ * hook that hands it to the reaper thread; the host disowns it when it ends it itself. */
+struct owned_child {
+  struct owned_child *next;
+  napi_env env;
+  int pidfd;
+  int socket; /* a warm child's, until its hand-over; else -1 */
+};
+
+static pthread_mutex_t owned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct owned_child *owned;
+
+/* Unlinks the entry of `pidfd` (or of `socket` when pidfd is -1); NULL if none. */
+static struct owned_child *unlink_owned(int pidfd, int socket) {
+  pthread_mutex_lock(&owned_mu);
+  struct owned_child **at = &owned, *c = NULL;
+  for (; *at; at = &(*at)->next) {
+    if ((pidfd >= 0 && (*at)->pidfd == pidfd) || (pidfd < 0 && (*at)->socket == socket)) {
+      c = *at;
+      *at = c->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&owned_mu);
+  return c;
+}
+
+static void reap_at_teardown(void *arg) {
+  struct owned_child *c = arg;
+  if (unlink_owned(c->pidfd, -1) != c) return; /* disowned meanwhile */
+  if (c->socket >= 0) close(c->socket);
+  reaper_retire_child(c->pidfd);
+  free(c);
+}
+
+static void own_child(napi_env env, int pidfd, int socket) {
+  struct owned_child *c = calloc(1, sizeof *c);
+  if (!c) return; /* it is only not reaped at teardown */
+  *c = (struct owned_child){ NULL, env, pidfd, socket };
+  pthread_mutex_lock(&owned_mu);
+  c->next = owned;
+  owned = c;
+  pthread_mutex_unlock(&owned_mu);
+  napi_add_env_cleanup_hook(env, reap_at_teardown, c);
+}
+
+void process_disown(napi_env env, int pidfd) {
+  struct owned_child *c = unlink_owned(pidfd, -1);
+  if (!c) return;
+  napi_remove_env_cleanup_hook(env, reap_at_teardown, c);
+  free(c);
+}
+
+/* A warm child's socket is closed by its hand-over: teardown must not close that number again. */
+static void forget_socket(int socket) {
+  pthread_mutex_lock(&owned_mu);
+  for (struct owned_child *c = owned; c; c = c->next) {
+    if (c->socket == socket) c->socket = -1;
+  }
+  pthread_mutex_unlock(&owned_mu);
+}
+
 /* posix_spawn of the helper with `fds` as its fds 3, 4, ... and nothing else open above
  * them; a warm child ("w") gets one socket and waits on it for its memfds. Returns 0 and
  * the child's pidfd and pid, or an errno. */
@@ -311,7 +376,9 @@ static napi_value process_spawn(napi_env env, napi_callback_info info) {
   int pidfd = -1;
   pid_t pid = 0;
   int err = spawn_helper(path, fds, 3, false, &pidfd, &pid);
-  return err ? throw_errno(env, "posix_spawn", err) : spawned(env, pidfd, pid, -1);
+  if (err) return throw_errno(env, "posix_spawn", err);
+  own_child(env, pidfd, -1);
+  return spawned(env, pidfd, pid, -1);
 }
 
 /* processSpawnWarm(path): a warm helper, waiting on a socket (its fd 3) for its memfds; returns [pidfd, pid, socket]. */
@@ -332,6 +399,7 @@ static napi_value process_spawn_warm(napi_env env, napi_callback_info info) {
     close(pair[0]);
     return throw_errno(env, "posix_spawn", err);
   }
+  own_child(env, pidfd, pair[0]);
   return spawned(env, pidfd, pid, pair[0]);
 }
 
@@ -356,6 +424,7 @@ static napi_value process_hand_over(napi_env env, napi_callback_info info) {
   do n = sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   int err = n == 1 ? 0 : n < 0 ? errno : EPIPE;
+  forget_socket(socket_fd);
   close(socket_fd);
   return err ? throw_errno(env, "sendmsg", err) : make_undefined(env);
 }
@@ -628,6 +697,7 @@ static napi_value process_kill(napi_env env, napi_callback_info info) {
   int32_t pidfd;
   if (!get_args(env, info, 1, argv, NULL, "waitid") || !arg_i32(env, argv[0], &pidfd))
     return throw_message(env, "waitid", "bad arguments");
+  process_disown(env, pidfd);
   send_signal(pidfd, SIGKILL);
   siginfo_t status = {0};
   int r;

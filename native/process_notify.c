@@ -48,13 +48,14 @@ static void notifier_readable(uv_poll_t *handle, int status, int events) {
 
 static void notifier_closed(uv_handle_t *handle) {
   struct notifier *n = handle->data;
+  close(n->fd); /* the notifier owns the eventfd (children keep their own copies) */
   n->uv_done = true;
   if (n->cleanup) napi_remove_async_cleanup_hook(n->cleanup); /* done, whether the hook ran or not */
   n->cleanup = NULL;
   notifier_maybe_free(n);
 }
 
-/* uv_poll_stop + uv_close, once; the eventfd stays open (the host closes it). */
+/* uv_poll_stop + uv_close, once; the eventfd is closed when libuv is done with it. */
 static void notifier_close(napi_env env, struct notifier *n) {
   if (n->closed) return;
   n->closed = true;
@@ -83,7 +84,7 @@ static napi_value eventfd_create(napi_env env, napi_callback_info info) {
   return fd < 0 ? throw_errno(env, "eventfd", errno) : make_i32(env, fd);
 }
 
-/* processNotifier(eventfd, onNotify): a uv_poll (readable) of the eventfd on this thread's loop, unref'd; returns its handle. */
+/* processNotifier(eventfd, onNotify): a uv_poll (readable) of the eventfd on this thread's loop, unref'd; returns its handle. The eventfd passes to it. */
 static napi_value process_notifier(napi_env env, napi_callback_info info) {
   napi_value argv[2], name, handle;
   int32_t fd;

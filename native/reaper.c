@@ -34,6 +34,7 @@ typedef struct job {
   int files[2];      /* a retire job: its own copies of the memfds to empty */
   uint64_t sizes[2];
   struct ticket *ticket; /* NULL: a close job */
+  bool dup_failed;
 } job_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -69,7 +70,7 @@ static void retire(job_t *j) {
     while (r < 0 && errno == EINTR);
     close(j->fd);
   }
-  bool ok = j->files[0] >= 0 && j->files[1] >= 0; /* a failed dup: the files cannot be vouched for */
+  bool ok = !j->dup_failed;
   for (int i = 0; i < 2; i++) {
     if (j->files[i] < 0) continue;
     ok = punch_data(j->files[i], j->sizes[i]) && ok;
@@ -133,6 +134,24 @@ void reaper_close(int fd) {
   }
 }
 
+/* SIGKILL and reap a child (its pidfd passes to the job) on the reaper thread; no files. */
+void reaper_retire_child(int pidfd) {
+  job_t *j = calloc(1, sizeof *j);
+  struct ticket *t = calloc(1, sizeof *t);
+  if (!j || !t) {
+    free(j);
+    free(t);
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    close(pidfd); /* not reaped: it stays a zombie until the process exits */
+    return;
+  }
+  atomic_init(&t->refs, 1);
+  j->ticket = t;
+  j->fd = pidfd;
+  j->files[0] = j->files[1] = -1;
+  if (!enqueue(j)) retire(j), free(j);
+}
+
 /* closeFdLater(fd): close(fd) on the reaper thread */
 static napi_value close_fd_later(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -171,6 +190,8 @@ static napi_value process_retire(napi_env env, napi_callback_info info) {
     j->files[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
     j->sizes[i] = (uint64_t)sizes[i];
   }
+  if (j->files[0] < 0 || j->files[1] < 0) j->dup_failed = true; /* the files cannot be vouched for */
+  if (pidfd >= 0) process_disown(env, pidfd); /* the job reaps it now */
   if (!enqueue(j)) retire(j), free(j); /* now, on this thread */
   napi_create_external(env, t, ticket_finalize, NULL, &handle);
   return handle;

@@ -6,6 +6,7 @@
  * libuv runs (the exit notifier's close) may still need its code (native/addon.c).
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
@@ -15,6 +16,29 @@ import path from "node:path";
 
 const index = pathToFileURL(path.join(repoRoot, "dist/src/index.js")).href;
 const backends = (["process", "kvm"] as const).filter((b) => backendAvailability().some((a) => a.name === b && a.works));
+
+/** This process's child processes that are zombies (ended, never reaped). */
+function zombieChildren(): number[] {
+  const children = fs.readdirSync("/proc/self/task").flatMap((tid) =>
+    fs.readFileSync(`/proc/self/task/${tid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number));
+  return children.filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]![0] === "Z";
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Resolves once no child of this process is a zombie (the reaper thread reaps in the background), or after 5 s. */
+async function noZombies(): Promise<number[]> {
+  for (let i = 0; i < 500; i++) {
+    const zombies = zombieChildren();
+    if (zombies.length === 0) return zombies;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return zombieChildren();
+}
 
 /** Runs `body` (the module's code after `sb` is built) in a new worker thread; resolves with its exit code. */
 function inWorker(backend: string, body: string): Promise<number> {
@@ -31,11 +55,12 @@ function inWorker(backend: string, body: string): Promise<number> {
 }
 
 for (const backend of backends) {
-  test(`${backend}: workers that made sandboxes exit cleanly, whatever they left behind`, async () => {
+  test(`${backend}: workers that made sandboxes exit cleanly, whatever they left behind, and leave no zombie processes`, async () => {
     for (let round = 0; round < 3; round++) {
       assert.equal(await inWorker(backend, `if (await sb.call("add", 1, 2) !== 3) process.exit(3); sb.close();`), 0, "closed");
       assert.equal(await inWorker(backend, `if (sb.callSync("add", 2, 2) !== 4) process.exit(3);`), 0, "left open");
       assert.equal(await inWorker(backend, `sb.call("spin_forever").catch(() => {}); await new Promise((r) => setTimeout(r, 20)); process.exit(0);`), 0, "mid-call");
     }
+    assert.deepEqual(await noZombies(), [], "children of exited workers (their sandboxes' and the ones waiting) are reaped");
   });
 }
