@@ -12,7 +12,7 @@ import { after, describe, test } from "node:test";
 import { backendInfo, Sandbox, type Snapshot } from "../src/index.js";
 import { setProcessRestoreMode, type ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { setVmParking } from "../src/sandbox/parked-vms.js";
-import { intersectRanges } from "../src/hypervisor/process/write-tracking.js";
+import { intersectRanges } from "../src/mem/range-lists.js";
 import { addOne, buildSnapshotGuest } from "./snapshot-guest.js";
 
 const PAGE = 4096;

@@ -7,6 +7,7 @@
  * (populating never allocates) and to the child's mappings before use, so a wrong one
  * costs time, never correctness.
  */
+import { intersectRanges } from "../mem/range-lists.js";
 
 const PAGE = 4096;
 /** Ranges kept per list (touched, written): one populate each at start, a few hundred in all. */
@@ -35,7 +36,7 @@ export interface WorkingSet {
 export function workingSetOf(present: ArrayLike<number>, written: ArrayLike<number>, dataBytes: readonly number[]): WorkingSet {
   const data = bytesToPages(dataBytes);
   const keep = (pages: ArrayLike<number>): PageRanges =>
-    new Uint32Array(longest(intersectPageRanges(mergeGaps(intersectPageRanges(pages, data), MAX_GAP_PAGES), data), MAX_WORKING_SET_RANGES));
+    new Uint32Array(longest(intersectRanges(mergeGaps(intersectRanges(pages, data), MAX_GAP_PAGES), data), MAX_WORKING_SET_RANGES));
   return { touched: keep(present), written: keep(written) };
 }
 
@@ -48,7 +49,7 @@ export function rangesToPrefault(
   set: WorkingSet, mappings: readonly number[], writable: readonly number[], dataBytes: readonly number[], maxRanges: number,
 ): { writes: number[]; reads: number[] } {
   const data = bytesToPages(dataBytes);
-  const clamp = (ranges: ArrayLike<number>, maps: readonly number[]): number[] => intersectPageRanges(intersectPageRanges(ranges, sortedPageRanges(maps)), data);
+  const clamp = (ranges: ArrayLike<number>, maps: readonly number[]): number[] => intersectRanges(intersectRanges(ranges, sortedPageRanges(maps)), data);
   const writes = clamp(set.written, writable).slice(0, 2 * maxRanges);
   const reads = clamp(subtractPageRanges(set.touched, writes), mappings).slice(0, 2 * maxRanges - writes.length);
   return { writes, reads };
@@ -83,18 +84,6 @@ export function isWellFormed(ranges: ArrayLike<number>, pages: number): boolean 
   return true;
 }
 
-/** The parts of ranges `a` inside ranges `b` (both sorted and disjoint). */
-export function intersectPageRanges(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
-  const out: number[] = [];
-  let i = 0, j = 0;
-  while (i < a.length && j < b.length) {
-    const start = Math.max(a[i]!, b[j]!), end = Math.min(a[i + 1]!, b[j + 1]!);
-    if (start < end) out.push(start, end);
-    if (a[i + 1]! <= b[j + 1]!) i += 2;
-    else j += 2;
-  }
-  return out;
-}
 
 /** Joins neighbours at most `gap` pages apart. */
 function mergeGaps(ranges: readonly number[], gap: number): number[] {

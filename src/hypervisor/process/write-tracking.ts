@@ -20,6 +20,7 @@
  */
 import type { NativeAddon } from "../../native/addon.js";
 import { subtractPageRanges } from "../../snapshot/working-set.js";
+import { intersectRanges } from "../../mem/range-lists.js";
 import { PROT_WRITE, type GuestMapping } from "./mailbox.js";
 
 const PAGE = 4096;
@@ -118,15 +119,3 @@ export function regionsToBitmap(regions: { pairs: Uint32Array; count: number }, 
   return bitmap;
 }
 
-/** The parts of the ranges `a` that lie in the ranges `b`: flat [start, end, ...] lists, each sorted and disjoint. */
-export function intersectRanges(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
-  const out: number[] = [];
-  let i = 0, j = 0;
-  while (i < a.length && j < b.length) {
-    const start = Math.max(a[i]!, b[j]!), end = Math.min(a[i + 1]!, b[j + 1]!);
-    if (start < end) out.push(start, end);
-    if (a[i + 1]! <= b[j + 1]!) i += 2;
-    else j += 2;
-  }
-  return out;
-}
