@@ -461,7 +461,7 @@ struct runner {
   napi_threadsafe_function tsfn;
   struct mailbox *mb; /* the runner's own mapping of the control memfd: valid while it lives, whatever JavaScript frees */
   bool quit, thread_started;
-  bool orphan; /* its thread never started: no External owns it */
+  bool external_gone, tsfn_gone; /* which owners let go of it (runner_free_if_unreachable) */
   /* the run watched, set by the JS thread under mu */
   bool watching;
   int pidfd;
@@ -549,6 +549,17 @@ static void runner_join(struct runner *r) {
   r->thread_started = false;
 }
 
+/* Frees a runner once neither its External nor its threadsafe function can reach it (both
+ * finalizers run on the JS thread; the second one frees). */
+static void runner_free_if_unreachable(struct runner *r) {
+  if (!r->external_gone || !r->tsfn_gone) return;
+  if (r->pidfd >= 0) close(r->pidfd);
+  munmap(r->mb, CONTROL_SIZE);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r);
+}
+
 /* Node deletes thread-safe functions when the environment shuts down (a worker thread that
  * exits, the process at exit), before it frees the control memory the runner reads: the
  * runner stops here, so it never reads freed memory (its watch is short: it is not blocked
@@ -559,26 +570,20 @@ static void runner_tsfn_finalize(napi_env env, void *data, void *hint) {
   struct runner *r = data;
   __atomic_store_n(&r->tsfn, NULL, __ATOMIC_RELEASE);
   runner_join(r);
-  if (r->orphan) {
-    munmap(r->mb, CONTROL_SIZE);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
-    free(r);
-  }
+  r->tsfn_gone = true;
+  runner_free_if_unreachable(r);
 }
 
 /* processRunner(control, onExit): a runner thread for async runs; returns its handle (an External). */
+/* The External is collected: the threadsafe function is released (its finalizer, which runs
+ * later, stops the thread if it still runs); never block here. */
 static void runner_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   struct runner *r = data;
-  /* The host stops every runner (processRunnerStop) after killing its child; one that was
-   * never stopped may be waiting for a child that still runs: leave it, never block here. */
-  if (r->thread_started) return;
-  if (r->tsfn) napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
-  munmap(r->mb, CONTROL_SIZE);
-  pthread_mutex_destroy(&r->mu);
-  pthread_cond_destroy(&r->cv);
-  free(r);
+  r->external_gone = true;
+  napi_threadsafe_function tsfn = r->tsfn;
+  if (tsfn) napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  runner_free_if_unreachable(r);
 }
 
 static napi_value process_runner(napi_env env, napi_callback_info info) {
@@ -596,6 +601,7 @@ static napi_value process_runner(napi_env env, napi_callback_info info) {
     return throw_errno(env, "calloc", ENOMEM);
   }
   r->mb = mb;
+  r->pidfd = -1;
   r->wake_at = INT64_MAX;
   pthread_mutex_init(&r->mu, NULL);
   pthread_condattr_t attr;
@@ -606,13 +612,15 @@ static napi_value process_runner(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "vmlet-process-runner", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, r, runner_tsfn_finalize, r, runner_deliver, &r->tsfn) != napi_ok) {
     munmap(mb, CONTROL_SIZE);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
     free(r);
     return throw_message(env, "napi_create_threadsafe_function", "cannot create the runner's callback");
   }
   napi_unref_threadsafe_function(env, r->tsfn); /* an idle sandbox must not keep Node alive */
   int err = pthread_create(&r->thread, NULL, runner_main, r);
   if (err) {
-    r->orphan = true; /* freed by the threadsafe function's finalizer, which runs later */
+    r->external_gone = true; /* no External is made: the threadsafe function's finalizer frees it */
     napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
     return throw_errno(env, "pthread_create", err);
   }
@@ -636,12 +644,17 @@ static napi_value process_runner_post(napi_env env, napi_callback_info info) {
       napi_get_value_int64(env, argv[4], &timeout_ns) != napi_ok || napi_get_value_int64(env, argv[5], &grace_ns) != napi_ok ||
       !arg_u32(env, argv[6], &token) || token >= (1u << 24) || mode < RUN_WAIT_ONLY || mode > RUN_FROM_FRAME || !r->thread_started)
     return throw_message(env, "futex", "bad arguments");
+  /* The runner signals through its own copy: the host's pidfd number may be closed (and
+   * reused for another child) while the runner still looks at this one. */
+  int own = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+  if (own < 0) return throw_errno(env, "fcntl", errno);
   if (r->tsfn) napi_ref_threadsafe_function(env, r->tsfn); /* keep Node alive while the guest runs */
   resume_child(r->mb, mode, advance, true);
   int64_t now = now_ns();
   pthread_mutex_lock(&r->mu);
   r->watching = true;
-  r->pidfd = pidfd;
+  int old = r->pidfd;
+  r->pidfd = own;
   r->token = token;
   r->deadline = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
   r->grace_ns = grace_ns;
@@ -649,6 +662,7 @@ static napi_value process_runner_post(napi_env env, napi_callback_info info) {
   int64_t first_look = r->deadline - now < LIVENESS_SLICE_NS ? r->deadline : now + LIVENESS_SLICE_NS;
   if (first_look < r->wake_at) pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
+  if (old >= 0) close(old);
   return make_undefined(env);
 }
 

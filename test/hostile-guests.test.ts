@@ -199,8 +199,9 @@ describe("the child's own memory", () => {
     attack(() => sb.callSync("jump_to_park"));
   });
 
-  test("the park loop's notify write is refused for any fd but the notify eventfd and any length but 8", processOnly, () => {
-    for (const [fd, count] of [[1n, 8n], [0n, 9n], [0n, 7n], [0n, 8n | (1n << 32n)], [3n, 8n]] as const) {
+  test("the park loop's notify write is refused for any fd but the notify eventfd, any length but 8 and any buffer but the frame's", processOnly, () => {
+    // [0, 8] from the guest's own buffer: the filter wants the frame's read-only notify word.
+    for (const [fd, count] of [[1n, 8n], [0n, 9n], [0n, 7n], [0n, 8n | (1n << 32n)], [3n, 8n], [0n, 8n]] as const) {
       attackThrows(() => sb.callSync("jump_to_notify_gadget", fd, count, { timeoutMs: 2000 }), (error) => {
         isUdFault(error);
         assert.match((error as Error).message, /at rip 0x5f0000100140/, "the filter's trap, at the system call");

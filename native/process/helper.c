@@ -159,7 +159,7 @@ __asm__(
   "  .org 0x100\n"
   ".globl park_notify\n"
   "park_notify:\n"                    /* PARK_NOTIFY_ADDR */
-  "  movabs $0x5e0000002228, %rsi\n" /* the frame's notify word (read-only here), also the 8 bytes written */
+  "  movabs $0x5e0000002228, %rsi\n" /* PARK_NOTIFY_BUF: the frame's notify word (read-only here), also the 8 bytes written */
   "  cmpq $0, (%rsi)\n"
   "  je park\n"
   "  xor %edi, %edi\n"                /* NOTIFY_FD */
@@ -209,6 +209,10 @@ static void on_exit_signal(int signo, siginfo_t *info, void *context) {
   /* The host clears `interrupt` between calls: an interrupt signal that arrives after it
    * was answered, or from elsewhere, is not an exit. */
   if (signo == MB_INTERRUPT_SIGNAL && __atomic_load_n(&MB->interrupt, __ATOMIC_ACQUIRE) == 0) return;
+  /* An interrupt that finds the child parked came after its exit was posted (the host's
+   * deadline crossed it): posting again would replace the exit's registers with the park
+   * loop's. */
+  if (signo == MB_INTERRUPT_SIGNAL && sc->rip >= PARK_ADDR && sc->rip < PARK_ADDR + 4096) return;
   MB->signo = signo;
   MB->code = info->si_code;
   MB->address = (uint64_t)info->si_addr;
@@ -295,7 +299,7 @@ static int map_guest_memory(void) {
  * host's first scan protects the pages memory holds data for, and a page first touched
  * later shows as written (src/hypervisor/process/write-tracking.ts); protecting all of it
  * would put a marker entry on every page (O(memory size) here, in each scan and at exit).
- * The fd stays open (fd 0, after close_range) for the child's life: closing it would
+ * The fd stays open (fd 1: after close_range, fd 0 is the notify eventfd) for the child's life: closing it would
  * unregister the mappings. After seccomp no system call can use it. Returns 1, or -errno:
  * a failure closes the fd, which undoes every registration, and the host compares pages
  * instead. */
@@ -391,16 +395,20 @@ static int install_seccomp(void) {
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
     BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    /* write(NOTIFY_FD, _, 8) from the park loop's notify instruction only */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 0, 14),
+    /* write(NOTIFY_FD, PARK_NOTIFY_BUF, 8) from the park loop's notify instruction only */
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 0, 18),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LOW32(PARK_NOTIFY_PC), 0, 10),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LOW32(PARK_NOTIFY_PC), 0, 14),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, HIGH32(PARK_NOTIFY_PC), 0, 8),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, HIGH32(PARK_NOTIFY_PC), 0, 12),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NOTIFY_FD, 0, 6),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NOTIFY_FD, 0, 10),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + 4),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 8),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, LOW32(PARK_NOTIFY_BUF), 0, 6),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, HIGH32(PARK_NOTIFY_BUF), 0, 4),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 8, 0, 2),
     BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]) + 4),

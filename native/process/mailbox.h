@@ -36,9 +36,12 @@
 /* After posting an exit the handler enters the park loop through PARK_NOTIFY_ADDR, which
  * writes 8 bytes to the host's eventfd (NOTIFY_FD) when the frame's `notify` asks (an
  * async run: the host's event loop wakes without a thread in between). The filter allows
- * that write only when it returns to PARK_NOTIFY_PC, only to NOTIFY_FD, only 8 bytes. */
+ * that write only when it returns to PARK_NOTIFY_PC, only to NOTIFY_FD, only 8 bytes, only
+ * from PARK_NOTIFY_BUF (so it always adds 1). */
 #define PARK_NOTIFY_ADDR (PARK_ADDR + 0x100)
 #define PARK_NOTIFY_PC (PARK_ADDR + 0x142)
+/* What the notify write sends: the resume frame's `notify` word (read-only in the child, 1). */
+#define PARK_NOTIFY_BUF (CONTROL_ADDR + FRAME_OFFSET + FRAME_BASES_OFFSET + 40)
 #define NOTIFY_FD 0
 
 /* state (the futex word) */

@@ -17,7 +17,12 @@ export function notifyFd(): number {
   if (eventfd === undefined) {
     const addon = loadAddon();
     const fd = addon.eventfdCreate();
-    notifier = addon.processNotifier(fd, checkWaiting);
+    try {
+      notifier = addon.processNotifier(fd, checkWaiting); // it owns the eventfd from here
+    } catch (error) {
+      addon.closeFd(fd);
+      throw error;
+    }
     eventfd = fd;
   }
   return eventfd;

@@ -153,10 +153,11 @@ export class ProcessMachine implements VirtualMachine {
   /** How the latest restore found its pages (tests). */
   private lastRestoreUsedLog = false;
   /**
-   * The pid of a child seen asleep in its park loop since the host last resumed or signalled
-   * it: only a resume (the state word) lets it leave, so a second look is not needed.
+   * The child seen asleep in its park loop since the host last resumed or signalled it (the
+   * object, not its pid, which a later child may get): only a resume (the state word) lets
+   * it leave, so a second look is not needed.
    */
-  private seenParked: number | undefined;
+  private seenParked: Child | undefined;
   /** The latest async run's token (1 to MAX_RUN_TOKEN): the runner's late results name theirs. */
   private runToken = 0;
 
@@ -360,14 +361,22 @@ export class ProcessMachine implements VirtualMachine {
         this.addon.processRunnerCallOff(runner, token);
         resolve(r);
       };
+      // Only this machine's live child's mailbox says whether this run ended (after destroy()
+      // the control memory may serve another machine).
       const stopWatching = onExitNotification(() => {
-        if (this.mailbox.getUint32(MB.state, true) === MailboxState.ExitPosted) finish(RunResult.Exit);
+        if (!child.ended && !this.destroyed && this.mailbox.getUint32(MB.state, true) === MailboxState.ExitPosted) finish(RunResult.Exit);
       });
       child.onRunnerExit = (r, t) => {
         if (t === token) finish(r);
       };
       this.seenParked = undefined;
-      this.addon.processRunnerPost(runner, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS, token);
+      try {
+        this.addon.processRunnerPost(runner, child.pidfd, mode, advance, timeoutNs, STOP_GRACE_NS, token);
+      } catch (error) {
+        stopWatching();
+        child.onRunnerExit = undefined;
+        throw error;
+      }
     });
     return this.afterRun(child, result);
   }
@@ -431,6 +440,8 @@ export class ProcessMachine implements VirtualMachine {
   }
 
   private afterRun(child: Child, result: number): VmExit {
+    // Destroyed meanwhile: its control memory may already serve another machine.
+    if (this.destroyed) return { kind: "lost", reason: "the sandbox's VM was destroyed" };
     if (result === RunResult.Exit) {
       const decoded = this.decode();
       this.lastFault = decoded.fault;
@@ -631,11 +642,11 @@ export class ProcessMachine implements VirtualMachine {
 
   /** Whether the child sleeps in its park loop; seen once, that holds until the host resumes or signals it. */
   private waitParked(pid: number): boolean {
-    if (this.seenParked === pid) return true;
+    if (this.seenParked === this.child && this.child?.pid === pid) return true;
     const until = performance.now() + PARK_WAIT_MS;
     do {
       if (isParked(pid)) {
-        this.seenParked = pid;
+        this.seenParked = this.child?.pid === pid ? this.child : undefined;
         return true;
       }
     } while (performance.now() < until);

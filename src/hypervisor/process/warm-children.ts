@@ -50,8 +50,8 @@ export function takeWarmChild(): WarmChild | undefined {
 /** Kills a warm child that will not be used (or failed its hand-over) and closes its socket. */
 export function discardWarmChild(child: WarmChild): void {
   const addon = loadAddon();
+  addon.processKill(child.pidfd); // disowns it first: teardown never closes the socket number below
   addon.closeFd(child.socket);
-  addon.processKill(child.pidfd);
 }
 
 function scheduleRefill(wanted: number): void {
