@@ -187,6 +187,33 @@ static napi_value punch_hole(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* fallocate(PUNCH_HOLE | KEEP_SIZE) over every range of [0, size) with data (lseek
+ * SEEK_DATA/SEEK_HOLE): one punch over the whole file would also walk every page-table
+ * entry of the file's mappings over the empty rest. 0, or an errno. */
+int punch_data(int fd, uint64_t size) {
+  off_t at = 0;
+  while ((uint64_t)at < size) {
+    off_t data = lseek(fd, at, SEEK_DATA);
+    if (data < 0) return errno == ENXIO ? 0 : errno; /* ENXIO: no data after `at` */
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return errno;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, data, hole - data) != 0) return errno;
+    at = hole;
+  }
+  return 0;
+}
+
+/* punchData(fd, size): punch_data: every page of the file with data is dropped */
+static napi_value punch_data_napi(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  uint64_t size;
+  if (!get_args(env, info, 2, argv, NULL, "fallocate") || !arg_i32(env, argv[0], &fd) || !arg_u64(env, argv[1], &size))
+    return throw_message(env, "fallocate", "bad arguments");
+  int err = punch_data(fd, size);
+  return err ? throw_errno(env, "fallocate", err) : make_undefined(env);
+}
+
 /* Data ranges of a file as [start, end) pairs (lseek SEEK_DATA/SEEK_HOLE); *count pairs. */
 static int collect_ranges(int fd, uint64_t size, uint64_t **out, size_t *count) {
   size_t cap = 16, n = 0;
@@ -317,5 +344,6 @@ void register_memory_file(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "mapFileShared", map_file_shared);
   NAPI_EXPORT_FN(env, exports, "mapFileSharedWritable", map_file_shared_writable);
   NAPI_EXPORT_FN(env, exports, "punchHole", punch_hole);
+  NAPI_EXPORT_FN(env, exports, "punchData", punch_data_napi);
   NAPI_EXPORT_FN(env, exports, "syncToImage", sync_to_image);
 }

@@ -4,6 +4,7 @@
 
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,6 +44,10 @@ void register_process_child(napi_env env, napi_value exports);
 void register_process_notify(napi_env env, napi_value exports);
 void register_process_dirty(napi_env env, napi_value exports);
 void reaper_close(int fd);
+/* fallocate(PUNCH_HOLE) over every range of a file with data; 0 or an errno (native/memory_file.c). */
+int punch_data(int fd, uint64_t size);
+/* SIGKILL (pidfd_send_signal), waitid until the child is dead, close the pidfd; waitid's result (native/reaper.c). */
+int kill_and_reap(int pidfd, siginfo_t *status);
 /* SIGKILL and reap a process-backend child on the reaper thread (native/reaper.c). */
 void reaper_retire_child(int pidfd);
 /* The host let go of a child it spawned: its environment's teardown no longer reaps it (native/process_child.c). */

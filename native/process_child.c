@@ -54,9 +54,8 @@ static void futex_wait_ns(uint32_t *word, uint32_t value, int64_t ns) {
   syscall(SYS_futex, word, FUTEX_WAIT, value, &ts, NULL, 0);
 }
 
-/* FUTEX_WAKE of every waiter on the state word: the child's park loop, the host's wait and
- * a runner still on its way out of a called-off wait can sleep there at once, and a wake
- * of one could reach the wrong one. */
+/* FUTEX_WAKE of every waiter on the state word: the child's park loop and the host's wait
+ * can sleep there at once, and a wake of one could reach the wrong one. */
 static void wake_all(struct mailbox *mb) {
   syscall(SYS_futex, &mb->state, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
@@ -67,12 +66,33 @@ static void ask_to_stop(struct mailbox *mb, int pidfd) {
   send_signal(pidfd, MB_INTERRUPT_SIGNAL);
 }
 
-/* The wait of one run: until the child posts an exit. Past the deadline the child is
- * asked to stop (interrupt flag + signal); past the grace after that, it is killed. */
+/* A run's deadline: past it the child is asked to stop (interrupt flag + signal); past the
+ * grace after that, it is killed. */
+struct deadline {
+  int64_t at, grace_ns, asked_at; /* asked_at: 0 until the child was asked to stop */
+};
+
+/* The deadline's part of one look at a run, at `now`: RESUME_KILLED once the grace is over
+ * (the child was sent SIGKILL), else -1 and, in *until, when it next needs a look. */
+static int deadline_step(struct deadline *d, struct mailbox *mb, int pidfd, int64_t now, int64_t *until) {
+  if (d->asked_at == 0 && now >= d->at) {
+    ask_to_stop(mb, pidfd);
+    d->asked_at = now;
+  }
+  if (d->asked_at != 0 && now - d->asked_at >= d->grace_ns) {
+    send_signal(pidfd, SIGKILL);
+    return RESUME_KILLED;
+  }
+  *until = d->asked_at != 0 ? d->asked_at + d->grace_ns : d->at;
+  return -1;
+}
+
+/* The wait of one run: until the child posts an exit, its deadline passes (deadline_step)
+ * or it dies. */
 static int wait_for_exit(struct mailbox *mb, int pidfd, int64_t timeout_ns, int64_t grace_ns) {
   _Atomic uint32_t *state = (_Atomic uint32_t *)&mb->state;
   int64_t start = now_ns();
-  int64_t deadline = timeout_ns > 0 ? start + timeout_ns : INT64_MAX, asked_at = 0;
+  struct deadline d = { timeout_ns > 0 ? start + timeout_ns : INT64_MAX, grace_ns, 0 };
   /* A short spin first: a guest that exits within it is answered without a futex sleep and wake. */
   for (int64_t spin_until = start + spin_ns; now_ns() < spin_until;) {
     if (atomic_load_explicit(state, memory_order_acquire) == MB_EXIT_POSTED) return RESUME_EXIT;
@@ -81,16 +101,8 @@ static int wait_for_exit(struct mailbox *mb, int pidfd, int64_t timeout_ns, int6
   for (;;) {
     uint32_t seen = atomic_load_explicit(state, memory_order_acquire);
     if (seen == MB_EXIT_POSTED) return RESUME_EXIT;
-    int64_t t = now_ns();
-    if (asked_at == 0 && t >= deadline) {
-      ask_to_stop(mb, pidfd);
-      asked_at = t;
-    }
-    if (asked_at != 0 && t - asked_at >= grace_ns) {
-      send_signal(pidfd, SIGKILL);
-      return RESUME_KILLED;
-    }
-    int64_t until = asked_at != 0 ? asked_at + grace_ns : deadline;
+    int64_t t = now_ns(), until;
+    if (deadline_step(&d, mb, pidfd, t, &until) >= 0) return RESUME_KILLED;
     int64_t slice = until - t < LIVENESS_SLICE_NS ? until - t : LIVENESS_SLICE_NS;
     futex_wait_ns(&mb->state, seen, slice > 0 ? slice : 1);
     if (atomic_load_explicit(state, memory_order_acquire) != MB_EXIT_POSTED && child_ended(pidfd)) return RESUME_LOST;
@@ -466,7 +478,7 @@ struct runner {
   bool watching;
   int pidfd;
   uint32_t token;
-  int64_t deadline, grace_ns, asked_at;
+  struct deadline deadline;
   int64_t wake_at; /* when the runner looks next; INT64_MAX: only when signalled */
 };
 
@@ -474,15 +486,8 @@ struct runner {
 static int watch_step(struct runner *r, int64_t now, int64_t *next) {
   if (atomic_load_explicit((_Atomic uint32_t *)&r->mb->state, memory_order_acquire) == MB_EXIT_POSTED) return RESUME_EXIT;
   if (child_ended(r->pidfd)) return RESUME_LOST;
-  if (r->asked_at == 0 && now >= r->deadline) {
-    ask_to_stop(r->mb, r->pidfd);
-    r->asked_at = now;
-  }
-  if (r->asked_at != 0 && now - r->asked_at >= r->grace_ns) {
-    send_signal(r->pidfd, SIGKILL);
-    return RESUME_KILLED;
-  }
-  int64_t until = r->asked_at != 0 ? r->asked_at + r->grace_ns : r->deadline;
+  int64_t until;
+  if (deadline_step(&r->deadline, r->mb, r->pidfd, now, &until) >= 0) return RESUME_KILLED;
   *next = until - now < LIVENESS_SLICE_NS ? until : now + LIVENESS_SLICE_NS;
   return -1;
 }
@@ -656,10 +661,8 @@ static napi_value process_runner_post(napi_env env, napi_callback_info info) {
   int old = r->pidfd;
   r->pidfd = own;
   r->token = token;
-  r->deadline = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
-  r->grace_ns = grace_ns;
-  r->asked_at = 0;
-  int64_t first_look = r->deadline - now < LIVENESS_SLICE_NS ? r->deadline : now + LIVENESS_SLICE_NS;
+  r->deadline = (struct deadline){ timeout_ns > 0 ? now + timeout_ns : INT64_MAX, grace_ns, 0 };
+  int64_t first_look = r->deadline.at - now < LIVENESS_SLICE_NS ? r->deadline.at : now + LIVENESS_SLICE_NS;
   if (first_look < r->wake_at) pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
   if (old >= 0) close(old);
@@ -712,13 +715,8 @@ static napi_value process_kill(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv, NULL, "waitid") || !arg_i32(env, argv[0], &pidfd))
     return throw_message(env, "waitid", "bad arguments");
   process_disown(env, pidfd);
-  send_signal(pidfd, SIGKILL);
   siginfo_t status = {0};
-  int r;
-  do r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &status, WEXITED);
-  while (r < 0 && errno == EINTR);
-  close(pidfd);
-  if (r < 0) return make_i32(env, -1);
+  if (kill_and_reap(pidfd, &status) < 0) return make_i32(env, -1);
   return make_i32(env, status.si_code == CLD_EXITED ? status.si_status : 128 + status.si_status);
 }
 

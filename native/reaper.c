@@ -46,34 +46,25 @@ static void ticket_release(struct ticket *t) {
   if (atomic_fetch_sub(&t->refs, 1) == 1) free(t);
 }
 
-/* fallocate(PUNCH_HOLE | KEEP_SIZE) over every range with data (lseek SEEK_DATA/SEEK_HOLE). */
-static bool punch_data(int fd, uint64_t size) {
-  off_t at = 0;
-  while ((uint64_t)at < size) {
-    off_t data = lseek(fd, at, SEEK_DATA);
-    if (data < 0) return errno == ENXIO; /* no data after `at` */
-    off_t hole = lseek(fd, data, SEEK_HOLE);
-    if (hole < 0) return false;
-    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, data, hole - data) != 0) return false;
-    at = hole;
-  }
-  return true;
+int kill_and_reap(int pidfd, siginfo_t *status) {
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  int r;
+  do r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, status, WEXITED);
+  while (r < 0 && errno == EINTR);
+  close(pidfd);
+  return r;
 }
 
-/* SIGKILL (pidfd_send_signal), waitid until dead, then both files emptied. */
+/* SIGKILL, waitid until dead (kill_and_reap), then both files emptied. */
 static void retire(job_t *j) {
   if (j->fd >= 0) {
-    syscall(SYS_pidfd_send_signal, j->fd, SIGKILL, NULL, 0);
     siginfo_t info;
-    int r;
-    do r = waitid((idtype_t)P_PIDFD, (id_t)j->fd, &info, WEXITED);
-    while (r < 0 && errno == EINTR);
-    close(j->fd);
+    kill_and_reap(j->fd, &info);
   }
   bool ok = !j->dup_failed;
   for (int i = 0; i < 2; i++) {
     if (j->files[i] < 0) continue;
-    ok = punch_data(j->files[i], j->sizes[i]) && ok;
+    ok = punch_data(j->files[i], j->sizes[i]) == 0 && ok;
     close(j->files[i]);
   }
   atomic_store(&j->ticket->state, ok ? RETIRE_DONE : RETIRE_FAILED);

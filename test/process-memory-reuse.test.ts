@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { SandboxBuilder, type Sandbox } from "../src/index.js";
-import { sharedSparesSettled, takeEmptied } from "../src/mem/guest-memory.js";
+import { sharedSparesSettled } from "../src/mem/guest-memory.js";
+import { takeEmptied } from "../src/mem/spare-files.js";
 import { guestPath } from "./helpers.js";
 
 const build = (): Promise<Sandbox> => new SandboxBuilder().guest(guestPath("snapshot")).backend("process").build();

@@ -13,6 +13,7 @@ import { loadAddon, type NativeAddon } from "../native/addon.js";
 import { native } from "../native/errors.js";
 import type { MemoryImage } from "../snapshot/memory-image.js";
 import { imageSpans } from "./image-spans.js";
+import { keepSpare, takeEmptied, type SpareFile } from "./spare-files.js";
 
 const PAGE = 4096;
 
@@ -28,7 +29,7 @@ const spare = new Map<string, ArrayBuffer[]>();
  * (every page punched out) when its sandbox's VM was destroyed, after its child process
  * was killed and reaped: nothing else maps it then.
  */
-const spareShared = new Map<string, Array<{ fd: number; buffer: ArrayBuffer; emptied: () => number }>>();
+const spareShared = new Map<string, Array<SpareFile & { buffer: ArrayBuffer }>>();
 const SPARE_PER_SIZE = 4;
 const spareKey = (size: number, hugePages: boolean): string => `${size}:${hugePages}`;
 
@@ -134,7 +135,7 @@ export class GuestMemory {
     this.released = true;
     this.mapped = undefined;
     if (this.fd !== undefined) {
-      this.releaseShared(this.fd);
+      this.addon.closeFd(this.fd); // not reused without a retirement (its child may still map it); the mapping keeps the pages until the buffer is collected
       return;
     }
     try {
@@ -147,22 +148,9 @@ export class GuestMemory {
     if (list.length < SPARE_PER_SIZE) list.push(this.buffer);
   }
 
-  /**
-   * Drops every page of shared memory (fallocate PUNCH_HOLE over each range with data):
-   * one punch over the whole file would also walk every page-table entry a child's
-   * write tracking put over the empty rest (O(memory size), 2 ms at 1 GiB here).
-   */
+  /** Drops every page of shared memory with data (native punch_data: only the ranges with data, never a walk of the whole file's mappings). */
   private empty(fd: number): void {
-    const ranges = native("lseek", () => this.addon.dataRanges(fd, this.size));
-    for (let r = 0; r < ranges.length; r += 2) {
-      const start = ranges[r]!, end = ranges[r + 1]!;
-      native("fallocate", () => this.addon.punchHole(fd, start, end - start));
-    }
-  }
-
-  /** Shared memory released without a retirement: not reused (its child may still map it). */
-  private releaseShared(fd: number): void {
-    this.addon.closeFd(fd); // the mapping keeps the pages until the buffer is collected
+    native("fallocate", () => this.addon.punchData(fd, this.size));
   }
 
   /**
@@ -179,9 +167,7 @@ export class GuestMemory {
     this.released = true;
     this.mapped = undefined;
     const key = spareKey(this.size, this.hugePages);
-    const list = spareShared.get(key) ?? spareShared.set(key, []).get(key)!;
-    if (list.length < SPARE_PER_SIZE) list.push({ fd: this.fd, buffer: this.buffer, emptied });
-    else this.addon.closeFd(this.fd); // the background thread works on its own copy
+    keepSpare(this.addon, spareShared.get(key) ?? spareShared.set(key, []).get(key)!, { fd: this.fd, buffer: this.buffer, emptied }, SPARE_PER_SIZE);
   }
 }
 
@@ -189,17 +175,4 @@ export class GuestMemory {
 export async function sharedSparesSettled(): Promise<void> {
   const pending = (): boolean => [...spareShared.values()].some((list) => list.some((s) => s.emptied() === 0));
   for (let i = 0; i < 2000 && pending(); i++) await new Promise((resolve) => setTimeout(resolve, 1));
-}
-
-/** @internal A spare whose file is empty (its child dead): taken out of the list; failed ones are dropped, pending ones stay. */
-export function takeEmptied<T extends { fd: number; emptied: () => number }>(addon: NativeAddon, list: T[] | undefined): T | undefined {
-  if (!list) return undefined;
-  for (let i = list.length - 1; i >= 0; i--) {
-    const state = list[i]!.emptied();
-    if (state === 0) continue;
-    const [spare] = list.splice(i, 1);
-    if (state === 1) return spare;
-    addon.closeFd(spare!.fd);
-  }
-  return undefined;
 }

@@ -99,6 +99,8 @@ export interface NativeAddon {
   mapFileSharedWritable(fd: number, size: number): ArrayBuffer;
   /** fallocate(PUNCH_HOLE): the range reads as zeros and its pages are freed. */
   punchHole(fd: number, offset: number, size: number): void;
+  /** punchHole over every range of the file's first `size` bytes that holds data (SEEK_DATA/SEEK_HOLE). */
+  punchData(fd: number, size: number): void;
   /** Makes shared guest memory equal to an image, visiting only pages with data in either file; returns pages changed. */
   syncToImage(memoryFd: number, memory: ArrayBuffer, imageFd: number, image: Uint8Array): number;
   /** Starts a process-backend helper with guest memory as fd 3, the control memfd as fd 4 and the notify eventfd as fd 5: [pidfd, pid]. */

@@ -243,7 +243,7 @@ export class Sandbox {
       if (timeoutMs === undefined && cpuTimeMs === undefined) {
         // Fast path: most calls are one run ending at READY, with no session state needed.
         const exit = run(0);
-        if (exit.kind === "io-out" && exit.port === PORT_READY && exit.size === 1) return readReturn(this.ctx.output, name, fn.returns, undefined);
+        if (isReady(exit)) return readReturn(this.ctx.output, name, fn.returns, undefined);
         session = new CallSession(this.ctx, name, fn.returns, undefined);
         return finishSync(this.vm, session, exit, run);
       }

@@ -133,7 +133,7 @@ export class KvmMachine implements VirtualMachine {
     // on top of the RIP set here; PVM has finished it already.
     if (this.backend.flavour === "hardware") this.completePendingIo();
     this.vcpu.setRegsAndXsave(this.regsOf(state), xsaveForHost(state.xsave, this.xsaveComponents));
-    this.restoreSegmentBases(state);
+    this.loadSegmentBases(state.fsBase, state.gsBase);
     this.lastExitWasIo = false;
   }
 
@@ -148,10 +148,6 @@ export class KvmMachine implements VirtualMachine {
       regsCache.set(state, regs);
     }
     return regs;
-  }
-
-  private restoreSegmentBases(state: CpuState): void {
-    this.loadSegmentBases(state.fsBase, state.gsBase);
   }
 
   /**
@@ -310,7 +306,7 @@ export class KvmMachine implements VirtualMachine {
     if (this.pending) this.flushRestore();
     if (!this.dirtyLogging) throw new HypervisorError("KVM_GET_DIRTY_LOG", undefined, "dirty logging is not enabled");
     if (this.backend.flavour === "hardware") this.completePendingIo();
-    this.restoreSegmentBases(state);
+    this.loadSegmentBases(state.fsBase, state.gsBase);
     if (image !== this.sourceImage || state !== this.sourceState) {
       this.vcpu.restoreSource(image, this.regsOf(state), xsaveForHost(xsaveToLoad(image, state, this.backend.flavour, this.guestXcr0), this.xsaveComponents));
       this.sourceImage = image;

@@ -23,6 +23,7 @@ import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
 import { processGuestXcr0, userCanSetSegmentBases } from "./host-cpu.js";
 import { rangesToPrefault, workingSetOf } from "../../snapshot/working-set.js";
+import type { MemoryImage } from "../../snapshot/memory-image.js";
 import {
   CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MAX_PREFAULT_RANGES, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
   PROT_WRITE, SIGNAL_STACK, START_FAILURES, XSAVE_SIZE, type GuestMapping,
@@ -30,6 +31,7 @@ import {
 import { walkImageTables, walkPageTables } from "./page-walk.js";
 import { notifyFd, onExitNotification } from "./exit-notifier.js";
 import { takeWarmChild } from "./warm-children.js";
+import { keepSpare, takeEmptied, type SpareFile } from "../../mem/spare-files.js";
 import { mappingRanges, residentPages } from "./resident-pages.js";
 import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
 
@@ -69,6 +71,9 @@ export function setProcessRestoreMode(mode: ProcessRestoreMode, trackWrites = tr
   restoreMode = mode;
   writeTrackingWanted = trackWrites;
 }
+
+/** Images whose working set was looked for already (recordWorkingSet). */
+const workingSetLooked = new WeakSet<MemoryImage>();
 
 /** Whether new children populate their snapshot's working set at start (tests and benchmarks turn it off to compare). */
 let prefaultWanted = true;
@@ -273,7 +278,8 @@ export class ProcessMachine implements VirtualMachine {
   recordWorkingSet(): void {
     const image = this.guestMemory.mappedImage;
     const child = this.child;
-    if (!image || image.workingSet || !child || this.pendingRestore) return;
+    if (!image || image.workingSet || workingSetLooked.has(image) || !child || this.pendingRestore) return;
+    workingSetLooked.add(image); // once per image: a set the image refuses (nothing touched) is not looked for again on every first call
     const pages = residentPages(this.addon, child.pid, child.maps);
     if (pages) image.keepWorkingSet(workingSetOf(pages.present, pages.written, image.dataRanges()));
   }
@@ -415,7 +421,7 @@ export class ProcessMachine implements VirtualMachine {
     if (child) this.detachChild(child);
     const ticket = this.addon.processRetire(child?.pidfd ?? -1, this.memoryFd, this.memory.byteLength, this.controlFd, CONTROL_SIZE);
     const emptied = (): number => this.addon.processRetired(ticket);
-    giveBackControl(this.addon, this.controlFd, this.control, emptied);
+    keepSpare(this.addon, spareControls, { fd: this.controlFd, control: this.control, emptied }, SPARE_CONTROLS);
     this.guestMemory.releaseWhenEmptied(emptied);
   }
 
@@ -664,18 +670,12 @@ export class ProcessMachine implements VirtualMachine {
  * Control memfds (mailbox, frame, signal stack) of destroyed machines, emptied, for the next
  * machine: a new memfd, its mapping and V8's accounting of it cost more than the punch.
  */
-const spareControls: Array<{ fd: number; control: ArrayBuffer; emptied: () => number }> = [];
+const spareControls: Array<SpareFile & { control: ArrayBuffer }> = [];
 const SPARE_CONTROLS = 4;
 
 function takeControl(addon: NativeAddon): [number, ArrayBuffer] {
-  for (let i = spareControls.length - 1; i >= 0; i--) {
-    const spare = spareControls[i]!;
-    const state = spare.emptied();
-    if (state === 0) continue; // its child may still be alive: not yet
-    spareControls.splice(i, 1);
-    if (state === 1) return [spare.fd, spare.control];
-    addon.closeFd(spare.fd); // could not be emptied: never reused
-  }
+  const spare = takeEmptied(addon, spareControls);
+  if (spare) return [spare.fd, spare.control];
   const fd = native("memfd_create", () => addon.memfdCreate("vmlet-control", CONTROL_SIZE));
   try {
     return [fd, native("mmap", () => addon.mapFileSharedWritable(fd, CONTROL_SIZE))];
@@ -683,12 +683,6 @@ function takeControl(addon: NativeAddon): [number, ArrayBuffer] {
     addon.closeFd(fd);
     throw error;
   }
-}
-
-/** Kept for another machine, which takes it once `emptied` says the child is dead and the file empty. */
-function giveBackControl(addon: NativeAddon, fd: number, control: ArrayBuffer, emptied: () => number): void {
-  if (spareControls.length < SPARE_CONTROLS) spareControls.push({ fd, control, emptied });
-  else addon.closeFd(fd); // the background thread empties its own copy; this one is not needed
 }
 
 /** /proc/<pid>/syscall: "202 <uaddr> <op> <val> … <sp> <pc>" while the child sleeps in its park loop's FUTEX_WAIT. */
