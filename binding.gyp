@@ -16,6 +16,7 @@
         "native/reaper.c",
         "native/memory_file.c",
         "native/file_lock.c",
+        "native/random.c",
         "native/cpu.c",
         "native/process_child.c",
         "native/process_notify.c",

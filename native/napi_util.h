@@ -43,6 +43,7 @@ void register_cpu(napi_env env, napi_value exports);
 void register_process_child(napi_env env, napi_value exports);
 void register_process_notify(napi_env env, napi_value exports);
 void register_process_dirty(napi_env env, napi_value exports);
+void register_random(napi_env env, napi_value exports);
 void reaper_close(int fd);
 /* fallocate(PUNCH_HOLE) over every range of a file with data; 0 or an errno (native/memory_file.c). */
 int punch_data(int fd, uint64_t size);

@@ -9,6 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -80,6 +82,62 @@ test("the bundles load as few files as they can: the ES entry and its shared chu
   const esm = esmLoads(pathToFileURL(esmEntry).href).filter((u) => u.startsWith("file:"));
   assert.ok(esm.length <= 3, esm.join("\n"));
   assert.deepEqual(cjsLoads(cjsEntry), [cjsEntry]);
+});
+
+/** Node's own modules that `import "vmlet"` and a first sandbox need not load: node:crypto costs 5–10 ms, node:stream ~5 ms. */
+const HEAVY_BUILTINS = ["NativeModule crypto", "NativeModule stream"];
+
+/** process.moduleLoadList's new entries after running `body` in a new process, ES module or CommonJS (a file: `node -e` preloads both). */
+function builtinsLoadedBy(kind: "esm" | "cjs", body: string): string[] {
+  // Listed before process.stdout is touched: its getter loads node:net and node:stream.
+  const report = `const loaded = JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m))); process.stdout.write(loaded);`;
+  if (kind === "esm") return JSON.parse(runNode(["--input-type=module", "-e", `const before = new Set(process.moduleLoadList);\n${body}\n${report}`])) as string[];
+  const dir = mkdtempSync(path.join(tmpdir(), "vmlet-import-"));
+  try {
+    const file = path.join(dir, "probe.cjs");
+    writeFileSync(file, `const before = new Set(process.moduleLoadList);\n(async () => {\n${body}\n${report}\n})();`);
+    return JSON.parse(runNode([file])) as string[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('import "vmlet" and require("vmlet") load neither node:crypto nor node:stream', () => {
+  const esm = builtinsLoadedBy("esm", `await import(${JSON.stringify(pathToFileURL(esmEntry).href)});`);
+  const cjs = builtinsLoadedBy("cjs", `require(${JSON.stringify(cjsEntry)});`);
+  for (const [kind, loaded] of [["import", esm], ["require", cjs]] as const) {
+    assert.ok(loaded.length > 0, `${kind}: the probe saw no module load at all`);
+    assert.deepEqual(loaded.filter((m) => HEAVY_BUILTINS.includes(m)), [], `${kind} loaded ${loaded.join(", ")}`);
+  }
+});
+
+test("a first sandbox and its first call load no node:crypto (seeds and ids come from getrandom)", () => {
+  const body = `const { createSandbox, demoGuestPath } = await import(${JSON.stringify(pathToFileURL(esmEntry).href)});
+    const sb = await createSandbox({ guest: demoGuestPath() });
+    if (sb.callSync("add", 2, 3) !== 5) throw new Error("add(2, 3) went wrong");
+    sb.close();`;
+  const loaded = builtinsLoadedBy("esm", body);
+  assert.deepEqual(loaded.filter((m) => HEAVY_BUILTINS.includes(m)), [], loaded.join(", "));
+  // The probe is not blind: a snapshot file's digest does load node:crypto.
+  const saving = builtinsLoadedBy("esm", `const { createSandbox, demoGuestPath } = await import(${JSON.stringify(pathToFileURL(esmEntry).href)});
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const dir = mkdtempSync(${JSON.stringify(path.join(tmpdir(), "vmlet-import-save-"))});
+    const sb = await createSandbox({ guest: demoGuestPath() });
+    await sb.snapshot().save(dir, "t");
+    sb.close();
+    rmSync(dir, { recursive: true, force: true });`);
+  assert.ok(saving.includes("NativeModule crypto"), saving.join(", "));
+});
+
+test("a first sandbox loads the addon file directly: node-gyp-build's search is left for files it does not know", () => {
+  const script = `const { createSandbox, demoGuestPath } = await import(${JSON.stringify(pathToFileURL(esmEntry).href)});
+    const { createRequire } = await import("node:module");
+    const sb = await createSandbox({ guest: demoGuestPath() });
+    sb.close();
+    process.stdout.write(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
+  const required = JSON.parse(runNode(["--input-type=module", "-e", script])) as string[];
+  assert.ok(required.some((f) => f.endsWith("vmlet.node")), required.join("\n"));
+  assert.deepEqual(required.filter((f) => f.includes("node-gyp-build")), []);
 });
 
 test("import allocates no large buffers (the 1 MiB of zeros snapshot digests hash holes with waits for its first use)", () => {

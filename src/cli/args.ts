@@ -4,7 +4,7 @@
  * negative numbers as guest arguments, `-h`/`--help` on every command, and messages in
  * vmlet's words. Also `<dir>:<ref>` splitting, sizes and refs. Mistakes are UsageErrors (exit 2).
  */
-import { parseArgs as tokenize } from "node:util";
+import util from "node:util";
 import { DIGEST_PATTERN, TAG_PATTERN } from "../snapshot/file/format.js";
 
 /** A mistake in how the command was invoked: exit 2 with the command's usage text. */
@@ -70,7 +70,8 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec, usage: str
   const options: Record<string, OptionSpec> = { help: HELP, ...(spec.calls ? { call: CALL } : {}), ...spec.options };
   const config = Object.fromEntries(Object.entries(options).map(([name, o]) => [name, o.short ? { type: o.type, short: o.short } : { type: o.type }]));
   // Not strict: parseArgs would reject "-5" and word its own messages; the checks are below.
-  const { tokens } = tokenize({ args: [...argv], options: config, strict: false, allowPositionals: true, tokens: true });
+  // util.parseArgs is a lazy getter of node:util, read here so that `import "vmlet"` never loads it.
+  const { tokens } = util.parseArgs({ args: [...argv], options: config, strict: false, allowPositionals: true, tokens: true });
   const parsed: Omit<ParsedArgs, "help"> = { positionals: [], flags: new Map(), lists: new Map(), calls: [] };
   let help = false;
   let group = parsed.positionals;

@@ -2,9 +2,11 @@
  * Loads the native addon and types its shape once. The addon is a thin layer of
  * KVM and mmap calls; see native/*.c.
  */
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import packageRoot from "../package-root.cjs";
+import { addonCandidates } from "./artifacts.js";
 import { BackendUnavailableError } from "../errors/errors.js";
 
 /** The Vcpu class of native/kvm_vcpu.c. Buffers receive raw kernel structs. */
@@ -95,6 +97,8 @@ export interface NativeAddon {
   mapFileShared(fd: number, size: number): ArrayBuffer;
   /** flock(LOCK_EX|LOCK_NB): false when another process holds the lock. */
   tryLockExclusive(fd: number): boolean;
+  /** getrandom(2) over the whole buffer (native/random.c). */
+  fillRandom(buf: Uint32Array | Uint8Array): void;
   /** A read-write shared view of the whole file (process-backend guest memory and control memory). */
   mapFileSharedWritable(fd: number, size: number): ArrayBuffer;
   /** fallocate(PUNCH_HOLE): the range reads as zeros and its pages are freed. */
@@ -174,8 +178,8 @@ export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const require = createRequire(path.join(packageRoot, "package.json"));
   try {
-    const load = require("node-gyp-build") as NodeGypBuild;
-    cached = load(packageRoot) as NativeAddon;
+    const file = addonCandidates().find((f) => existsSync(f));
+    cached = (file ? require(file) : (require("node-gyp-build") as NodeGypBuild)(packageRoot)) as NativeAddon;
     return cached;
   } catch (error) {
     throw new BackendUnavailableError(

@@ -3,13 +3,14 @@
  *   build/Release/<name>, build/Debug/<name>   built here (a contributor's checkout, or
  *                                              an install that compiled from source)
  *   prebuilds/<platform>-<arch>/<file>         prebuilt, shipped in the npm package
- * The addon is loaded by node-gyp-build, which searches the same places (prebuilt addons
- * are named `<target>.napi.glibc.node`, tags it matches against the running Node). Other
+ * The addon is loaded from the first of these that holds it (addonCandidates), else by
+ * node-gyp-build, which searches the same places (prebuilt addons are named
+ * `<target>.napi.glibc.node`, tags it matches against the running Node). Other
  * binding.gyp targets of type "executable" (the process backend's helper) ship as
  * prebuilds/<platform>-<arch>/<target_name>, and are found with `nativeExecutablePath`.
  * scripts/stage-prebuilds.mjs fills prebuilds/ when the package is packed.
  */
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import path from "node:path";
 import packageRoot from "../package-root.cjs";
 
@@ -35,4 +36,19 @@ export function nativeExecutablePath(name: string): string | undefined {
       return false;
     }
   });
+}
+
+/**
+ * The addon files node-gyp-build would pick first, in its order, for a direct load: requiring
+ * node-gyp-build and its search cost ~4 ms of a process's first sandbox, a dlopen ~1 ms. The
+ * prebuilt one only where node-gyp-build would take it too (glibc: LIBC unset or "glibc", and no
+ * /etc/alpine-release). Anything else is left to node-gyp-build.
+ */
+export function addonCandidates(): string[] {
+  const glibc = (process.env.LIBC ?? (existsSync("/etc/alpine-release") ? "musl" : "glibc")) === "glibc";
+  return [
+    path.join(packageRoot, "build/Release/vmlet.node"),
+    path.join(packageRoot, "build/Debug/vmlet.node"),
+    ...(glibc ? [path.join(prebuildsDir(), "vmlet.napi.glibc.node")] : []),
+  ];
 }

@@ -11,6 +11,7 @@ import type { Snapshot } from "../snapshot/snapshot.js";
 import { PoolClosedError, PoolTimeoutError } from "./errors.js";
 import { resolvePoolOptions, type ResolvedPoolOptions, type SandboxPoolOptions } from "./options.js";
 import { WaitTimes } from "./wait-times.js";
+import { nowMs } from "../sandbox/clock.js";
 
 export type { SandboxPoolOptions } from "./options.js";
 
@@ -112,12 +113,12 @@ export class SandboxPool {
     if (sb === undefined && this.waitingCount === 0 && this.dirty.length > 0) {
       // None idle, but one is only waiting for its restore: this run would wait for exactly
       // that restore, so do it now rather than after a turn of the event loop.
-      const since = performance.now();
+      const since = nowMs();
       const candidate = this.dirty.shift()!;
       if (this.restore(candidate)) {
         sb = candidate;
         this.busy.add(sb);
-        this.waits.add(performance.now() - since);
+        this.waits.add(nowMs() - since);
         return this.use(sb, fn);
       }
     }
@@ -173,7 +174,7 @@ export class SandboxPool {
   /** No idle sandbox: wait in line; supply() creates a sandbox if none is on its way. */
   private acquireSlow(): Promise<Sandbox> {
     return new Promise<Sandbox>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, since: performance.now(), timer: undefined, done: false };
+      const waiter: Waiter = { resolve, reject, since: nowMs(), timer: undefined, done: false };
       const limit = this.options.acquireTimeoutMs;
       if (limit !== undefined) {
         waiter.timer = setTimeout(() => {
@@ -268,7 +269,7 @@ export class SandboxPool {
       return;
     }
     this.busy.add(sb);
-    this.waits.add(performance.now() - waiter.since);
+    this.waits.add(nowMs() - waiter.since);
     waiter.resolve(sb);
   }
 

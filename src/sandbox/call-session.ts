@@ -19,6 +19,7 @@ import type { MemoryLayout } from "../mem/layout.js";
 import { faultError, tripleFaultError } from "./faults.js";
 import type { HostFunction, HostFunctionRegistry } from "./host-functions.js";
 import { levelName, type GuestLogger } from "./logging.js";
+import { nowMs } from "./clock.js";
 
 /** What the sandbox lends a call. */
 export interface CallContext {
@@ -60,7 +61,7 @@ export class CallSession {
     private readonly timeoutMs: number | undefined,
     private readonly cpuTimeMs?: number,
   ) {
-    this.deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    this.deadline = timeoutMs === undefined ? undefined : nowMs() + timeoutMs;
     this.cpuAtStart = cpuTimeMs === undefined ? undefined : ctx.vm.cpuTimeNs();
   }
 
@@ -76,7 +77,7 @@ export class CallSession {
 
   /** Milliseconds until the deadline, or undefined without one. */
   msLeft(): number | undefined {
-    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - performance.now());
+    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - nowMs());
   }
 
   timeoutError(): TimeoutError {
@@ -92,7 +93,7 @@ export class CallSession {
     if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
     let limitNs = Infinity;
     if (this.deadline !== undefined) {
-      const left = this.deadline - performance.now();
+      const left = this.deadline - nowMs();
       if (left <= 0) throw new TimeoutError(this.timeoutMs!);
       limitNs = left * 1e6;
     }
@@ -171,7 +172,7 @@ export class CallSession {
 
   private onInterrupted(): Step {
     if (this.ctx.cancelled()) throw new CancelledError(`call to "${this.name}" was cancelled`);
-    if (this.deadline !== undefined && performance.now() >= this.deadline - DEADLINE_SLACK_MS) throw new TimeoutError(this.timeoutMs!);
+    if (this.deadline !== undefined && nowMs() >= this.deadline - DEADLINE_SLACK_MS) throw new TimeoutError(this.timeoutMs!);
     const cpuLeft = this.cpuLeftNs();
     if (cpuLeft !== undefined && cpuLeft <= CPU_SLACK_NS) throw new CpuTimeLimitError(this.cpuTimeMs!);
     return { kind: "resume" }; // a stray signal, or a CPU-time slice that waited more than it ran: carry on

@@ -3,7 +3,6 @@
  * system tables and page tables, start the guest and run its initialisation.
  */
 import { guestXsaveMask } from "../hypervisor/fpu-reload.js";
-import { randomUUID } from "node:crypto";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
 import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
@@ -20,7 +19,7 @@ import { CallSession, callContext, finishSync } from "./call-session.js";
 import type { ResolvedConfig } from "./config.js";
 import { HostFunctionRegistry } from "./host-functions.js";
 import { defaultGuestLogger, levelNumber } from "./logging.js";
-import { randomSeed } from "./entropy.js";
+import { randomSeed, randomUuid } from "./entropy.js";
 import { Sandbox } from "./sandbox.js";
 import { readGuestFile } from "./guest-files.js";
 
@@ -53,7 +52,7 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
     const functions = readFunctionTable(vm.memory, layout.controlBlock);
     return new Sandbox({
       vm, memory, layout, system, functions, hostFunctions,
-      lineage: { id: randomUUID(), guestElf: bytes, generation: 0 },
+      lineage: { id: randomUuid(), guestElf: bytes, generation: 0 },
       base: undefined,
       logger: config.guestLogger ?? defaultGuestLogger,
       maxGuestLogLevel: config.maxGuestLogLevel,

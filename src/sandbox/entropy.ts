@@ -1,5 +1,10 @@
-/** Seeds for guests' random number generators, from the OS CSPRNG, drawn in batches (a crypto call per restore would cost microseconds). */
-import { randomFillSync } from "node:crypto";
+/**
+ * Seeds for guests' random number generators and ids for sandbox lineages, from the kernel's
+ * CSPRNG (getrandom(2) in the addon, which a sandbox loads anyway: node:crypto would add 5–10 ms
+ * to the first sandbox of a process; docs/benchmarks.md § Cold start). Drawn in batches, since a
+ * call per restore would cost microseconds.
+ */
+import { loadAddon } from "../native/addon.js";
 
 const pool = new Uint32Array(1024);
 let next = pool.length;
@@ -7,7 +12,7 @@ let next = pool.length;
 /** 32 random bits; a 64-bit seed is two of them (numbers, not BigInt: this runs on every restore). */
 export function randomWord(): number {
   if (next === pool.length) {
-    randomFillSync(pool);
+    loadAddon().fillRandom(pool);
     next = 0;
   }
   return pool[next++]!;
@@ -16,4 +21,11 @@ export function randomWord(): number {
 /** 64 random bits as a bigint, for set-up paths. */
 export function randomSeed(): bigint {
   return (BigInt(randomWord()) << 32n) | BigInt(randomWord());
+}
+
+/** A random (version 4, RFC 9562) UUID, as crypto.randomUUID() writes it. */
+export function randomUuid(): string {
+  const hex = [randomWord(), randomWord(), randomWord(), randomWord()].map((w) => w.toString(16).padStart(8, "0")).join("");
+  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

@@ -1,5 +1,6 @@
 /** Per-sandbox counters behind sb.stats() (docs/api.md, "Statistics"). */
 import type { VmExit } from "../hypervisor/virtual-machine.js";
+import { nowMs } from "./clock.js";
 
 export interface SandboxStats {
   /** Guest calls started with call() or callSync(), failed ones included. */
@@ -47,9 +48,6 @@ export function heapUsage(words: Uint8Array, size: number): HeapUsage {
   return { used, peak: Math.max(used, clamp(view.getBigUint64(8, true))), size };
 }
 
-/** ms as a double: no BigInt allocated per run on the call path. */
-const now = (): number => performance.now();
-
 /** The counters; the sandbox brackets each run with runStarted()/ran(). */
 export class StatsCounter {
   calls = 0;
@@ -58,17 +56,17 @@ export class StatsCounter {
   private guestTimeMs = 0;
 
   runStarted(): number {
-    return now();
+    return nowMs();
   }
 
   ran(startedAt: number): void {
-    this.guestTimeMs += now() - startedAt;
+    this.guestTimeMs += nowMs() - startedAt;
     this.exits++;
   }
 
   /** Runs `vm` once, counted. */
   run(vm: { run(timeoutNs: number): VmExit }, timeoutNs: number): VmExit {
-    const startedAt = now();
+    const startedAt = nowMs();
     try {
       return vm.run(timeoutNs);
     } finally {

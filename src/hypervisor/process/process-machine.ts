@@ -34,6 +34,7 @@ import { takeWarmChild } from "./warm-children.js";
 import { keepSpare, takeEmptied, type SpareFile } from "../../mem/spare-files.js";
 import { mappingRanges, residentPages } from "./resident-pages.js";
 import { ChildWriteLog, copyPages, regionsToBitmap } from "./write-tracking.js";
+import { nowMs } from "../../sandbox/clock.js";
 
 const PAGE = 4096;
 const RFLAGS_IF = 0x202n;
@@ -649,13 +650,13 @@ export class ProcessMachine implements VirtualMachine {
   /** Whether the child sleeps in its park loop; seen once, that holds until the host resumes or signals it. */
   private waitParked(pid: number): boolean {
     if (this.seenParked === this.child && this.child?.pid === pid) return true;
-    const until = performance.now() + PARK_WAIT_MS;
+    const until = nowMs() + PARK_WAIT_MS;
     do {
       if (isParked(pid)) {
         this.seenParked = this.child?.pid === pid ? this.child : undefined;
         return true;
       }
-    } while (performance.now() < until);
+    } while (nowMs() < until);
     return false;
   }
 
