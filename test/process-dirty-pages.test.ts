@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { backendInfo, type Sandbox, type Snapshot } from "../src/index.js";
+import { backendInfo, Sandbox, type Snapshot } from "../src/index.js";
 import { setProcessRestoreMode, type ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { CB } from "../src/abi/constants.js";
-import { buildSnapshotGuest } from "./snapshot-guest.js";
+import { addOne, buildSnapshotGuest } from "./snapshot-guest.js";
 
 const PAGE = 4096;
 const skip = backendInfo().name === "process" ? false : "the process backend's write log (this run uses another backend)";
@@ -178,6 +178,54 @@ describe("process dirty pages", { skip }, () => {
         sb.restore(snap);
         assert.equal(vm.restoredFromLog, false);
         assert.deepEqual(differingPages(sb, snap), []);
+      }
+    } finally {
+      sb.close();
+      setProcessRestoreMode("auto");
+    }
+  });
+});
+
+describe("when a child's write log is first taken", { skip }, () => {
+  const logOf = (sb: Sandbox): { untaken: boolean } => (machineOf(sb) as unknown as { child: { log: { untaken: boolean } } }).child.log;
+
+  test("not while a built sandbox only runs calls: its first snapshot takes it, and the restore after reads it", async () => {
+    setProcessRestoreMode("log");
+    const sb = await buildSnapshotGuest(4 << 20);
+    try {
+      sb.callSync("touch_pages", 3, 1);
+      assert.equal(logOf(sb).untaken, true, "build and calls protect nothing in the child");
+      const snap = sb.snapshot();
+      assert.equal(logOf(sb).untaken, false, "snapshot() took the log");
+      sb.callSync("touch_pages", 2, 9);
+      sb.restore(snap);
+      assert.equal(machineOf(sb).restoredFromLog, true);
+      assert.deepEqual(differingPages(sb, snap), []);
+    } finally {
+      sb.close();
+      setProcessRestoreMode("auto");
+    }
+  });
+
+  test("a new child's first restore compares, takes the log, and the next restore reads only what the guest wrote", async () => {
+    setProcessRestoreMode("log");
+    const sb = await buildSnapshotGuest(4 << 20);
+    try {
+      const snap = sb.snapshot();
+      const restored = await Sandbox.fromSnapshot(snap, { hostFunctions: [addOne] });
+      try {
+        assert.equal(logOf(restored).untaken, true);
+        restored.callSync("touch_pages", 4, 3);
+        restored.restore(snap);
+        assert.equal(machineOf(restored).restoredFromLog, false, "a new child's first restore compares");
+        assert.equal(logOf(restored).untaken, false, "and takes the log");
+        restored.callSync("touch_pages", 2, 5);
+        const report = restored.restore(snap);
+        assert.equal(machineOf(restored).restoredFromLog, true);
+        assert.ok(report.pagesCopied < 64, `copied ${report.pagesCopied} pages for 2 written`);
+        assert.deepEqual(differingPages(restored, snap), []);
+      } finally {
+        restored.close();
       }
     } finally {
       sb.close();

@@ -31,14 +31,20 @@ export class ChildWriteLog {
   private out: Uint32Array;
   private readonly ranges: Float64Array;
   private closed = false;
+  private taken = false;
 
-  /** `fd`: the child's pagemap; `memoryFd`, `memorySize`: the guest memory file both map. */
+  /**
+   * `fd`: the child's pagemap; `memoryFd`, `memorySize`: the guest memory file both map;
+   * `firstSkip` ([firstPage, endPage, ...], sorted): what the first take neither scans nor
+   * protects (the pages the child populated writable), so the next take reports them.
+   */
   constructor(
     private readonly addon: NativeAddon,
     private readonly fd: number,
     maps: readonly GuestMapping[],
     private readonly memoryFd: number,
     private readonly memorySize: number,
+    private readonly firstSkip: readonly number[] = [],
   ) {
     const writable = maps.filter((m) => (m.prot & PROT_WRITE) !== 0);
     this.ranges = new Float64Array(writable.flatMap((m) => [m.start, m.start + m.size]));
@@ -49,12 +55,13 @@ export class ChildWriteLog {
    * Pages the child wrote since the previous take (or its start), as [firstPage, endPage)
    * pairs, and every page protected again. Undefined when the answer cannot be trusted
    * (a scan failed, or found more regions than fit): the caller compares all pages.
-   * `skipPages` ([firstPage, endPage, ...], sorted): ranges neither scanned nor protected,
-   * so they stay unprotected and the next take reports them (a child's first take only).
+   * The first take reports every page the child touched and every page with data: a
+   * superset, until a take has protected them.
    */
-  take(skipPages: readonly number[] = []): { pairs: Uint32Array; count: number } | undefined {
+  take(): { pairs: Uint32Array; count: number } | undefined {
     if (this.closed) return undefined;
-    const skip = skipPages.map((page) => page * PAGE);
+    const skip = this.taken ? [] : this.firstSkip.map((page) => page * PAGE);
+    this.taken = true;
     const ranges = skip.length > 0 ? new Float64Array(subtractPageRanges(this.ranges, skip)) : this.ranges;
     let written: number, empty: number;
     try {
@@ -80,6 +87,11 @@ export class ChildWriteLog {
 
   get usable(): boolean {
     return !this.closed;
+  }
+
+  /** Whether no take has protected anything yet (every page with data still reads as written). */
+  get untaken(): boolean {
+    return !this.taken;
   }
 
   close(): void {
