@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { afterEach, test } from "node:test";
-import type { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
+import { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { discardWarmChildren, warmChildPids, warmChildrenFilled } from "../src/hypervisor/process/warm-children.js";
 import { InvalidConfigError, SandboxBuilder, type Sandbox } from "../src/index.js";
 import { guestPath } from "./helpers.js";
@@ -109,6 +109,47 @@ test("a lower bound set at run time is applied at the next take: the extra child
   try {
     assert.ok(!before.includes(childOf(sb)!), "no waiting child is taken when none may wait");
     await Promise.all(before.map(ended));
+    assert.deepEqual(warmChildPids(), []);
+  } finally {
+    sb.close();
+  }
+});
+
+/** Counts the sandboxes whose child ProcessMachine spawned itself (cold) while `fn` runs. */
+async function coldStarts<T>(fn: () => Promise<T>): Promise<{ result: T; cold: number }> {
+  const proto = ProcessMachine.prototype as unknown as { startColdChild: (...args: unknown[]) => unknown };
+  const original = proto.startColdChild;
+  let cold = 0;
+  proto.startColdChild = function (this: unknown, ...args: unknown[]) {
+    cold++;
+    return original.apply(this, args);
+  };
+  try {
+    return { result: await fn(), cold };
+  } finally {
+    proto.startColdChild = original;
+  }
+}
+
+test("a build with no waiting child starts one before it reads the guest, and runs on it (a process's first sandbox)", async () => {
+  discardWarmChildren();
+  assert.deepEqual(warmChildPids(), []);
+  const { result: sb, cold } = await coldStarts(build);
+  try {
+    assert.equal(cold, 0, "the sandbox ran on a child started as a waiting one");
+    assert.equal(sb.callSync("bump"), 1);
+  } finally {
+    sb.close();
+  }
+});
+
+test("with VMLET_WARM_CHILDREN=0 a build starts its child itself", async () => {
+  discardWarmChildren();
+  process.env.VMLET_WARM_CHILDREN = "0";
+  const { result: sb, cold } = await coldStarts(build);
+  try {
+    assert.equal(cold, 1);
+    assert.equal(sb.callSync("bump"), 1);
     assert.deepEqual(warmChildPids(), []);
   } finally {
     sb.close();

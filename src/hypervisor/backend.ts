@@ -11,7 +11,7 @@ import { KvmMachine } from "./kvm/kvm-machine.js";
 import { KvmSystem } from "./kvm/system.js";
 import { dirtyRingAvailable } from "./kvm/vm.js";
 import { ProcessMachine } from "./process/process-machine.js";
-import { warmChildCapacity } from "./process/warm-children.js";
+import { startWarmChildren, warmChildCapacity } from "./process/warm-children.js";
 import { helperPath } from "./process/helper-path.js";
 import { processGuestXcr0 } from "./process/host-cpu.js";
 import { describeGuestFpu } from "./fpu-reload.js";
@@ -62,6 +62,15 @@ function defaultChoice(): BackendChoice {
 }
 
 /** Zeroed guest memory of the kind `backend` runs on; `hugePages`: advised for transparent huge pages (mem/huge-pages.ts). */
+/**
+ * Starts, ahead of a VM of this backend, what creating it will wait for, while the caller
+ * reads and lays out its guest (process backend: the waiting children, so that a process's
+ * first sandbox does not wait for a helper's exec and start-up).
+ */
+export function prepareBackend(backend: BackendName): void {
+  if (backend === "process") startWarmChildren();
+}
+
 export function allocateGuestMemory(size: number, backend: BackendName = resolveBackend(), hugePages = false): GuestMemory {
   return backend === "process" ? GuestMemory.allocateShared(size, hugePages) : GuestMemory.allocate(size, hugePages);
 }

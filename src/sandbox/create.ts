@@ -6,7 +6,7 @@ import { guestXsaveMask } from "../hypervisor/fpu-reload.js";
 import { ABI_VERSION, CB, CONTROL_MAGIC, IMAGE_BASE } from "../abi/constants.js";
 import { readFunctionTable } from "../abi/function-table.js";
 import { BadGuestBinaryError, VmletError } from "../errors/errors.js";
-import { allocateGuestMemory, createVirtualMachine, resolveBackend } from "../hypervisor/backend.js";
+import { allocateGuestMemory, createVirtualMachine, prepareBackend, resolveBackend } from "../hypervisor/backend.js";
 import { HostWrites } from "../mem/host-writes.js";
 import type { SystemSetup, VirtualMachine } from "../hypervisor/virtual-machine.js";
 import { loadElf, parseElf, type ElfImage, type ElfSegment } from "../mem/elf.js";
@@ -27,6 +27,8 @@ import { readGuestFile } from "./guest-files.js";
 const MAX_IMAGE_SIZE = 256 << 20;
 
 export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
+  const backend = resolveBackend(config.backend);
+  prepareBackend(backend); // the process backend's helper starts while the guest is read
   const bytes = await readGuest(config.guest);
   const image = parseElf(bytes, { minAddress: IMAGE_BASE, maxAddress: IMAGE_BASE + MAX_IMAGE_SIZE });
   const layout = computeLayout({
@@ -40,7 +42,6 @@ export async function buildSandbox(config: ResolvedConfig): Promise<Sandbox> {
   });
   const hostFunctions = new HostFunctionRegistry();
   for (const f of config.hostFunctions) hostFunctions.register(f.name, f.params, f.returns, f.impl);
-  const backend = resolveBackend(config.backend);
   const hugePages = planHugePages(config.hugePages, layout.memorySize, backend);
   const memory = allocateGuestMemory(layout.memorySize, backend, hugePages.hostAdvice);
   const vm = createVirtualMachine(memory, { backend });

@@ -47,6 +47,16 @@ export function takeWarmChild(): WarmChild | undefined {
   return child;
 }
 
+/**
+ * Starts a child now when none waits (a process's first sandbox: it execs while the host reads
+ * and lays out the guest, instead of after), and the rest of the set soon after.
+ */
+export function startWarmChildren(): void {
+  if (ready.length > 0 || warmChildCapacity() === 0) return;
+  if (refillTimer !== undefined) clearTimeout(refillTimer);
+  refillOne();
+}
+
 /** Kills a warm child that will not be used (or failed its hand-over) and closes its socket. */
 export function discardWarmChild(child: WarmChild): void {
   const addon = loadAddon();
