@@ -2,17 +2,25 @@
  * Guest ELF files kept per process while unchanged (src/sandbox/guest-files.ts): a settled
  * file is read once; any change (content, even with the same size and an mtime set back,
  * or a replaced file) is read again; a file changed in the last two seconds is never kept,
- * since file-system timestamps are coarse.
+ * since file-system timestamps are coarse. Every read returns the caller's own copy, and the
+ * cache is bounded in files and bytes.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { readGuestFile } from "../src/sandbox/guest-files.js";
+import { guestFileCacheStats, readGuestFile } from "../src/sandbox/guest-files.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-guest-files-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+/** Runs `fn` and says how many times it read a file (rather than taking the kept copy). */
+async function readsDuring(fn: () => Promise<unknown>): Promise<number> {
+  const before = guestFileCacheStats().reads;
+  await fn();
+  return guestFileCacheStats().reads - before;
+}
 
 const longAgo = new Date(Date.now() - 60_000);
 const file = (name: string): string => path.join(root, name);
@@ -26,29 +34,35 @@ before(async () => {
   await new Promise((resolve) => setTimeout(resolve, 2200));
 });
 
-test("a settled file is read once: the next read returns the same bytes object", async () => {
-  const first = await readGuestFile(file("a.elf"));
+test("a settled file is read once: the next read takes the kept bytes, as a copy of its own", async () => {
+  let first: Uint8Array = new Uint8Array();
+  assert.equal(await readsDuring(async () => (first = await readGuestFile(file("a.elf")))), 1);
   assert.deepEqual([...first], [1, 2, 3, 4]);
-  assert.equal(await readGuestFile(file("a.elf")), first);
+  let second: Uint8Array = new Uint8Array();
+  assert.equal(await readsDuring(async () => (second = await readGuestFile(file("a.elf")))), 0, "kept");
+  assert.notEqual(second, first);
+  first[0] = 99; // what a caller does to its bytes (Snapshot.guestElf) reaches no later build
+  second[1] = 98;
+  assert.deepEqual([...(await readGuestFile(file("a.elf")))], [1, 2, 3, 4]);
 });
 
 test("a kept file rewritten with the same size and its mtime set back is read again", async () => {
   const b = file("b.elf");
   fs.utimesSync(b, longAgo, longAgo);
   await new Promise((resolve) => setTimeout(resolve, 2200)); // settled again after the utimes
-  const first = await readGuestFile(b);
-  assert.equal(await readGuestFile(b), first, "kept");
+  await readGuestFile(b);
+  assert.equal(await readsDuring(() => readGuestFile(b)), 0, "kept");
   fs.writeFileSync(b, new Uint8Array([9, 9, 9, 9]));
   fs.utimesSync(b, longAgo, longAgo); // same size, same mtime as before: the change time still moves
-  const second = await readGuestFile(b);
-  assert.notEqual(second, first);
+  let second: Uint8Array = new Uint8Array();
+  assert.equal(await readsDuring(async () => (second = await readGuestFile(b))), 1);
   assert.deepEqual([...second], [9, 9, 9, 9]);
 });
 
 test("a kept file replaced by another (rename over it) is read again", async () => {
   const c = file("c.elf");
-  const first = await readGuestFile(c);
-  assert.equal(await readGuestFile(c), first, "kept");
+  await readGuestFile(c);
+  assert.equal(await readsDuring(() => readGuestFile(c)), 0, "kept");
   fs.renameSync(file("c-new.elf"), c);
   assert.deepEqual([...(await readGuestFile(c))], [6, 6]);
 });
@@ -56,13 +70,31 @@ test("a kept file replaced by another (rename over it) is read again", async () 
 test("a file changed in the last two seconds is not kept: each read reads it", async () => {
   const d = file("d.elf");
   fs.writeFileSync(d, new Uint8Array([7]));
-  const first = await readGuestFile(d);
-  const second = await readGuestFile(d);
-  assert.notEqual(second, first);
+  assert.equal(await readsDuring(() => readGuestFile(d)), 1);
+  assert.equal(await readsDuring(() => readGuestFile(d)), 1);
   fs.writeFileSync(d, new Uint8Array([8])); // within the same timestamp tick, maybe
   assert.deepEqual([...(await readGuestFile(d))], [8]);
 });
 
 test("a file that cannot be read is an error, and is not kept", async () => {
   await assert.rejects(readGuestFile(file("missing.elf")), { code: "ENOENT" });
+});
+
+test("the cache keeps at most 64 MiB of files and none over 16 MiB, dropping the oldest first", async () => {
+  const big = (name: string, mib: number): string => {
+    const f = file(name);
+    fs.writeFileSync(f, new Uint8Array(mib << 20).fill(mib));
+    fs.utimesSync(f, longAgo, longAgo);
+    return f;
+  };
+  const files = [big("big1.elf", 15), big("big2.elf", 15), big("big3.elf", 15), big("big4.elf", 15), big("big5.elf", 15)];
+  const huge = big("huge.elf", 17);
+  await new Promise((resolve) => setTimeout(resolve, 2200)); // settled (utimes moved the change time)
+  for (const f of files) await readGuestFile(f);
+  assert.ok(guestFileCacheStats().bytes <= 64 << 20, `${guestFileCacheStats().bytes} bytes kept`);
+  assert.equal(await readsDuring(() => readGuestFile(files[4]!)), 0, "the newest is kept");
+  assert.equal(await readsDuring(() => readGuestFile(files[0]!)), 1, "the oldest was dropped");
+  assert.equal(await readsDuring(() => readGuestFile(huge)), 1);
+  assert.equal(await readsDuring(() => readGuestFile(huge)), 1, "a file over 16 MiB is never kept");
+  assert.deepEqual((await readGuestFile(huge)).subarray(0, 4), Uint8Array.of(17, 17, 17, 17));
 });

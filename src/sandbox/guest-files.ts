@@ -5,6 +5,9 @@
  * unchanged while its device, inode, size and modification and change times are; since
  * file systems stamp times at a coarse tick (ext4: the timer tick), a file changed less than
  * two seconds before it was read is not kept: two writes within one tick would look alike.
+ * The cache keeps its own copy and hands out copies: the bytes a build gets become its
+ * lineage's `guestElf`, which callers can reach (`Snapshot.guestElf`) and write to, and a
+ * write there must not change what later builds from the same path run.
  */
 import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -15,28 +18,44 @@ interface Cached {
 }
 
 const cache = new Map<string, Cached>();
-/** Guest files kept at most (oldest dropped first); each is the file's size in memory. */
+/** Guest files kept at most, and their bytes together (oldest dropped first). */
 const MAX_FILES = 8;
+const MAX_TOTAL_BYTES = 64 << 20;
 /** Larger files are read each time, not kept. */
-const MAX_FILE_BYTES = 64 << 20;
+const MAX_FILE_BYTES = 16 << 20;
+let keptBytes = 0;
+let reads = 0;
 /** A file is kept only if it last changed at least this long before it was read (ns). */
 const SETTLED_NS = 2_000_000_000n;
 
-/** The file's bytes: kept ones while the file is unchanged, else read (and kept). */
+/** The file's bytes (the caller's own copy): from the kept copy while the file is unchanged, else read (and kept). */
 export async function readGuestFile(path: string): Promise<Uint8Array> {
   const before = fileState(path);
   const hit = cache.get(path);
-  if (hit && before !== undefined && hit.key === before.key) return hit.bytes;
+  if (hit && before !== undefined && hit.key === before.key) return hit.bytes.slice();
+  reads++;
   const bytes = new Uint8Array(await readFile(path));
   const after = fileState(path);
-  cache.delete(path);
+  forget(path);
   // Kept only if the file had settled before it was read and did not change meanwhile.
   if (before !== undefined && after?.key === before.key && before.settled && bytes.byteLength <= MAX_FILE_BYTES) {
-    const key = before.key;
-    cache.set(path, { key, bytes });
-    if (cache.size > MAX_FILES) cache.delete(cache.keys().next().value!);
+    cache.set(path, { key: before.key, bytes: bytes.slice() });
+    keptBytes += bytes.byteLength;
+    while (cache.size > MAX_FILES || keptBytes > MAX_TOTAL_BYTES) forget(cache.keys().next().value!);
   }
   return bytes;
+}
+
+function forget(path: string): void {
+  const kept = cache.get(path);
+  if (!kept) return;
+  keptBytes -= kept.bytes.byteLength;
+  cache.delete(path);
+}
+
+/** @internal Tests: how many times a file was read (not served from the cache), and what is kept. */
+export function guestFileCacheStats(): { reads: number; files: number; bytes: number } {
+  return { reads, files: cache.size, bytes: keptBytes };
 }
 
 function fileState(path: string): { key: string; settled: boolean } | undefined {
