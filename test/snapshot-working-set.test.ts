@@ -80,6 +80,8 @@ test("the first call of a snapshot's sandbox records its working set, and a new 
     const touched = pagesIn(set.touched);
     assert.ok(touched.length >= HEAP / 4096, `the heap's ${HEAP / 4096} pages are in it (${touched.length} pages)`);
     assert.ok(set.touched.length / 2 <= 128, "a few ranges, merged");
+    const written = pagesIn(set.written);
+    assert.ok(written.length < HEAP / 4096 / 4, `heap_check only reads the heap: ${written.length} of ${touched.length} pages recorded as written`);
 
     const populated = await Sandbox.fromSnapshot(snap, { hostFunctions: [addOne] });
     assert.deepEqual(presentPages(machineOf(populated).childPid!, touched).length, touched.length, "every page of the working set is mapped before the first call");

@@ -284,7 +284,11 @@ export class ProcessMachine implements VirtualMachine {
     if (!image || image.workingSet || workingSetLooked.has(image) || !child || this.pendingRestore) return;
     workingSetLooked.add(image); // once per image: a set the image refuses (nothing touched) is not looked for again on every first call
     const pages = residentPages(this.addon, child.pid, child.maps);
-    if (pages) image.keepWorkingSet(workingSetOf(pages.present, pages.written, image.dataRanges()));
+    if (!pages) return;
+    // A log never taken protects nothing, so every present page reads as written: the pages
+    // whose bytes left the image's are the written ones then (once per image, O(touched)).
+    const written = child.log?.untaken === false ? pages.written : changedPages(this.memory, image.view, pages.present);
+    image.keepWorkingSet(workingSetOf(pages.present, written, image.dataRanges()));
   }
 
   /** Kept until the next run, host write or state access. */
@@ -727,4 +731,18 @@ function describeStatus(status: number): string {
   if (status < 0) return "its status could not be read";
   if (status >= 128) return `killed by signal ${status - 128}${status - 128 === 31 ? " (SIGSYS: a 32-bit system call)" : ""}`;
   return `exit status ${status}`;
+}
+
+/** The pages of `ranges` ([firstPage, endPage, ...]) where memory differs from the image, as ranges. */
+function changedPages(memory: Uint8Array, image: Uint8Array, ranges: ArrayLike<number>): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < ranges.length; r += 2) {
+    for (let page = ranges[r]!; page < ranges[r + 1]!; page++) {
+      const at = page * PAGE;
+      if (Buffer.compare(memory.subarray(at, at + PAGE), image.subarray(at, at + PAGE)) === 0) continue;
+      if (out.length > 0 && out[out.length - 1] === page) out[out.length - 1] = page + 1;
+      else out.push(page, page + 1);
+    }
+  }
+  return out;
 }
