@@ -17,6 +17,7 @@
         "native/memory_file.c",
         "native/file_lock.c",
         "native/random.c",
+        "native/process_spawner.c",
         "native/cpu.c",
         "native/process_child.c",
         "native/process_notify.c",

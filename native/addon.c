@@ -42,6 +42,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_process_notify(env, exports);
   register_process_dirty(env, exports);
   register_random(env, exports);
+  register_process_spawner(env, exports);
   export_sizes(env, exports);
   return exports;
 }

@@ -44,6 +44,7 @@ void register_process_child(napi_env env, napi_value exports);
 void register_process_notify(napi_env env, napi_value exports);
 void register_process_dirty(napi_env env, napi_value exports);
 void register_random(napi_env env, napi_value exports);
+void register_process_spawner(napi_env env, napi_value exports);
 void reaper_close(int fd);
 /* fallocate(PUNCH_HOLE) over every range of a file with data; 0 or an errno (native/memory_file.c). */
 int punch_data(int fd, uint64_t size);
@@ -51,6 +52,10 @@ int punch_data(int fd, uint64_t size);
 int kill_and_reap(int pidfd, siginfo_t *status);
 /* SIGKILL and reap a process-backend child on the reaper thread (native/reaper.c). */
 void reaper_retire_child(int pidfd);
+/* posix_spawn of the process backend's helper with `fds` as its fds 3, 4, ...; "w" (warm) makes it wait on fd 3 for its memfds. 0 or an errno (native/process_child.c). */
+int spawn_helper(const char *path, const int *fds, int count, bool warm, int *pidfd_out, pid_t *pid_out);
+/* The environment owns a child it spawned: its teardown kills and reaps it (native/process_child.c). */
+void process_own_child(napi_env env, int pidfd, int socket);
 /* The host let go of a child it spawned: its environment's teardown no longer reaps it (native/process_child.c). */
 void process_disown(napi_env env, int pidfd);
 

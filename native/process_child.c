@@ -293,7 +293,7 @@ static void reap_at_teardown(void *arg) {
   free(c);
 }
 
-static void own_child(napi_env env, int pidfd, int socket) {
+void process_own_child(napi_env env, int pidfd, int socket) {
   struct owned_child *c = calloc(1, sizeof *c);
   if (!c) return; /* it is only not reaped at teardown */
   *c = (struct owned_child){ NULL, env, pidfd, socket };
@@ -323,7 +323,7 @@ static void forget_socket(int socket) {
 /* posix_spawn of the helper with `fds` as its fds 3, 4, ... and nothing else open above
  * them; a warm child ("w") gets one socket and waits on it for its memfds. Returns 0 and
  * the child's pidfd and pid, or an errno. */
-static int spawn_helper(const char *path, const int *fds, int count, bool warm, int *pidfd_out, pid_t *pid_out) {
+int spawn_helper(const char *path, const int *fds, int count, bool warm, int *pidfd_out, pid_t *pid_out) {
   char parent[24];
   snprintf(parent, sizeof parent, "%d", (int)getpid());
   char *child_argv[] = { (char *)path, parent, warm ? "w" : NULL, NULL };
@@ -389,30 +389,8 @@ static napi_value process_spawn(napi_env env, napi_callback_info info) {
   pid_t pid = 0;
   int err = spawn_helper(path, fds, 3, false, &pidfd, &pid);
   if (err) return throw_errno(env, "posix_spawn", err);
-  own_child(env, pidfd, -1);
+  process_own_child(env, pidfd, -1);
   return spawned(env, pidfd, pid, -1);
-}
-
-/* processSpawnWarm(path): a warm helper, waiting on a socket (its fd 3) for its memfds; returns [pidfd, pid, socket]. */
-static napi_value process_spawn_warm(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  char path[4096];
-  size_t path_len;
-  if (!get_args(env, info, 1, argv, NULL, "posix_spawn") ||
-      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len >= sizeof path - 1)
-    return throw_message(env, "posix_spawn", "bad arguments");
-  int pair[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return throw_errno(env, "socketpair", errno);
-  int pidfd = -1;
-  pid_t pid = 0;
-  int err = spawn_helper(path, &pair[1], 1, true, &pidfd, &pid);
-  close(pair[1]);
-  if (err) {
-    close(pair[0]);
-    return throw_errno(env, "posix_spawn", err);
-  }
-  own_child(env, pidfd, pair[0]);
-  return spawned(env, pidfd, pid, pair[0]);
 }
 
 /* processHandOver(socket, memoryFd, controlFd, notifyFd): sends a warm child its three fds (sendmsg, SCM_RIGHTS) and closes the socket. */
@@ -755,7 +733,6 @@ static napi_value process_cpu_time(napi_env env, napi_callback_info info) {
 
 void register_process_child(napi_env env, napi_value exports) {
   NAPI_EXPORT_FN(env, exports, "processSpawn", process_spawn);
-  NAPI_EXPORT_FN(env, exports, "processSpawnWarm", process_spawn_warm);
   NAPI_EXPORT_FN(env, exports, "processHandOver", process_hand_over);
   NAPI_EXPORT_FN(env, exports, "processResume", process_resume);
   NAPI_EXPORT_FN(env, exports, "processRunner", process_runner);

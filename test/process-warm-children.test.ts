@@ -5,11 +5,14 @@
  * bounded by VMLET_WARM_CHILDREN.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { afterEach, test } from "node:test";
 import { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { discardWarmChildren, warmChildPids, warmChildrenFilled } from "../src/hypervisor/process/warm-children.js";
 import { InvalidConfigError, SandboxBuilder, type Sandbox } from "../src/index.js";
+import { loadAddon } from "../src/native/addon.js";
+import { helperPath } from "../src/hypervisor/process/helper-path.js";
 import { guestPath } from "./helpers.js";
 
 const build = (): Promise<Sandbox> => new SandboxBuilder().guest(guestPath("snapshot")).backend("process").build();
@@ -154,4 +157,45 @@ test("with VMLET_WARM_CHILDREN=0 a build starts its child itself", async () => {
   } finally {
     sb.close();
   }
+});
+
+test("a queued spawn's child is taken once; a second take gets null", async () => {
+  const addon = loadAddon();
+  const ticket = addon.processSpawnWarmLater(helperPath());
+  const child = addon.processSpawnTake(ticket, 10_000_000_000);
+  assert.ok(Array.isArray(child), "the spawn finished within 10 s");
+  try {
+    assert.equal(addon.processSpawnTake(ticket, 0), null);
+  } finally {
+    addon.processKill(child[0]);
+    addon.closeFd(child[2]);
+  }
+});
+
+test("a spawn that fails throws its errno at the take, once", () => {
+  const addon = loadAddon();
+  const ticket = addon.processSpawnWarmLater("/nonexistent/vmlet-helper");
+  assert.throws(() => addon.processSpawnTake(ticket, 10_000_000_000), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+  assert.equal(addon.processSpawnTake(ticket, 0), null);
+  assert.throws(() => addon.processSpawnTake({} as never, 0), /bad arguments/);
+  const notASpawn = addon.processRetire(-1, -1, 0, -1, 0); // another kind of ticket (an External too)
+  assert.throws(() => addon.processSpawnTake(notASpawn as never, 0), /bad arguments/);
+  assert.throws(() => addon.processSpawnWarmLater(""), /bad arguments/);
+});
+
+test("a ticket nobody takes kills and reaps its child when it is collected", () => {
+  const script = `
+    import fs from "node:fs";
+    const { loadAddon } = await import(${JSON.stringify(new URL("../src/native/addon.js", import.meta.url).href)});
+    const { helperPath } = await import(${JSON.stringify(new URL("../src/hypervisor/process/helper-path.js", import.meta.url).href)});
+    const children = () => fs.readdirSync("/proc/self/task").flatMap((t) => fs.readFileSync("/proc/self/task/" + t + "/children", "latin1").trim().split(/\\s+/).filter(Boolean));
+    let ticket = loadAddon().processSpawnWarmLater(helperPath());
+    for (let i = 0; i < 500 && children().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const before = children().length;
+    ticket = undefined;
+    for (let i = 0; i < 500 && children().length > 0; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)); }
+    process.stdout.write(JSON.stringify({ before, after: children().length }));`;
+  const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { before: 1, after: 0 });
 });

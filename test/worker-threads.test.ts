@@ -17,11 +17,22 @@ import path from "node:path";
 const index = pathToFileURL(path.join(repoRoot, "dist/src/index.js")).href;
 const backends = (["process", "kvm"] as const).filter((b) => backendAvailability().some((a) => a.name === b && a.works));
 
+/** This process's child processes (of any of its threads). */
+function childPids(): number[] {
+  return fs.readdirSync("/proc/self/task").flatMap((tid) =>
+    fs.readFileSync(`/proc/self/task/${tid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number));
+}
+
+/** Resolves with this process's children that are not in `before`, once there are none (or after 5 s). */
+async function childrenBeyond(before: readonly number[]): Promise<number[]> {
+  const beyond = (): number[] => childPids().filter((pid) => !before.includes(pid));
+  for (let i = 0; i < 500 && beyond().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  return beyond();
+}
+
 /** This process's child processes that are zombies (ended, never reaped). */
 function zombieChildren(): number[] {
-  const children = fs.readdirSync("/proc/self/task").flatMap((tid) =>
-    fs.readFileSync(`/proc/self/task/${tid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number));
-  return children.filter((pid) => {
+  return childPids().filter((pid) => {
     try {
       return fs.readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]![0] === "Z";
     } catch {
@@ -56,11 +67,23 @@ function inWorker(backend: string, body: string): Promise<number> {
 
 for (const backend of backends) {
   test(`${backend}: workers that made sandboxes exit cleanly, whatever they left behind, and leave no zombie processes`, async () => {
+    const before = childPids();
     for (let round = 0; round < 3; round++) {
       assert.equal(await inWorker(backend, `if (await sb.call("add", 1, 2) !== 3) process.exit(3); sb.close();`), 0, "closed");
       assert.equal(await inWorker(backend, `if (sb.callSync("add", 2, 2) !== 4) process.exit(3);`), 0, "left open");
       assert.equal(await inWorker(backend, `sb.call("spin_forever").catch(() => {}); await new Promise((r) => setTimeout(r, 20)); process.exit(0);`), 0, "mid-call");
     }
     assert.deepEqual(await noZombies(), [], "children of exited workers (their sandboxes' and the ones waiting) are reaped");
+    assert.deepEqual(await childrenBeyond(before), [], "and none is left running");
+  });
+
+  test(`${backend}: a worker that exits while its waiting children are still being spawned leaves none running`, async () => {
+    const before = childPids();
+    for (let round = 0; round < 3; round++) {
+      // The close queues refills on the spawner thread; the worker exits while they run.
+      assert.equal(await inWorker(backend, `sb.close(); await new Promise((r) => setTimeout(r, round));`.replace("round", String(round))), 0);
+    }
+    assert.deepEqual(await childrenBeyond(before), []);
+    assert.deepEqual(await noZombies(), []);
   });
 }

@@ -52,6 +52,11 @@ export interface ProcessRunner {
   readonly __processRunner: unique symbol;
 }
 
+/** A queued spawn of a process-backend helper (native/process_spawner.c); a ticket never taken kills its child. */
+export interface SpawnTicket {
+  readonly __spawnTicket: unique symbol;
+}
+
 /** A queued retirement of a process-backend child and its files (native/reaper.c). */
 export interface RetireTicket {
   readonly __retireTicket: unique symbol;
@@ -109,8 +114,13 @@ export interface NativeAddon {
   syncToImage(memoryFd: number, memory: ArrayBuffer, imageFd: number, image: Uint8Array): number;
   /** Starts a process-backend helper with guest memory as fd 3, the control memfd as fd 4 and the notify eventfd as fd 5: [pidfd, pid]. */
   processSpawn(helperPath: string, memoryFd: number, controlFd: number, notifyFd: number): [number, number];
-  /** Starts a helper ahead of need, waiting on a socket (its fd 3) for both memfds: [pidfd, pid, socket]. */
-  processSpawnWarm(helperPath: string): [number, number, number];
+  /** Queues, on the spawner thread (native/process_spawner.c), a helper started ahead of need that waits on a socket (its fd 3) for its memfds. */
+  processSpawnWarmLater(helperPath: string): SpawnTicket;
+  /**
+   * The queued helper, after waiting up to `waitNs` while it is being spawned: [pidfd, pid, socket],
+   * owned by this environment from now on; undefined while pending; null once taken. Throws the spawn's errno.
+   */
+  processSpawnTake(ticket: SpawnTicket, waitNs: number): [number, number, number] | undefined | null;
   /** Sends a warm helper guest memory, the control memfd and the notify eventfd (SCM_RIGHTS) and closes the socket. */
   processHandOver(socket: number, memoryFd: number, controlFd: number, notifyFd: number): void;
   /** One run: mode 0 waits only, 1 resumes from the mailbox's registers (+ ripAdvance), 2 from the frame the host wrote. Returns RunResult. */

@@ -1,0 +1,198 @@
+/*
+ * Spawning process-backend helpers off the JavaScript thread. posix_spawn suspends its
+ * caller until the child has exec'd (1-4 ms on a 2-core VM), and a new sandbox asks for a
+ * waiting child to replace the one it took: on the event loop that would stall every other
+ * callback of the process for that long. Here one thread spawns them, in queue order, and
+ * a ticket (an External) carries the result to the thread that takes it, which then owns
+ * the child (process_own_child: reaped if its environment ends first).
+ *
+ * A ticket nobody takes (collected, or its environment torn down) kills and reaps its child.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "napi_util.h"
+
+enum { SPAWN_PENDING = 0, SPAWN_DONE = 1, SPAWN_FAILED = 2, SPAWN_ABANDONED = 3 };
+
+typedef struct spawn_ticket {
+  struct spawn_ticket *next; /* the queue */
+  _Atomic int state;         /* also the futex word a waiting taker sleeps on */
+  _Atomic int refs;          /* the thread's and JavaScript's */
+  int err;
+  int pidfd;
+  pid_t pid;
+  int socket;    /* the host's end of the socket the child waits on */
+  bool claimed;  /* taken by JavaScript (its thread only) */
+  char path[];
+} spawn_ticket_t;
+
+/* Marks the addon's spawn tickets, so that no other External (a retire ticket, say) is read as one. */
+static const napi_type_tag SPAWN_TICKET_TAG = { 0x766d6c6574737077ull, 0x6e7469636b657431ull };
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static spawn_ticket_t *head, *tail;
+static bool started;
+
+static void ticket_release(spawn_ticket_t *t) {
+  if (atomic_fetch_sub(&t->refs, 1) == 1) free(t);
+}
+
+/* The child of a ticket nobody will take: killed and reaped (on the reaper thread), its socket closed. */
+static void drop_child(spawn_ticket_t *t) {
+  reaper_retire_child(t->pidfd);
+  close(t->socket);
+}
+
+/* socketpair + posix_spawn of a warm helper (spawn_helper, native/process_child.c). */
+static void spawn(spawn_ticket_t *t) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    t->err = errno;
+    return;
+  }
+  t->err = spawn_helper(t->path, &pair[1], 1, true, &t->pidfd, &t->pid);
+  close(pair[1]);
+  if (t->err) close(pair[0]);
+  else t->socket = pair[0];
+}
+
+static void *spawner_main(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
+  for (;;) {
+    pthread_mutex_lock(&mu);
+    while (!head) pthread_cond_wait(&cv, &mu);
+    spawn_ticket_t *t = head;
+    head = t->next;
+    if (!head) tail = NULL;
+    pthread_mutex_unlock(&mu);
+    if (atomic_load(&t->state) == SPAWN_PENDING) spawn(t); /* an abandoned ticket spawns nothing */
+    int pending = SPAWN_PENDING;
+    if (!atomic_compare_exchange_strong(&t->state, &pending, t->err ? SPAWN_FAILED : SPAWN_DONE)) {
+      if (!t->err && t->pidfd >= 0) drop_child(t); /* abandoned while it spawned */
+    }
+    syscall(SYS_futex, &t->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    ticket_release(t);
+  }
+  return NULL;
+}
+
+static bool enqueue(spawn_ticket_t *t) {
+  pthread_mutex_lock(&mu);
+  if (!started) {
+    pthread_t thread;
+    started = pthread_create(&thread, NULL, spawner_main, NULL) == 0;
+    if (started) pthread_detach(thread);
+  }
+  if (started) {
+    t->next = NULL;
+    if (tail) tail->next = t;
+    else head = t;
+    tail = t;
+    pthread_cond_signal(&cv);
+  }
+  pthread_mutex_unlock(&mu);
+  return started;
+}
+
+/* Garbage collection or the environment's teardown: a child nobody took is dropped. */
+static void ticket_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  spawn_ticket_t *t = data;
+  int pending = SPAWN_PENDING;
+  if (!atomic_compare_exchange_strong(&t->state, &pending, SPAWN_ABANDONED)) {
+    if (atomic_load(&t->state) == SPAWN_DONE && !t->claimed) drop_child(t);
+  }
+  ticket_release(t);
+}
+
+/* processSpawnWarmLater(path): queues the spawn of a warm helper (one waiting on a socket for its memfds); returns its ticket. */
+static napi_value process_spawn_warm_later(napi_env env, napi_callback_info info) {
+  napi_value argv[1], handle;
+  size_t path_len;
+  if (!get_args(env, info, 1, argv, NULL, "posix_spawn") || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok ||
+      path_len == 0 || path_len >= 4096)
+    return throw_message(env, "posix_spawn", "bad arguments");
+  spawn_ticket_t *t = calloc(1, sizeof *t + path_len + 1);
+  if (!t) return throw_errno(env, "calloc", ENOMEM);
+  napi_get_value_string_utf8(env, argv[0], t->path, path_len + 1, &path_len);
+  atomic_init(&t->state, SPAWN_PENDING);
+  atomic_init(&t->refs, 2);
+  t->pidfd = t->socket = -1;
+  if (!enqueue(t)) {
+    free(t);
+    return throw_errno(env, "pthread_create", EAGAIN);
+  }
+  if (napi_create_external(env, t, ticket_finalize, NULL, &handle) != napi_ok) {
+    ticket_finalize(env, t, NULL); /* abandons it */
+    return throw_message(env, "posix_spawn", "cannot make a ticket");
+  }
+  if (napi_type_tag_object(env, handle, &SPAWN_TICKET_TAG) != napi_ok)
+    return throw_message(env, "posix_spawn", "cannot make a ticket"); /* the External's finalizer abandons it */
+  return handle;
+}
+
+/* Waits up to `ns` for the ticket to leave SPAWN_PENDING (FUTEX_WAIT; a spurious or early wake just returns). */
+static void wait_spawned(spawn_ticket_t *t, int64_t ns) {
+  struct timespec end, now;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += ns / 1000000000;
+  end.tv_nsec += ns % 1000000000;
+  if (end.tv_nsec >= 1000000000) end.tv_sec++, end.tv_nsec -= 1000000000;
+  while (atomic_load(&t->state) == SPAWN_PENDING) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t left = (int64_t)(end.tv_sec - now.tv_sec) * 1000000000 + (end.tv_nsec - now.tv_nsec);
+    if (left <= 0) return;
+    struct timespec rel = { left / 1000000000, left % 1000000000 };
+    syscall(SYS_futex, &t->state, FUTEX_WAIT_PRIVATE, SPAWN_PENDING, &rel, NULL, 0);
+  }
+}
+
+/* processSpawnTake(ticket, waitNs): after waiting up to waitNs while the spawn is pending, its
+ * child as [pidfd, pid, socket], now owned by this environment; undefined if still pending;
+ * null once taken; the spawn's errno is thrown (once). */
+static napi_value process_spawn_take(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  spawn_ticket_t *t;
+  int64_t wait_ns;
+  bool tagged = false;
+  if (!get_args(env, info, 2, argv, NULL, "posix_spawn") || napi_check_object_type_tag(env, argv[0], &SPAWN_TICKET_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], (void **)&t) != napi_ok || napi_get_value_int64(env, argv[1], &wait_ns) != napi_ok || wait_ns < 0)
+    return throw_message(env, "posix_spawn", "bad arguments");
+  if (wait_ns > 0) wait_spawned(t, wait_ns);
+  int state = atomic_load(&t->state);
+  if (state == SPAWN_PENDING) return make_undefined(env);
+  if (t->claimed || state == SPAWN_ABANDONED) {
+    napi_value null;
+    napi_get_null(env, &null);
+    return null;
+  }
+  t->claimed = true;
+  if (state == SPAWN_FAILED) return throw_errno(env, "posix_spawn", t->err);
+  process_own_child(env, t->pidfd, t->socket);
+  napi_value result;
+  napi_create_array_with_length(env, 3, &result);
+  napi_set_element(env, result, 0, make_i32(env, t->pidfd));
+  napi_set_element(env, result, 1, make_i32(env, (int32_t)t->pid));
+  napi_set_element(env, result, 2, make_i32(env, t->socket));
+  return result;
+}
+
+void register_process_spawner(napi_env env, napi_value exports) {
+  NAPI_EXPORT_FN(env, exports, "processSpawnWarmLater", process_spawn_warm_later);
+  NAPI_EXPORT_FN(env, exports, "processSpawnTake", process_spawn_take);
+}
