@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { HypervisorError } from "../src/index.js";
 import { loadAddon } from "../src/native/addon.js";
 import { randomSeed, randomUuid, randomWord } from "../src/sandbox/entropy.js";
 
@@ -52,4 +53,19 @@ test("seeds are 64 bits wide and words cross the pool's refill", () => {
   assert.equal(high, 0xffffffffn, "every bit of the upper half was set by some seed");
   const w = randomWord();
   assert.ok(Number.isInteger(w) && w >= 0 && w <= 0xffffffff);
+});
+
+test("a getrandom failure is a typed HypervisorError naming it, and the next draw tries again", () => {
+  const addon = loadAddon() as unknown as { fillRandom: (buf: Uint32Array) => void };
+  const real = addon.fillRandom;
+  for (let i = 0; i < 1024; i++) randomWord(); // the pool is drawn down: the next word refills it
+  addon.fillRandom = () => {
+    throw Object.assign(new Error("getrandom: Function not implemented"), { code: "ENOSYS", operation: "getrandom" });
+  };
+  try {
+    assert.throws(() => randomWord(), (e: unknown) => e instanceof HypervisorError && e.code === "HYPERVISOR" && /getrandom/.test(e.message));
+  } finally {
+    addon.fillRandom = real;
+  }
+  assert.ok(Number.isInteger(randomWord()));
 });

@@ -61,7 +61,6 @@ function defaultChoice(): BackendChoice {
   throw new InvalidConfigError(`VMLET_BACKEND must be one of ${BACKEND_CHOICES.join(", ")} (got ${JSON.stringify(env)})`);
 }
 
-/** Zeroed guest memory of the kind `backend` runs on; `hugePages`: advised for transparent huge pages (mem/huge-pages.ts). */
 /**
  * Starts, ahead of a VM of this backend, what creating it will wait for, while the caller
  * reads and lays out its guest (process backend: the waiting children, so that a process's
@@ -71,6 +70,7 @@ export function prepareBackend(backend: BackendName): void {
   if (backend === "process") startWarmChildren();
 }
 
+/** Zeroed guest memory of the kind `backend` runs on; `hugePages`: advised for transparent huge pages (mem/huge-pages.ts). */
 export function allocateGuestMemory(size: number, backend: BackendName = resolveBackend(), hugePages = false): GuestMemory {
   return backend === "process" ? GuestMemory.allocateShared(size, hugePages) : GuestMemory.allocate(size, hugePages);
 }

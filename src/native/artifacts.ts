@@ -41,11 +41,13 @@ export function nativeExecutablePath(name: string): string | undefined {
 /**
  * The addon files node-gyp-build would pick first, in its order, for a direct load: requiring
  * node-gyp-build and its search cost ~4 ms of a process's first sandbox, a dlopen ~1 ms. The
- * prebuilt one only where node-gyp-build would take it too (glibc: LIBC unset or "glibc", and no
- * /etc/alpine-release). Anything else is left to node-gyp-build.
+ * prebuilt one only where node-gyp-build would take it too (glibc: LIBC unset, empty or
+ * "glibc", and no /etc/alpine-release). None where node-gyp-build is told otherwise
+ * (VMLET_PREBUILD names another folder, PREBUILDS_ONLY skips build/): it decides then.
  */
 export function addonCandidates(): string[] {
-  const glibc = (process.env.LIBC ?? (existsSync("/etc/alpine-release") ? "musl" : "glibc")) === "glibc";
+  if (process.env.VMLET_PREBUILD || process.env.PREBUILDS_ONLY) return [];
+  const glibc = (process.env.LIBC || (existsSync("/etc/alpine-release") ? "musl" : "glibc")) === "glibc";
   return [
     path.join(packageRoot, "build/Release/vmlet.node"),
     path.join(packageRoot, "build/Debug/vmlet.node"),

@@ -5,6 +5,7 @@
  * call per restore would cost microseconds.
  */
 import { loadAddon } from "../native/addon.js";
+import { native } from "../native/errors.js";
 
 const pool = new Uint32Array(1024);
 let next = pool.length;
@@ -12,7 +13,7 @@ let next = pool.length;
 /** 32 random bits; a 64-bit seed is two of them (numbers, not BigInt: this runs on every restore). */
 export function randomWord(): number {
   if (next === pool.length) {
-    loadAddon().fillRandom(pool);
+    native("getrandom", () => loadAddon().fillRandom(pool)); // a failure (seccomp, an old kernel) is a typed HypervisorError
     next = 0;
   }
   return pool[next++]!;

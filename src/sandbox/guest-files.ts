@@ -5,9 +5,8 @@
  * unchanged while its device, inode, size and modification and change times are; since
  * file systems stamp times at a coarse tick (ext4: the timer tick), a file changed less than
  * two seconds before it was read is not kept: two writes within one tick would look alike.
- * The cache keeps its own copy and hands out copies: the bytes a build gets become its
- * lineage's `guestElf`, which callers can reach (`Snapshot.guestElf`) and write to, and a
- * write there must not change what later builds from the same path run.
+ * The bytes are shared by every build of the file: a lineage's `guestElf` is never written
+ * to, and what callers get (`Snapshot.guestElf`) is a copy.
  */
 import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -28,18 +27,18 @@ let reads = 0;
 /** A file is kept only if it last changed at least this long before it was read (ns). */
 const SETTLED_NS = 2_000_000_000n;
 
-/** The file's bytes (the caller's own copy): from the kept copy while the file is unchanged, else read (and kept). */
+/** The file's bytes (not to be written to): kept ones while the file is unchanged, else read (and kept). */
 export async function readGuestFile(path: string): Promise<Uint8Array> {
   const before = fileState(path);
   const hit = cache.get(path);
-  if (hit && before !== undefined && hit.key === before.key) return hit.bytes.slice();
+  if (hit && before !== undefined && hit.key === before.key) return hit.bytes;
   reads++;
   const bytes = new Uint8Array(await readFile(path));
   const after = fileState(path);
   forget(path);
   // Kept only if the file had settled before it was read and did not change meanwhile.
   if (before !== undefined && after?.key === before.key && before.settled && bytes.byteLength <= MAX_FILE_BYTES) {
-    cache.set(path, { key: before.key, bytes: bytes.slice() });
+    cache.set(path, { key: before.key, bytes });
     keptBytes += bytes.byteLength;
     while (cache.size > MAX_FILES || keptBytes > MAX_TOTAL_BYTES) forget(cache.keys().next().value!);
   }

@@ -40,7 +40,7 @@ export class MemoryImage {
   get view(): Uint8Array {
     if (!this.#view) {
       this.#view = new Uint8Array(native("mmap", () => this.addon.mapFileShared(this.fd, this.size)));
-      registerImageView(this.#view, this.fd);
+      registerImageView(this.#view, this.fd, () => this.dataRanges());
     }
     return this.#view;
   }

@@ -52,9 +52,13 @@ export class Snapshot {
     /** @internal */ readonly lineage: Lineage,
   ) {}
 
-  /** The guest ELF the lineage was built from, kept for symbolising dumps and profiles. */
+  /**
+   * The guest ELF the lineage was built from, kept for symbolising dumps and profiles: a
+   * copy, since every sandbox and snapshot of the lineage (and later builds of the same
+   * file) share the bytes.
+   */
   get guestElf(): Uint8Array {
-    return this.lineage.guestElf;
+    return this.lineage.guestElf.slice();
   }
 
   get generation(): number {

@@ -15,7 +15,8 @@
 import { readFileSync } from "node:fs";
 import { BackendUnavailableError, HypervisorError } from "../../errors/errors.js";
 import type { GuestMemory } from "../../mem/guest-memory.js";
-import { imageFileOf } from "../../mem/image-files.js";
+import { imageDataOf, imageFileOf } from "../../mem/image-files.js";
+import { intersectRanges } from "../../mem/range-lists.js";
 import { loadAddon, type NativeAddon, type ProcessRunner } from "../../native/addon.js";
 import { native } from "../../native/errors.js";
 import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine, VmExit } from "../virtual-machine.js";
@@ -263,7 +264,7 @@ export class ProcessMachine implements VirtualMachine {
     const regions = this.loggedChild === child && child.log && this.logPays(image) ? child.log.take() : undefined;
     this.lastRestoreUsedLog = regions !== undefined;
     this.lastCopied = regions
-      ? copyPages(this.memory, image, regions, hostPages)
+      ? copyPages(this.memory, image, regions, hostPages, imageDataOf(image) ?? [0, image.byteLength])
       : native("memcmp", () => this.addon.syncToImage(this.memoryFd, this.guestMemory.buffer, this.imageFdOf(image), image));
     // Memory equals the image now; the log holds (a superset of) every write from here,
     // and after its first take only those: a log never taken takes now (its answer is moot).
@@ -287,7 +288,7 @@ export class ProcessMachine implements VirtualMachine {
     if (!pages) return;
     // A log never taken protects nothing, so every present page reads as written: the pages
     // whose bytes left the image's are the written ones then (once per image, O(touched)).
-    const written = child.log?.untaken === false ? pages.written : changedPages(this.memory, image.view, pages.present);
+    const written = child.log?.untaken === false ? pages.written : changedPages(this.memory, image.view, pages.present, image.dataRanges());
     image.keepWorkingSet(workingSetOf(pages.present, written, image.dataRanges()));
   }
 
@@ -733,11 +734,17 @@ function describeStatus(status: number): string {
   return `exit status ${status}`;
 }
 
-/** The pages of `ranges` ([firstPage, endPage, ...]) where memory differs from the image, as ranges. */
-function changedPages(memory: Uint8Array, image: Uint8Array, ranges: ArrayLike<number>): number[] {
+/**
+ * The pages of `ranges` ([firstPage, endPage, ...]) within the image's data (`dataBytes`) where
+ * memory differs from the image, as ranges. Holes are never read through the view (that
+ * would allocate them); a working set keeps only pages with data anyway.
+ */
+function changedPages(memory: Uint8Array, image: Uint8Array, ranges: ArrayLike<number>, dataBytes: readonly number[]): number[] {
+  const dataPages = dataBytes.map((b, i) => (i % 2 === 0 ? Math.floor(b / PAGE) : Math.ceil(b / PAGE)));
+  const within = intersectRanges(ranges, dataPages);
   const out: number[] = [];
-  for (let r = 0; r < ranges.length; r += 2) {
-    for (let page = ranges[r]!; page < ranges[r + 1]!; page++) {
+  for (let r = 0; r < within.length; r += 2) {
+    for (let page = within[r]!; page < within[r + 1]!; page++) {
       const at = page * PAGE;
       if (Buffer.compare(memory.subarray(at, at + PAGE), image.subarray(at, at + PAGE)) === 0) continue;
       if (out.length > 0 && out[out.length - 1] === page) out[out.length - 1] = page + 1;

@@ -101,21 +101,51 @@ export class ChildWriteLog {
   }
 }
 
-/** Copies the regions' pages and the host's pages from the image into memory; returns pages copied. */
-export function copyPages(memory: Uint8Array, image: Uint8Array, regions: { pairs: Uint32Array; count: number }, hostPages: ArrayLike<number>): number {
+/**
+ * Puts the regions' pages and the host's pages back from the image; returns pages put back.
+ * `imageData` ([start, end, ...] bytes the image file holds data for): what lies outside it
+ * is zeroed, never read through the view, since reading a hole of the image's shared
+ * mapping would allocate it (and the image would grow with every restore).
+ */
+export function copyPages(
+  memory: Uint8Array, image: Uint8Array, regions: { pairs: Uint32Array; count: number }, hostPages: ArrayLike<number>, imageData: readonly number[],
+): number {
   let copied = 0;
   const { pairs, count } = regions;
   for (let i = 0; i < count; i++) {
     const from = pairs[2 * i]! * PAGE;
     const to = pairs[2 * i + 1]! * PAGE;
-    memory.set(image.subarray(from, to), from);
+    putBack(memory, image, from, to, imageData);
     copied += (to - from) / PAGE;
   }
   for (let i = 0; i < hostPages.length; i++) {
     const at = hostPages[i]! * PAGE;
-    memory.set(image.subarray(at, at + PAGE), at);
+    putBack(memory, image, at, at + PAGE, imageData);
   }
   return copied + hostPages.length;
+}
+
+/** [from, to) of memory made equal to the image: its data copied, its holes zeroed. */
+function putBack(memory: Uint8Array, image: Uint8Array, from: number, to: number, data: readonly number[]): void {
+  let at = from;
+  for (let i = firstRangeEndingAfter(data, from); i < data.length && data[i]! < to; i += 2) {
+    const start = Math.max(data[i]!, from), end = Math.min(data[i + 1]!, to);
+    if (start > at) memory.fill(0, at, start);
+    memory.set(image.subarray(start, end), start);
+    at = end;
+  }
+  if (at < to) memory.fill(0, at, to);
+}
+
+/** The index of the first range of `ranges` (flat pairs, sorted) that ends after `at`. */
+function firstRangeEndingAfter(ranges: readonly number[], at: number): number {
+  let lo = 0, hi = ranges.length / 2;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[2 * mid + 1]! <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  return 2 * lo;
 }
 
 /** Sets the regions' bits in a page bitmap (cleared first). */

@@ -89,7 +89,7 @@ async function saveStaged(snapshot: Snapshot, root: LayoutDir, tag: string, opti
   const blobs = staged.blobsDir(root);
   const layout = { root, blobs };
   // The ELF and config do not depend on the memory digest: their fsyncs join the memory blob's.
-  const guestElf = putBlob(layout, MEDIA_TYPE.guestElf, snapshot.guestElf, staged);
+  const guestElf = putBlob(layout, MEDIA_TYPE.guestElf, snapshot.lineage.guestElf, staged);
   const config = putBlob(layout, MEDIA_TYPE.config, toJsonBytes(encodeConfig(snapshot.state, snapshot.image.workingSet)), staged);
   staged.startSyncs();
   const base = options.base ?? (options.diff ? nearestAncestorIn(root.hostPath, index, snapshot) : undefined);
