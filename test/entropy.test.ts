@@ -58,7 +58,14 @@ test("seeds are 64 bits wide and words cross the pool's refill", () => {
 test("a getrandom failure is a typed HypervisorError naming it, and the next draw tries again", () => {
   const addon = loadAddon() as unknown as { fillRandom: (buf: Uint32Array) => void };
   const real = addon.fillRandom;
-  for (let i = 0; i < 1024; i++) randomWord(); // the pool is drawn down: the next word refills it
+  // Draw until the pool refills, then the rest of it: the next word must refill it again.
+  let refills = 0;
+  addon.fillRandom = (buf) => {
+    refills++;
+    real(buf);
+  };
+  while (refills === 0) randomWord();
+  for (let i = 1; i < 1024; i++) randomWord();
   addon.fillRandom = () => {
     throw Object.assign(new Error("getrandom: Function not implemented"), { code: "ENOSYS", operation: "getrandom" });
   };
