@@ -7,10 +7,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterEach, test } from "node:test";
 import { ProcessMachine } from "../src/hypervisor/process/process-machine.js";
 import { discardWarmChildren, warmChildPids, warmChildrenFilled } from "../src/hypervisor/process/warm-children.js";
-import { InvalidConfigError, SandboxBuilder, type Sandbox } from "../src/index.js";
+import { InvalidConfigError, Sandbox, SandboxBuilder, Snapshot } from "../src/index.js";
+import { setVmParking } from "../src/sandbox/parked-vms.js";
+import { addOne } from "./snapshot-guest.js";
 import { loadAddon } from "../src/native/addon.js";
 import { helperPath } from "../src/hypervisor/process/helper-path.js";
 import { guestPath } from "./helpers.js";
@@ -198,4 +202,32 @@ test("a ticket nobody takes kills and reaps its child when it is collected", () 
   const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), { before: 1, after: 0 });
+});
+
+test("Snapshot.load starts a waiting child when none waits, and the sandbox made from it runs on that one", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vmlet-warm-load-"));
+  const sb = await build();
+  try {
+    await sb.snapshot().save(dir, "t");
+  } finally {
+    sb.close();
+  }
+  setVmParking(false); // else the closed sandbox's VM would serve the next one
+  const saved = process.env.VMLET_BACKEND;
+  process.env.VMLET_BACKEND = "process"; // the backend load() starts ahead is the default one
+  try {
+    discardWarmChildren();
+    const { result: restored, cold } = await coldStarts(async () => Sandbox.fromSnapshot(await Snapshot.load(dir, "t"), { backend: "process", hostFunctions: [addOne] }));
+    try {
+      assert.equal(cold, 0, "the child was one Snapshot.load started");
+      assert.equal(restored.callSync("get_counter"), 0);
+    } finally {
+      restored.close();
+    }
+  } finally {
+    if (saved === undefined) delete process.env.VMLET_BACKEND;
+    else process.env.VMLET_BACKEND = saved;
+    setVmParking(true);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

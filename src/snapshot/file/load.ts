@@ -5,7 +5,7 @@
  * and compared with vmlet's own (image-checks.ts).
  */
 import { InvalidConfigError } from "../../errors/errors.js";
-import { guestCpuIdentity } from "../../hypervisor/backend.js";
+import { guestCpuIdentity, prepareBackend, resolveBackend } from "../../hypervisor/backend.js";
 import { missingFeatures } from "../../hypervisor/cpu-features.js";
 import { Snapshot } from "../snapshot.js";
 import { rememberDigest } from "./blob-digests.js";
@@ -41,6 +41,7 @@ export async function loadSnapshot(dir: string, ref: string, options?: LoadOptio
   if (memorySize > maxMemorySize) throw new SnapshotTooLargeError(ref, memorySize, maxMemorySize);
   const missing = missingFeatures(entry.state.guestCpu.features, guestCpuIdentity());
   if (missing.length > 0) throw new CpuIncompatibleError(missing);
+  startBackendAhead(); // a sandbox from this snapshot usually follows: its child execs while the memory is read
   const guestElf = readBlob(dir, entry.guestElf, MAX_BYTES.guestElf);
   const image = await openMemoryLayers(dir, entry.memoryLayers, memorySize, { verify: () => checked.verify, onProgress: checked.onProgress });
   const top = entry.memoryLayers.at(-1)!;
@@ -52,6 +53,15 @@ export async function loadSnapshot(dir: string, ref: string, options?: LoadOptio
 }
 
 /** The option as given, or the default; anything but a positive whole number of bytes is INVALID_CONFIG. */
+/** prepareBackend for the backend a sandbox would get by default; a bad setting is left for fromSnapshot() to report. */
+function startBackendAhead(): void {
+  try {
+    prepareBackend(resolveBackend());
+  } catch {
+    // VMLET_BACKEND or VMLET_WARM_CHILDREN is invalid, or no backend works: fromSnapshot() says which
+  }
+}
+
 function checkMaxMemorySize(value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_MEMORY_SIZE;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
