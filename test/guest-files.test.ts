@@ -119,3 +119,16 @@ test("Snapshot.guestElf is the caller's copy: writing to it changes no later bui
   await snap.save(dir, "t");
   assert.deepEqual(new Uint8Array((await Snapshot.load(dir, "t")).guestElf), new Uint8Array(fs.readFileSync(elf)));
 });
+
+test("a guest given as bytes is the build's own: writing to the caller's buffer afterwards changes no snapshot of it", async () => {
+  const bytes = new Uint8Array(fs.readFileSync(guestPath("demo")));
+  const sb = await createSandbox({ guest: bytes });
+  try {
+    const snap = sb.snapshot();
+    bytes.fill(0);
+    assert.deepEqual(snap.guestElf, new Uint8Array(fs.readFileSync(guestPath("demo"))));
+    assert.equal(sb.callSync("add", 1, 2), 3);
+  } finally {
+    sb.close();
+  }
+});

@@ -76,8 +76,9 @@ function checkGuestAbi(memory: Uint8Array, layout: MemoryLayout): void {
   }
 }
 
+/** The guest's bytes, the lineage's own: a caller's buffer is copied, so that writing to it later changes no snapshot of this build. */
 async function readGuest(guest: string | Uint8Array): Promise<Uint8Array> {
-  if (guest instanceof Uint8Array) return guest;
+  if (guest instanceof Uint8Array) return guest.slice();
   try {
     return await readGuestFile(guest);
   } catch (error) {
