@@ -257,9 +257,11 @@ static void frame_from_mailbox(struct mailbox *mb, uint64_t rip_advance) {
 
 /* ---- the children the host owns, reaped when their environment shuts down ----
  * A worker thread that exits with sandboxes open (or warm children waiting) can run no
- * JavaScript to end them; its children die with it (PR_SET_PDEATHSIG) but would stay
- * zombies of this process. Each spawned child is registered with an environment cleanup
- * hook that hands it to the reaper thread; the host disowns it when it ends it itself. */
+ * JavaScript to end them. A child it spawned itself dies with it (PR_SET_PDEATHSIG) but would
+ * stay a zombie of this process; a waiting child the spawner thread started
+ * (process_spawner.c) lives on until someone kills it. Each child an environment takes is
+ * registered with an environment cleanup hook that hands it to the reaper thread; the host
+ * disowns it when it ends it itself. */
 struct owned_child {
   struct owned_child *next;
   napi_env env;

@@ -22,7 +22,8 @@
 
 #include "napi_util.h"
 
-enum { SPAWN_PENDING = 0, SPAWN_DONE = 1, SPAWN_FAILED = 2, SPAWN_ABANDONED = 3 };
+/* PENDING (queued) -> SPAWNING -> DONE or FAILED; PENDING or SPAWNING -> ABANDONED (nobody will take it). */
+enum { SPAWN_PENDING = 0, SPAWN_SPAWNING = 1, SPAWN_DONE = 2, SPAWN_FAILED = 3, SPAWN_ABANDONED = 4 };
 
 typedef struct spawn_ticket {
   struct spawn_ticket *next; /* the queue */
@@ -79,12 +80,15 @@ static void *spawner_main(void *arg) {
     head = t->next;
     if (!head) tail = NULL;
     pthread_mutex_unlock(&mu);
-    if (atomic_load(&t->state) == SPAWN_PENDING) spawn(t); /* an abandoned ticket spawns nothing */
-    int pending = SPAWN_PENDING;
-    if (!atomic_compare_exchange_strong(&t->state, &pending, t->err ? SPAWN_FAILED : SPAWN_DONE)) {
-      if (!t->err && t->pidfd >= 0) drop_child(t); /* abandoned while it spawned */
+    int expected = SPAWN_PENDING;
+    if (atomic_compare_exchange_strong(&t->state, &expected, SPAWN_SPAWNING)) { /* an abandoned ticket spawns nothing */
+      spawn(t);
+      expected = SPAWN_SPAWNING;
+      if (!atomic_compare_exchange_strong(&t->state, &expected, t->err ? SPAWN_FAILED : SPAWN_DONE)) {
+        if (!t->err) drop_child(t); /* abandoned while it spawned */
+      }
+      syscall(SYS_futex, &t->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
     }
-    syscall(SYS_futex, &t->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     ticket_release(t);
   }
   return NULL;
@@ -93,9 +97,14 @@ static void *spawner_main(void *arg) {
 static bool enqueue(spawn_ticket_t *t) {
   pthread_mutex_lock(&mu);
   if (!started) {
+    /* Created with every signal blocked (it inherits the mask): none of Node's may land there. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t thread;
     started = pthread_create(&thread, NULL, spawner_main, NULL) == 0;
     if (started) pthread_detach(thread);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
   }
   if (started) {
     t->next = NULL;
@@ -113,9 +122,14 @@ static void ticket_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   spawn_ticket_t *t = data;
-  int pending = SPAWN_PENDING;
-  if (!atomic_compare_exchange_strong(&t->state, &pending, SPAWN_ABANDONED)) {
-    if (atomic_load(&t->state) == SPAWN_DONE && !t->claimed) drop_child(t);
+  for (;;) {
+    int state = atomic_load(&t->state);
+    if (state == SPAWN_PENDING || state == SPAWN_SPAWNING) {
+      if (atomic_compare_exchange_strong(&t->state, &state, SPAWN_ABANDONED)) break; /* the thread drops what it spawns */
+      continue;
+    }
+    if (state == SPAWN_DONE && !t->claimed) drop_child(t);
+    break;
   }
   ticket_release(t);
 }
@@ -137,45 +151,49 @@ static napi_value process_spawn_warm_later(napi_env env, napi_callback_info info
     free(t);
     return throw_errno(env, "pthread_create", EAGAIN);
   }
-  if (napi_create_external(env, t, ticket_finalize, NULL, &handle) != napi_ok) {
-    ticket_finalize(env, t, NULL); /* abandons it */
+  /* The finalizer is attached last: until then a failure abandons the ticket here, once. */
+  if (napi_create_external(env, t, NULL, NULL, &handle) != napi_ok || napi_type_tag_object(env, handle, &SPAWN_TICKET_TAG) != napi_ok ||
+      napi_add_finalizer(env, handle, t, ticket_finalize, NULL, NULL) != napi_ok) {
+    ticket_finalize(env, t, NULL);
     return throw_message(env, "posix_spawn", "cannot make a ticket");
   }
-  if (napi_type_tag_object(env, handle, &SPAWN_TICKET_TAG) != napi_ok)
-    return throw_message(env, "posix_spawn", "cannot make a ticket"); /* the External's finalizer abandons it */
   return handle;
 }
 
-/* Waits up to `ns` for the ticket to leave SPAWN_PENDING (FUTEX_WAIT; a spurious or early wake just returns). */
-static void wait_spawned(spawn_ticket_t *t, int64_t ns) {
+/* Waits up to `ns` while the ticket is being spawned (FUTEX_WAIT), and while it is queued only if
+ * `queued_too`: a queued one may sit behind other environments' spawns, where a spawn of the
+ * caller's own would be quicker. */
+static void wait_spawned(spawn_ticket_t *t, int64_t ns, bool queued_too) {
   struct timespec end, now;
   clock_gettime(CLOCK_MONOTONIC, &end);
   end.tv_sec += ns / 1000000000;
   end.tv_nsec += ns % 1000000000;
   if (end.tv_nsec >= 1000000000) end.tv_sec++, end.tv_nsec -= 1000000000;
-  while (atomic_load(&t->state) == SPAWN_PENDING) {
+  for (int state; (state = atomic_load(&t->state)) == SPAWN_SPAWNING || (queued_too && state == SPAWN_PENDING);) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t left = (int64_t)(end.tv_sec - now.tv_sec) * 1000000000 + (end.tv_nsec - now.tv_nsec);
     if (left <= 0) return;
     struct timespec rel = { left / 1000000000, left % 1000000000 };
-    syscall(SYS_futex, &t->state, FUTEX_WAIT_PRIVATE, SPAWN_PENDING, &rel, NULL, 0);
+    syscall(SYS_futex, &t->state, FUTEX_WAIT_PRIVATE, state, &rel, NULL, 0);
   }
 }
 
-/* processSpawnTake(ticket, waitNs): after waiting up to waitNs while the spawn is pending, its
+/* processSpawnTake(ticket, waitNs, whileQueued): after waiting up to waitNs while it is being
+ * spawned (and while it is queued, if whileQueued), its
  * child as [pidfd, pid, socket], now owned by this environment; undefined if still pending;
  * null once taken; the spawn's errno is thrown (once). */
 static napi_value process_spawn_take(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   spawn_ticket_t *t;
   int64_t wait_ns;
-  bool tagged = false;
-  if (!get_args(env, info, 2, argv, NULL, "posix_spawn") || napi_check_object_type_tag(env, argv[0], &SPAWN_TICKET_TAG, &tagged) != napi_ok || !tagged ||
-      napi_get_value_external(env, argv[0], (void **)&t) != napi_ok || napi_get_value_int64(env, argv[1], &wait_ns) != napi_ok || wait_ns < 0)
+  bool tagged = false, queued_too = false;
+  if (!get_args(env, info, 3, argv, NULL, "posix_spawn") || napi_check_object_type_tag(env, argv[0], &SPAWN_TICKET_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], (void **)&t) != napi_ok || napi_get_value_int64(env, argv[1], &wait_ns) != napi_ok || wait_ns < 0 ||
+      napi_get_value_bool(env, argv[2], &queued_too) != napi_ok)
     return throw_message(env, "posix_spawn", "bad arguments");
-  if (wait_ns > 0) wait_spawned(t, wait_ns);
+  if (wait_ns > 0) wait_spawned(t, wait_ns, queued_too);
   int state = atomic_load(&t->state);
-  if (state == SPAWN_PENDING) return make_undefined(env);
+  if (state == SPAWN_PENDING || state == SPAWN_SPAWNING) return make_undefined(env);
   if (t->claimed || state == SPAWN_ABANDONED) {
     napi_value null;
     napi_get_null(env, &null);

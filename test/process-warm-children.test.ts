@@ -166,10 +166,10 @@ test("with VMLET_WARM_CHILDREN=0 a build starts its child itself", async () => {
 test("a queued spawn's child is taken once; a second take gets null", async () => {
   const addon = loadAddon();
   const ticket = addon.processSpawnWarmLater(helperPath());
-  const child = addon.processSpawnTake(ticket, 10_000_000_000);
+  const child = addon.processSpawnTake(ticket, 10_000_000_000, true);
   assert.ok(Array.isArray(child), "the spawn finished within 10 s");
   try {
-    assert.equal(addon.processSpawnTake(ticket, 0), null);
+    assert.equal(addon.processSpawnTake(ticket, 0, false), null);
   } finally {
     addon.processKill(child[0]);
     addon.closeFd(child[2]);
@@ -179,11 +179,11 @@ test("a queued spawn's child is taken once; a second take gets null", async () =
 test("a spawn that fails throws its errno at the take, once", () => {
   const addon = loadAddon();
   const ticket = addon.processSpawnWarmLater("/nonexistent/vmlet-helper");
-  assert.throws(() => addon.processSpawnTake(ticket, 10_000_000_000), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
-  assert.equal(addon.processSpawnTake(ticket, 0), null);
-  assert.throws(() => addon.processSpawnTake({} as never, 0), /bad arguments/);
+  assert.throws(() => addon.processSpawnTake(ticket, 10_000_000_000, true), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+  assert.equal(addon.processSpawnTake(ticket, 0, false), null);
+  assert.throws(() => addon.processSpawnTake({} as never, 0, false), /bad arguments/);
   const notASpawn = addon.processRetire(-1, -1, 0, -1, 0); // another kind of ticket (an External too)
-  assert.throws(() => addon.processSpawnTake(notASpawn as never, 0), /bad arguments/);
+  assert.throws(() => addon.processSpawnTake(notASpawn as never, 0, false), /bad arguments/);
   assert.throws(() => addon.processSpawnWarmLater(""), /bad arguments/);
 });
 
@@ -229,5 +229,25 @@ test("Snapshot.load starts a waiting child when none waits, and the sandbox made
     else process.env.VMLET_BACKEND = saved;
     setVmParking(true);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a take does not wait for a spawn still queued behind others (whileQueued false), and can (true)", () => {
+  const addon = loadAddon();
+  const tickets = Array.from({ length: 6 }, () => addon.processSpawnWarmLater(helperPath()));
+  const children: Array<[number, number, number]> = [];
+  try {
+    // Spawns take milliseconds each: the last of six is still queued now.
+    assert.equal(addon.processSpawnTake(tickets[5]!, 10_000_000_000, false), undefined, "returned at once, not after the others' spawns");
+    for (const ticket of tickets) {
+      const child = addon.processSpawnTake(ticket, 10_000_000_000, true);
+      assert.ok(Array.isArray(child), "each spawn finished within 10 s");
+      children.push(child);
+    }
+  } finally {
+    for (const [pidfd, , socket] of children) {
+      addon.processKill(pidfd);
+      addon.closeFd(socket);
+    }
   }
 });

@@ -117,10 +117,11 @@ export interface NativeAddon {
   /** Queues, on the spawner thread (native/process_spawner.c), a helper started ahead of need that waits on a socket (its fd 3) for its memfds. */
   processSpawnWarmLater(helperPath: string): SpawnTicket;
   /**
-   * The queued helper, after waiting up to `waitNs` while it is being spawned: [pidfd, pid, socket],
-   * owned by this environment from now on; undefined while pending; null once taken. Throws the spawn's errno.
+   * The queued helper, after waiting up to `waitNs` while it is being spawned (and while it is
+   * still queued, if `whileQueued`): [pidfd, pid, socket], owned by this environment from now
+   * on; undefined while pending; null once taken. Throws the spawn's errno.
    */
-  processSpawnTake(ticket: SpawnTicket, waitNs: number): [number, number, number] | undefined | null;
+  processSpawnTake(ticket: SpawnTicket, waitNs: number, whileQueued: boolean): [number, number, number] | undefined | null;
   /** Sends a warm helper guest memory, the control memfd and the notify eventfd (SCM_RIGHTS) and closes the socket. */
   processHandOver(socket: number, memoryFd: number, controlFd: number, notifyFd: number): void;
   /** One run: mode 0 waits only, 1 resumes from the mailbox's registers (+ ripAdvance), 2 from the frame the host wrote. Returns RunResult. */

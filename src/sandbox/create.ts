@@ -78,7 +78,7 @@ function checkGuestAbi(memory: Uint8Array, layout: MemoryLayout): void {
 
 /** The guest's bytes, the lineage's own: a caller's buffer is copied, so that writing to it later changes no snapshot of this build. */
 async function readGuest(guest: string | Uint8Array): Promise<Uint8Array> {
-  if (guest instanceof Uint8Array) return guest.slice();
+  if (guest instanceof Uint8Array) return new Uint8Array(guest); // a copy (a Buffer's slice() would be a view of the same memory)
   try {
     return await readGuestFile(guest);
   } catch (error) {

@@ -58,7 +58,7 @@ export class Snapshot {
    * file) share the bytes.
    */
   get guestElf(): Uint8Array {
-    return this.lineage.guestElf.slice();
+    return new Uint8Array(this.lineage.guestElf); // a copy, whatever subclass (Buffer) the lineage holds
   }
 
   get generation(): number {

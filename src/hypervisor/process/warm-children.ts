@@ -7,7 +7,7 @@
  *
  * The spawns run on a thread of their own (native/process_spawner.c): posix_spawn holds its
  * caller until the child has exec'd, 1–4 ms on a 2-core VM, which on the event loop would
- * stall everything else. A sandbox that finds none ready but one on its way waits for that
+ * stall everything else. A sandbox that finds none ready but one being spawned waits for that
  * one rather than spawning its own.
  *
  * Bounded by VMLET_WARM_CHILDREN (default 2; 0 turns them off). The set is refilled from an
@@ -28,7 +28,11 @@ export interface WarmChild {
 
 const DEFAULT_WARM_CHILDREN = 2;
 const MAX_WARM_CHILDREN = 16;
-/** How long a take waits for a child on its way before the caller spawns its own (ns). */
+/**
+ * How long a take waits for a child being spawned before the caller spawns its own (ns). One
+ * still queued is not waited for: one spawner thread serves every worker of the process, and
+ * it may sit behind their spawns.
+ */
 const ON_ITS_WAY_WAIT_NS = 100_000_000;
 
 const ready: WarmChild[] = [];
@@ -74,7 +78,7 @@ export function discardWarmChild(child: WarmChild): void {
 /** Moves finished spawns to `ready`, in order; a failed one is dropped (the next take spawns cold). */
 function collectSpawned(): void {
   while (starting.length > 0) {
-    const child = take(starting[0]!, 0);
+    const child = take(starting[0]!, 0, false);
     if (child === undefined) return; // the oldest is still on its way
     starting.shift();
     if (child) ready.push(child);
@@ -84,7 +88,7 @@ function collectSpawned(): void {
 function waitForOneOnItsWay(): WarmChild | undefined {
   while (starting.length > 0) {
     const ticket = starting.shift()!;
-    const child = take(ticket, ON_ITS_WAY_WAIT_NS);
+    const child = take(ticket, ON_ITS_WAY_WAIT_NS, false);
     if (child) return child;
     if (child === undefined) {
       starting.unshift(ticket); // slower than a spawn of our own would be: kept for a later take
@@ -94,11 +98,11 @@ function waitForOneOnItsWay(): WarmChild | undefined {
   return undefined;
 }
 
-/** The ticket's child (waiting up to `waitNs`), undefined while pending, null if its spawn failed. */
-function take(ticket: SpawnTicket, waitNs: number): WarmChild | undefined | null {
+/** The ticket's child (waiting up to `waitNs` while it is spawned, or queued too), undefined while pending, null if its spawn failed. */
+function take(ticket: SpawnTicket, waitNs: number, whileQueued: boolean): WarmChild | undefined | null {
   let result: [number, number, number] | undefined | null;
   try {
-    result = loadAddon().processSpawnTake(ticket, waitNs);
+    result = loadAddon().processSpawnTake(ticket, waitNs, whileQueued);
   } catch {
     return null; // cannot start one now (limits, a missing helper): the take starts cold
   }
@@ -142,7 +146,7 @@ export function discardWarmChildren(): void {
   if (refillTimer !== undefined) clearTimeout(refillTimer);
   refillTimer = undefined;
   for (const ticket of starting.splice(0)) {
-    const child = take(ticket, 10_000_000_000);
+    const child = take(ticket, 10_000_000_000, true);
     if (child) ready.push(child);
   }
   while (ready.length > 0) discardWarmChild(ready.pop()!);

@@ -52,7 +52,6 @@ export async function loadSnapshot(dir: string, ref: string, options?: LoadOptio
   return new Snapshot(entry.state, image, { id: entry.state.lineage, guestElf, generation: entry.state.generation });
 }
 
-/** The option as given, or the default; anything but a positive whole number of bytes is INVALID_CONFIG. */
 /** prepareBackend for the backend a sandbox would get by default; a bad setting is left for fromSnapshot() to report. */
 function startBackendAhead(): void {
   try {
@@ -62,6 +61,7 @@ function startBackendAhead(): void {
   }
 }
 
+/** The option as given, or the default; anything but a positive whole number of bytes is INVALID_CONFIG. */
 function checkMaxMemorySize(value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_MEMORY_SIZE;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
