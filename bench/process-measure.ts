@@ -8,6 +8,7 @@ import path from "node:path";
 import { Sandbox, SandboxBuilder, type Snapshot } from "../src/index.js";
 import { packageRoot } from "../src/cli/paths.js";
 import { setProcessSpin } from "../src/hypervisor/process/process-machine.js";
+import { setVmParking } from "../src/sandbox/parked-vms.js";
 import { demoBuilder, summarize, type Summary } from "./measure.js";
 import type { Spin } from "./process-cref.js";
 import { fromSnapshotConfig, HEAP, snapshotBuilder } from "./snapshot-measure.js";
@@ -140,6 +141,13 @@ async function filledSnapshot(fillMiB: number): Promise<{ snap: Snapshot; memMib
  * one touch_pages(touch) call: growth of Pss in the host's smaps_rollup plus the Pss of
  * every child's smaps_rollup, ÷ count. `gc` runs before each host reading.
  */
+/** A full GC, time for the finalizers it queued (unmaps, the reaper's retirements), and another GC. */
+async function settle(gc: () => void): Promise<void> {
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  gc();
+}
+
 export async function measurePss(count: number, fillMiB: number, touch: number, gc: () => void): Promise<PssResult> {
   const { snap, memMib } = await filledSnapshot(fillMiB);
   for (let i = 0; i < 2; i++) {
@@ -149,14 +157,19 @@ export async function measurePss(count: number, fillMiB: number, touch: number, 
   }
   const sandboxes: Sandbox[] = [];
   try {
-    gc();
+    // What earlier groups left (parked VMs of other snapshots, images whose mappings wait for
+    // their finalizers) must be gone before the first reading: its release during the
+    // measurement made the host's growth negative in a full run.
+    setVmParking(false);
+    setVmParking(true);
+    await settle(gc);
     const before = totalPss([]);
     for (let i = 0; i < count; i++) {
       const sb = await Sandbox.fromSnapshot(snap, fromSnapshotConfig);
       sandboxes.push(sb);
       if (sb.callSync("touch_pages", touch, 1 + (i % 200)) !== touch) throw new Error("touch_pages failed");
     }
-    gc();
+    await settle(gc);
     const pids = sandboxes.map(childPidOf);
     const after = totalPss(pids);
     const perChild = pids.map((pid) => ({ pid, pss: smapsOf(pid).Pss ?? 0 })).sort((a, b) => a.pss - b.pss);
