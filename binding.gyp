@@ -18,6 +18,7 @@
         "native/file_lock.c",
         "native/random.c",
         "native/process_spawner.c",
+        "native/work_thread.c",
         "native/cpu.c",
         "native/process_child.c",
         "native/process_notify.c",

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,12 +20,13 @@
 #include <unistd.h>
 
 #include "napi_util.h"
+#include "work_thread.h"
 
 /* PENDING (queued) -> SPAWNING -> DONE or FAILED; PENDING or SPAWNING -> ABANDONED (nobody will take it). */
 enum { SPAWN_PENDING = 0, SPAWN_SPAWNING = 1, SPAWN_DONE = 2, SPAWN_FAILED = 3, SPAWN_ABANDONED = 4 };
 
 typedef struct spawn_ticket {
-  struct spawn_ticket *next; /* the queue */
+  struct work_item link;     /* first: the spawner thread's queue */
   _Atomic int state;         /* also the futex word a waiting taker sleeps on */
   _Atomic int refs;          /* the thread's and JavaScript's */
   int err;
@@ -40,10 +40,6 @@ typedef struct spawn_ticket {
 /* Marks the addon's spawn tickets, so that no other External (a retire ticket, say) is read as one. */
 static const napi_type_tag SPAWN_TICKET_TAG = { 0x766d6c6574737077ull, 0x6e7469636b657431ull };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static spawn_ticket_t *head, *tail;
-static bool started;
 
 static void ticket_release(spawn_ticket_t *t) {
   if (atomic_fetch_sub(&t->refs, 1) == 1) free(t);
@@ -68,54 +64,22 @@ static void spawn(spawn_ticket_t *t) {
   else t->socket = pair[0];
 }
 
-static void *spawner_main(void *arg) {
-  (void)arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
-  for (;;) {
-    pthread_mutex_lock(&mu);
-    while (!head) pthread_cond_wait(&cv, &mu);
-    spawn_ticket_t *t = head;
-    head = t->next;
-    if (!head) tail = NULL;
-    pthread_mutex_unlock(&mu);
-    int expected = SPAWN_PENDING;
-    if (atomic_compare_exchange_strong(&t->state, &expected, SPAWN_SPAWNING)) { /* an abandoned ticket spawns nothing */
-      spawn(t);
-      expected = SPAWN_SPAWNING;
-      if (!atomic_compare_exchange_strong(&t->state, &expected, t->err ? SPAWN_FAILED : SPAWN_DONE)) {
-        if (!t->err) drop_child(t); /* abandoned while it spawned */
-      }
-      syscall(SYS_futex, &t->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+/* One ticket on the spawner thread: spawned unless abandoned first, its child dropped if abandoned meanwhile. */
+static void run_ticket(struct work_item *item) {
+  spawn_ticket_t *t = (spawn_ticket_t *)item;
+  int expected = SPAWN_PENDING;
+  if (atomic_compare_exchange_strong(&t->state, &expected, SPAWN_SPAWNING)) {
+    spawn(t);
+    expected = SPAWN_SPAWNING;
+    if (!atomic_compare_exchange_strong(&t->state, &expected, t->err ? SPAWN_FAILED : SPAWN_DONE)) {
+      if (!t->err) drop_child(t); /* abandoned while it spawned */
     }
-    ticket_release(t);
+    syscall(SYS_futex, &t->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
   }
-  return NULL;
+  ticket_release(t);
 }
 
-static bool enqueue(spawn_ticket_t *t) {
-  pthread_mutex_lock(&mu);
-  if (!started) {
-    /* Created with every signal blocked (it inherits the mask): none of Node's may land there. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t thread;
-    started = pthread_create(&thread, NULL, spawner_main, NULL) == 0;
-    if (started) pthread_detach(thread);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-  }
-  if (started) {
-    t->next = NULL;
-    if (tail) tail->next = t;
-    else head = t;
-    tail = t;
-    pthread_cond_signal(&cv);
-  }
-  pthread_mutex_unlock(&mu);
-  return started;
-}
+static struct work_thread spawner = WORK_THREAD_INIT(run_ticket);
 
 /* Garbage collection or the environment's teardown: a child nobody took is dropped. */
 static void ticket_finalize(napi_env env, void *data, void *hint) {
@@ -147,7 +111,7 @@ static napi_value process_spawn_warm_later(napi_env env, napi_callback_info info
   atomic_init(&t->state, SPAWN_PENDING);
   atomic_init(&t->refs, 2);
   t->pidfd = t->socket = -1;
-  if (!enqueue(t)) {
+  if (!work_thread_push(&spawner, &t->link)) {
     free(t);
     return throw_errno(env, "pthread_create", EAGAIN);
   }

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "napi_util.h"
+#include "work_thread.h"
 
 /* What a retire job tells the host: RETIRE_PENDING until the files are empty (or not). */
 enum { RETIRE_PENDING = 0, RETIRE_DONE = 1, RETIRE_FAILED = -1 };
@@ -29,7 +29,7 @@ struct ticket {
 };
 
 typedef struct job {
-  struct job *next;
+  struct work_item link; /* first: the reaper thread's queue */
   int fd;            /* a close job: the fd; a retire job: the child's pidfd, or -1 */
   int files[2];      /* a retire job: its own copies of the memfds to empty */
   uint64_t sizes[2];
@@ -37,10 +37,6 @@ typedef struct job {
   bool dup_failed;
 } job_t;
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static job_t *head, *tail;
-static bool started;
 
 static void ticket_release(struct ticket *t) {
   if (atomic_fetch_sub(&t->refs, 1) == 1) free(t);
@@ -71,45 +67,16 @@ static void retire(job_t *j) {
   ticket_release(j->ticket);
 }
 
-static void *reaper_main(void *arg) {
-  (void)arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL); /* Node's signals are for its own threads */
-  for (;;) {
-    pthread_mutex_lock(&mu);
-    while (!head) pthread_cond_wait(&cv, &mu);
-    job_t *j = head;
-    head = j->next;
-    if (!head) tail = NULL;
-    pthread_mutex_unlock(&mu);
-    if (j->ticket) retire(j);
-    else close(j->fd);
-    free(j);
-  }
-  return NULL;
+/* One job on the reaper thread: a retirement or a close. */
+static void run_job(struct work_item *item) {
+  job_t *j = (job_t *)item;
+  if (j->ticket) retire(j);
+  else close(j->fd);
+  free(j);
 }
 
-/* Queues a job; false if the thread cannot start (the caller does the work itself). */
-static bool enqueue(job_t *j) {
-  pthread_mutex_lock(&mu);
-  if (!started) {
-    pthread_t t;
-    started = pthread_create(&t, NULL, reaper_main, NULL) == 0;
-    if (started) pthread_detach(t);
-  }
-  if (!started) {
-    pthread_mutex_unlock(&mu);
-    return false;
-  }
-  j->next = NULL;
-  if (tail) tail->next = j;
-  else head = j;
-  tail = j;
-  pthread_cond_signal(&cv);
-  pthread_mutex_unlock(&mu);
-  return true;
-}
+/* Its jobs; a push that fails (the thread cannot start) leaves the work to the caller. */
+static struct work_thread reaper = WORK_THREAD_INIT(run_job);
 
 /* Queues close(fd); falls back to closing now if the thread or memory is unavailable. */
 void reaper_close(int fd) {
@@ -119,7 +86,7 @@ void reaper_close(int fd) {
     return;
   }
   j->fd = fd;
-  if (!enqueue(j)) {
+  if (!work_thread_push(&reaper, &j->link)) {
     close(fd);
     free(j);
   }
@@ -140,7 +107,7 @@ void reaper_retire_child(int pidfd) {
   j->ticket = t;
   j->fd = pidfd;
   j->files[0] = j->files[1] = -1;
-  if (!enqueue(j)) retire(j), free(j);
+  if (!work_thread_push(&reaper, &j->link)) retire(j), free(j);
 }
 
 /* closeFdLater(fd): close(fd) on the reaper thread */
@@ -183,7 +150,7 @@ static napi_value process_retire(napi_env env, napi_callback_info info) {
   }
   if (j->files[0] < 0 || j->files[1] < 0) j->dup_failed = true; /* the files cannot be vouched for */
   if (pidfd >= 0) process_disown(env, pidfd); /* the job reaps it now */
-  if (!enqueue(j)) retire(j), free(j); /* now, on this thread */
+  if (!work_thread_push(&reaper, &j->link)) retire(j), free(j); /* now, on this thread */
   napi_create_external(env, t, ticket_finalize, NULL, &handle);
   return handle;
 }

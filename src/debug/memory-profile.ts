@@ -9,7 +9,7 @@ import { InvalidConfigError } from "../errors/errors.js";
 import { parseElf, readSymbols } from "../mem/elf.js";
 import { PROFILE_TABLE, readProfileTable, type ProfileSite } from "./profile-table.js";
 import { Symbolizer } from "./symbolizer.js";
-import lazyModules from "./lazy-modules.cjs";
+import lazyModules from "../lazy-modules.cjs";
 
 /** pprof-format's types, as the CommonJS build that lazy-modules.cts loads declares them. */
 type Pprof = ReturnType<typeof lazyModules.pprofFormat>;

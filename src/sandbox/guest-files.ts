@@ -22,7 +22,6 @@ const MAX_FILES = 8;
 const MAX_TOTAL_BYTES = 64 << 20;
 /** Larger files are read each time, not kept. */
 const MAX_FILE_BYTES = 16 << 20;
-let keptBytes = 0;
 let reads = 0;
 /** A file is kept only if it last changed at least this long before it was read (ns). */
 const SETTLED_NS = 2_000_000_000n;
@@ -35,26 +34,25 @@ export async function readGuestFile(path: string): Promise<Uint8Array> {
   reads++;
   const bytes = new Uint8Array(await readFile(path));
   const after = fileState(path);
-  forget(path);
+  cache.delete(path);
   // Kept only if the file had settled before it was read and did not change meanwhile.
   if (before !== undefined && after?.key === before.key && before.settled && bytes.byteLength <= MAX_FILE_BYTES) {
     cache.set(path, { key: before.key, bytes });
-    keptBytes += bytes.byteLength;
-    while (cache.size > MAX_FILES || keptBytes > MAX_TOTAL_BYTES) forget(cache.keys().next().value!);
+    while (cache.size > MAX_FILES || keptBytes() > MAX_TOTAL_BYTES) cache.delete(cache.keys().next().value!);
   }
   return bytes;
 }
 
-function forget(path: string): void {
-  const kept = cache.get(path);
-  if (!kept) return;
-  keptBytes -= kept.bytes.byteLength;
-  cache.delete(path);
+/** The bytes of every kept file (at most MAX_FILES of them). */
+function keptBytes(): number {
+  let n = 0;
+  for (const kept of cache.values()) n += kept.bytes.byteLength;
+  return n;
 }
 
 /** @internal Tests: how many times a file was read (not served from the cache), and what is kept. */
 export function guestFileCacheStats(): { reads: number; files: number; bytes: number } {
-  return { reads, files: cache.size, bytes: keptBytes };
+  return { reads, files: cache.size, bytes: keptBytes() };
 }
 
 function fileState(path: string): { key: string; settled: boolean } | undefined {

@@ -104,7 +104,7 @@ function longest(ranges: readonly number[], max: number): number[] {
 }
 
 /** Byte ranges as the whole pages they touch. */
-function bytesToPages(bytes: readonly number[]): number[] {
+export function bytesToPages(bytes: readonly number[]): number[] {
   const out: number[] = [];
   for (let i = 0; i < bytes.length; i += 2) {
     const first = Math.floor(bytes[i]! / PAGE), end = Math.ceil(bytes[i + 1]! / PAGE);

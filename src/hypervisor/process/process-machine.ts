@@ -23,7 +23,7 @@ import type { BackendInfo, CpuState, FaultRegisters, SystemSetup, VirtualMachine
 import { decodeExit, type DecodedExit } from "./exits.js";
 import { helperPath } from "./helper-path.js";
 import { processGuestXcr0, userCanSetSegmentBases } from "./host-cpu.js";
-import { rangesToPrefault, workingSetOf } from "../../snapshot/working-set.js";
+import { bytesToPages, rangesToPrefault, workingSetOf } from "../../snapshot/working-set.js";
 import type { MemoryImage } from "../../snapshot/memory-image.js";
 import {
   CONTROL_ADDRESS, CONTROL_SIZE, MAILBOX_SIZE, MailboxState, MAX_MAPS, MAX_PREFAULT_RANGES, MB, PARK_PC, REG_RFLAGS, REG_RIP, REG_RSP, RunMode, RunResult,
@@ -740,8 +740,7 @@ function describeStatus(status: number): string {
  * would allocate them); a working set keeps only pages with data anyway.
  */
 function changedPages(memory: Uint8Array, image: Uint8Array, ranges: ArrayLike<number>, dataBytes: readonly number[]): number[] {
-  const dataPages = dataBytes.map((b, i) => (i % 2 === 0 ? Math.floor(b / PAGE) : Math.ceil(b / PAGE)));
-  const within = intersectRanges(ranges, dataPages);
+  const within = intersectRanges(ranges, bytesToPages(dataBytes));
   const out: number[] = [];
   for (let r = 0; r < within.length; r += 2) {
     for (let page = within[r]!; page < within[r + 1]!; page++) {

@@ -1,5 +1,5 @@
 /** sha256 digests: of small byte arrays, and of memory images without reading their holes. */
-import crypto from "./lazy-crypto.cjs";
+import lazyModules from "../../lazy-modules.cjs";
 
 /** Zeros to hash holes with: made on first use, not at `import "vmlet"` (issue 17). */
 let zeroMiB: Uint8Array | undefined;
@@ -10,7 +10,7 @@ const SLICE = 32 << 20;
 export type Progress = (done: number, total: number) => void;
 
 export function sha256(bytes: Uint8Array): string {
-  return `sha256:${crypto().createHash("sha256").update(bytes).digest("hex")}`;
+  return `sha256:${lazyModules.crypto().createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 /**
@@ -19,7 +19,7 @@ export function sha256(bytes: Uint8Array): string {
  * without touching their pages.
  */
 export async function sha256OfImage(view: Uint8Array | ((start: number, end: number) => Uint8Array), ranges: readonly number[], size: number, onProgress?: Progress): Promise<string> {
-  const hash = crypto().createHash("sha256");
+  const hash = lazyModules.crypto().createHash("sha256");
   let at = 0;
   let sinceYield = 0;
   const feed = async (from: number, to: number, bytesAt: (start: number, end: number) => Uint8Array): Promise<void> => {

@@ -5,7 +5,7 @@
  * are fsync'd, renamed into place, and the directory is fsync'd. Every path is resolved
  * from a directory held open (layout-dir.ts), so no symlink can redirect a read or a write.
  */
-import crypto from "./lazy-crypto.cjs";
+import lazyModules from "../../lazy-modules.cjs";
 import fs from "node:fs";
 import { loadAddon } from "../../native/addon.js";
 import { LayoutLockedError, SnapshotInvalidError } from "./errors.js";
@@ -68,7 +68,7 @@ export function readCapped(layout: string | LayoutDir, relative: string, cap: nu
 
 /** A new temp file in `root`, created read-only for everyone (blobs are never changed in place). */
 export function createTemp(root: LayoutDir): Temp {
-  const name = `${TEMP_PREFIX}${crypto().randomBytes(8).toString("hex")}`;
+  const name = `${TEMP_PREFIX}${lazyModules.crypto().randomBytes(8).toString("hex")}`;
   const shown = root.hostPathOf(name);
   try {
     return { fd: fs.openSync(root.at(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0o444), file: root.at(name), shown };

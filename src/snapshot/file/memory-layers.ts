@@ -7,7 +7,7 @@
  * pages of the diffs, whatever the memory size or the chain's depth.
  */
 import type { Hash } from "node:crypto";
-import crypto from "./lazy-crypto.cjs";
+import lazyModules from "../../lazy-modules.cjs";
 import fs from "node:fs";
 import { HypervisorError } from "../../errors/errors.js";
 import { ImageWriter, MemoryImage } from "../memory-image.js";
@@ -106,7 +106,7 @@ async function applyDiffLayer(blobs: LayoutDir, layer: Descriptor, base: string,
   const rel = blobRelative(layer.digest);
   const fd = openLayer(blobs, layer);
   try {
-    const hash = verify ? crypto().createHash("sha256") : undefined;
+    const hash = verify ? lazyModules.crypto().createHash("sha256") : undefined;
     const header = decodeDiffHeader(readAt(fd, new Uint8Array(DIFF_HEADER_BYTES), 0, rel), rel, { size: layer.size, memorySize: writer.size, base });
     const { dataOffset } = diffGeometry(header.pageCount);
     const prefix = readAt(fd, new Uint8Array(dataOffset), 0, rel);

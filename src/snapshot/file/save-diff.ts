@@ -3,7 +3,7 @@
  * puts this snapshot's memory over it. The pages come from the snapshot's PageHistory
  * (page-history.ts), so the cost is the pages changed since the base, not the memory size.
  */
-import crypto from "./lazy-crypto.cjs";
+import lazyModules from "../../lazy-modules.cjs";
 import fs from "node:fs";
 import { InvalidConfigError, SnapshotMismatchError, VmletError } from "../../errors/errors.js";
 import type { MemoryImage } from "../memory-image.js";
@@ -65,7 +65,7 @@ function notAnAncestor(snapshot: Snapshot, dir: string, index: OciIndex, ref: st
 export async function writeDiffLayer(root: LayoutDir, image: MemoryImage, pages: Uint32Array, base: string): Promise<{ temp: Temp; descriptor: Descriptor }> {
   const prefix = encodeDiffPrefix({ memorySize: image.size, pageCount: pages.length, base }, pages);
   const { dataOffset, size } = diffGeometry(pages.length);
-  const hash = crypto().createHash("sha256").update(prefix);
+  const hash = lazyModules.crypto().createHash("sha256").update(prefix);
   const temp = createTemp(root);
   try {
     fs.ftruncateSync(temp.fd, size);
